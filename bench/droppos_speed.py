@@ -1,0 +1,79 @@
+"""Time DropPos training steps and report images/s and achieved FLOP/s as a share of a matmul peak measured in the same run.
+
+    python bench/droppos_speed.py                       # CPU: default config + ViT-B/16 at 224 (a few steps)
+    python bench/droppos_speed.py --device cuda --precision bf16 --steps 20
+
+FLOPs of one training step (forward, no-grad attentive pass, backward) are counted by torch's FlopCounterMode
+on the real step, not estimated by hand. The peak is the best FLOP/s of a large square matmul in the same
+precision on the same device, measured at the start of the run.
+"""
+import argparse, json, platform, time, os
+from pathlib import Path
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from droppos_nb.droppos import DropPos
+
+CONFIGS = {
+    'default': dict(arch='vit_tiny', img_size=32, patch_size=4, bs=128),
+    'vit_b16_224': dict(arch='vit_base', img_size=224, patch_size=16, bs=8),
+}
+
+def sync(dev):
+    if dev.type == 'cuda': torch.cuda.synchronize()
+
+def autocast(dev, precision):
+    dtype = dict(bf16=torch.bfloat16, fp16=torch.float16).get(precision)
+    return torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None)
+
+def matmul_peak(dev, precision, n=None, reps=10):
+    "Best FLOP/s of an n x n matmul in `precision` on `dev`."
+    n = n or (8192 if dev.type == 'cuda' else 2048)
+    dtype = dict(bf16=torch.bfloat16, fp16=torch.float16).get(precision, torch.float32)
+    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
+    for _ in range(2): a @ b
+    best = float('inf')
+    for _ in range(reps):
+        sync(dev); t = time.perf_counter(); a @ b; sync(dev); best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best
+
+def bench_config(name, cfg, dev, precision, steps, bs=None):
+    bs = bs or cfg['bs']
+    torch.manual_seed(0)
+    model = DropPos(cfg['arch'], cfg['img_size'], cfg['patch_size']).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95))
+    x = torch.randn(bs, 3, cfg['img_size'], cfg['img_size'], device=dev)
+    def step():
+        with autocast(dev, precision): out = model(x)
+        out['loss'].backward(); opt.step(); opt.zero_grad(set_to_none=True)
+    with FlopCounterMode(display=False) as fc: step()
+    flops = fc.get_total_flops()
+    for _ in range(2): step()                  # warm-up
+    sync(dev); t = time.perf_counter()
+    for _ in range(steps): step()
+    sync(dev); dt = (time.perf_counter() - t) / steps
+    return dict(config=name, **cfg, bs=bs, precision=precision, sec_per_step=dt, img_per_s=bs / dt,
+                gflop_per_step=flops / 1e9, achieved_tflops=flops / dt / 1e12)
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--device', default='cpu'); p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'])
+    p.add_argument('--configs', default='default,vit_b16_224'); p.add_argument('--steps', type=int, default=3)
+    p.add_argument('--bs', type=int, default=None, help="override every config's batch size")
+    p.add_argument('--out', default='bench/out/droppos_speed.json')
+    a = p.parse_args()
+    dev = torch.device(a.device)
+    peak = matmul_peak(dev, a.precision)
+    machine = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    rows = [bench_config(n, CONFIGS[n], dev, a.precision, a.steps, a.bs) for n in a.configs.split(',')]
+    for r in rows: r['share_of_matmul_peak'] = r['achieved_tflops'] * 1e12 / peak
+    res = dict(machine=machine, torch=torch.__version__, device=str(dev), precision=a.precision, threads=torch.get_num_threads(),
+               matmul_peak_tflops=peak / 1e12, rows=rows)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(res, indent=2))
+    print(f"machine: {machine}; torch {torch.__version__}; {a.precision}; matmul peak {peak / 1e12:.3f} TFLOP/s")
+    print("| config | batch | img/s | GFLOP/step | achieved TFLOP/s | share of matmul peak |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['config']} ({r['arch']}, {r['img_size']} px / {r['patch_size']}) | {r['bs']} | {r['img_per_s']:.1f} | "
+              f"{r['gflop_per_step']:.1f} | {r['achieved_tflops']:.3f} | {r['share_of_matmul_peak']:.0%} |")
+
+if __name__ == '__main__': main()

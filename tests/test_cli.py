@@ -1,0 +1,50 @@
+"The command line as a user runs it: outputs of a short pretraining run, and clear errors for bad input."
+import csv, json
+from pathlib import Path
+import numpy as np
+import pytest, torch, timm
+from PIL import Image
+
+TINY = ['--epochs', '2', '--max-items', '256', '--bs', '64', '--decoder-dim', '64', '--decoder-heads', '4', '--quiet']
+
+def test_pretrain_writes_everything(run_cli, tmp_path):
+    out = tmp_path / 'run'
+    r = run_cli('pretrain', '--method', 'droppos', '--data', 'mnist5k', '--arch', 'vit_tiny', '--img-size', '32',
+                '--patch-size', '4', *TINY, '--out', out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert str(out.resolve()) in r.stdout
+    for f in ['metrics.csv', 'config.json', 'encoder.safetensors', 'model.safetensors', 'positions.png']: assert (out / f).exists(), f
+    rows = list(csv.DictReader((out / 'metrics.csv').open()))
+    assert len(rows) == 2
+    for col in ['epoch', 'train_loss', 'valid_loss', 'pos_acc', 'sigma', 'lr', 'seconds']: assert col in rows[0], col
+    assert [float(r['sigma']) for r in rows] == [1.0, 0.5]          # sigma_0 * (1 - e / E)
+    assert all(0 <= float(r['pos_acc']) <= 1 and float(r['seconds']) > 0 for r in rows)
+    cfg = json.loads((out / 'config.json').read_text())
+    assert cfg['model']['pos_mask_ratio'] == 0.75 and cfg['timm_arch'] == 'vit_tiny_patch16_224'
+    # the encoder loads into timm with no missing or unexpected keys (timm loads strictly)
+    m = timm.create_model('vit_tiny_patch16_224', pretrained=True, pretrained_cfg_overlay=dict(file=str(out / 'encoder.safetensors')),
+                          img_size=32, patch_size=4, num_classes=0)
+    assert m(torch.randn(1, 3, 32, 32)).shape == (1, 192)
+    img = np.asarray(Image.open(out / 'positions.png'))
+    assert img.ndim == 3 and img.shape[0] > 100 and img.std() > 10
+
+def test_bad_image_size(run_cli, tmp_path):
+    r = run_cli('pretrain', '--img-size', '30', '--patch-size', '4', '--out', tmp_path / 'x')
+    assert r.returncode == 2 and 'not divisible by patch size 4' in r.stderr
+
+@pytest.mark.parametrize('opt,val', [('--mask-ratio', '1.5'), ('--pos-mask-ratio', '0')])
+def test_bad_ratio(run_cli, tmp_path, opt, val):
+    r = run_cli('pretrain', opt, val, *TINY, '--out', tmp_path / 'x')
+    assert r.returncode == 2 and 'outside (0, 1)' in r.stderr, r.stderr[-2000:]
+
+def test_missing_and_empty_folder(run_cli, tmp_path):
+    r = run_cli('pretrain', '--data', tmp_path / 'nowhere', *TINY, '--out', tmp_path / 'x')
+    assert r.returncode == 2 and 'does not exist' in r.stderr, r.stderr[-2000:]
+    (tmp_path / 'empty' / 'train').mkdir(parents=True); (tmp_path / 'empty' / 'valid').mkdir()
+    r = run_cli('pretrain', '--data', tmp_path / 'empty', *TINY, '--out', tmp_path / 'y')
+    assert r.returncode == 2 and 'no images' in r.stderr.lower(), r.stderr[-2000:]
+
+def test_help_lists_options(run_cli):
+    r = run_cli('pretrain', '--help')
+    for o in ['--method', '--data', '--arch', '--img-size', '--patch-size', '--epochs', '--bs', '--out', '--tau', '--sigma']:
+        assert o in r.stdout

@@ -8,4 +8,4 @@ import os, platform
 cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
 print(f"{cpu}, {os.cpu_count()} cores, CPU fp32")
 PY
-rm -f bench/results/default_run/model.safetensors   # keep the repository small; encoder.safetensors stays
+rm -f bench/results/default_run/*.safetensors   # keep the repository small (the weights are 20+ MB)

@@ -1,7 +1,7 @@
 """Time DropPos training steps and report images/s and achieved FLOP/s as a share of a matmul peak measured in the same run.
 
-    python bench/droppos_speed.py                       # CPU: default config + ViT-B/16 at 224 (a few steps)
-    python bench/droppos_speed.py --device cuda --precision bf16 --steps 20
+    python bench/droppos_speed.py                       # CPU, fp32 and bf16: default config + ViT-B/16 at 224 (a few steps)
+    python bench/droppos_speed.py --device cuda --precision fp32,bf16 --steps 20 --bs 64
 
 FLOPs of one training step (forward, no-grad attentive pass, backward) are counted by torch's FlopCounterMode
 on the real step, not estimated by hand. The peak is the best FLOP/s of a large square matmul in the same
@@ -17,6 +17,10 @@ CONFIGS = {
     'default': dict(arch='vit_tiny', img_size=32, patch_size=4, bs=128),
     'vit_b16_224': dict(arch='vit_base', img_size=224, patch_size=16, bs=8),
 }
+
+def cpu_name():
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): return platform.processor() or platform.machine()
 
 def sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize()
@@ -51,29 +55,40 @@ def bench_config(name, cfg, dev, precision, steps, bs=None):
     sync(dev); t = time.perf_counter()
     for _ in range(steps): step()
     sync(dev); dt = (time.perf_counter() - t) / steps
-    return dict(config=name, **cfg, bs=bs, precision=precision, sec_per_step=dt, img_per_s=bs / dt,
+    return dict(config=name, **{**cfg, 'bs': bs}, precision=precision, sec_per_step=dt, img_per_s=bs / dt,
                 gflop_per_step=flops / 1e9, achieved_tflops=flops / dt / 1e12)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--device', default='cpu'); p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'])
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--precision', default='fp32,bf16', help="comma-separated: fp32, bf16, fp16; the first is the baseline of the speed ratio")
     p.add_argument('--configs', default='default,vit_b16_224'); p.add_argument('--steps', type=int, default=3)
     p.add_argument('--bs', type=int, default=None, help="override every config's batch size")
-    p.add_argument('--out', default='bench/out/droppos_speed.json')
+    p.add_argument('--out', default=None, help='JSON file (default bench/results/droppos_speed_<device>.json)')
     a = p.parse_args()
     dev = torch.device(a.device)
-    peak = matmul_peak(dev, a.precision)
-    machine = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    rows = [bench_config(n, CONFIGS[n], dev, a.precision, a.steps, a.bs) for n in a.configs.split(',')]
-    for r in rows: r['share_of_matmul_peak'] = r['achieved_tflops'] * 1e12 / peak
-    res = dict(machine=machine, torch=torch.__version__, device=str(dev), precision=a.precision, threads=torch.get_num_threads(),
-               matmul_peak_tflops=peak / 1e12, rows=rows)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(res, indent=2))
-    print(f"machine: {machine}; torch {torch.__version__}; {a.precision}; matmul peak {peak / 1e12:.3f} TFLOP/s")
-    print("| config | batch | img/s | GFLOP/step | achieved TFLOP/s | share of matmul peak |")
-    print("|---|---|---|---|---|---|")
+    precisions = a.precision.split(',')
+    peaks = {pr: matmul_peak(dev, pr) for pr in precisions}
+    machine = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f"{cpu_name()}, {os.cpu_count()} cores"
+    rows = []
+    for n in a.configs.split(','):
+        base = None
+        for pr in precisions:
+            r = bench_config(n, CONFIGS[n], dev, pr, a.steps, a.bs)
+            r['share_of_matmul_peak'] = r['achieved_tflops'] * 1e12 / peaks[pr]
+            base = base or r['img_per_s']
+            r['speed_vs_' + precisions[0]] = r['img_per_s'] / base
+            rows.append(r)
+    res = dict(machine=machine, torch=torch.__version__, device=str(dev), threads=torch.get_num_threads(),
+               matmul_peak_tflops={k: v / 1e12 for k, v in peaks.items()}, rows=rows)
+    out = Path(a.out or f'bench/results/droppos_speed_{dev.type}.json')
+    out.parent.mkdir(parents=True, exist_ok=True); out.write_text(json.dumps(res, indent=2))
+    print(f"machine: {machine}; torch {torch.__version__}; matmul peak (TFLOP/s): "
+          + ', '.join(f"{k} {v / 1e12:.3f}" for k, v in peaks.items()) + "\n")
+    print(f"| config | precision | batch | img/s | vs {precisions[0]} | GFLOP/step | achieved TFLOP/s | share of matmul peak |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['config']} ({r['arch']}, {r['img_size']} px / {r['patch_size']}) | {r['bs']} | {r['img_per_s']:.1f} | "
-              f"{r['gflop_per_step']:.1f} | {r['achieved_tflops']:.3f} | {r['share_of_matmul_peak']:.0%} |")
+        print(f"| {r['config']} ({r['arch']}, {r['img_size']} px / {r['patch_size']}) | {r['precision']} | {r['bs']} | {r['img_per_s']:.1f} | "
+              f"{r['speed_vs_' + precisions[0]]:.2f}x | {r['gflop_per_step']:.1f} | {r['achieved_tflops']:.3f} | {r['share_of_matmul_peak']:.0%} |")
 
 if __name__ == '__main__': main()

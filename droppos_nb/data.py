@@ -218,7 +218,7 @@ class TensorItems:
     @property
     def c(self): return len(self.vocab)
     def decode(self, o, full=True): return (o[0], Category(self.vocab[int(o[1])]))
-    def new_empty(self): return TensorItems(self.x[:0], self.y[:0], self.vocab, self.split_idx)
+    def new_empty(self): return TensorItems(self.x[:0].clone(), self.y[:0].clone(), self.vocab, self.split_idx)
 
 # %% ../nbs/01_data.ipynb #c9e3c56d
 class TensorDL(TfmdDL):

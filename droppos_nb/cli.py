@@ -9,12 +9,15 @@ from pathlib import Path
 import torch
 from fastai.callback.progress import ProgressCallback
 from .core import set_seed, default_device, grid_size
+from .scale import (precision_callbacks, accumulation_callbacks, NonFiniteGuard, NonFiniteLoss, EpochCheckpoint,
+                               ResumableCSVLogger, load_checkpoint, resume_)
 from .vit import timm_arch
 from .learner import (METHODS, pretrain_learner, scaled_lr, export_encoder, save_model, SaveModelEveryEpoch,
                                 unwrap)
 
 # %% auto #0
-__all__ = ['pretrain_parser', 'model_kwargs', 'save_position_figure', 'pretrain', 'main']
+__all__ = ['VIZ_FIGURES', 'pretrain_parser', 'model_kwargs', 'save_position_figure', 'resume_args', 'pretrain', 'viz_parser',
+           'viz', 'main']
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
 def pretrain_parser(p:argparse.ArgumentParser):
@@ -38,8 +41,11 @@ def pretrain_parser(p:argparse.ArgumentParser):
     a('--decoder-dim', type=int, default=512); a('--decoder-depth', type=int, default=2); a('--decoder-heads', type=int, default=16)
     a('--max-items', type=int, default=None, help="use only the first N training images (quick trials)")
     a('--seed', type=int, default=0); a('--device', default=None, choices=[None, 'cpu', 'cuda'])
+    a('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'], help="fp32 (the paper), bf16 (CPU or CUDA), fp16 (CUDA)")
+    a('--accum', type=int, default=1, help="accumulate gradients over N batches (the update of an N-times larger batch)")
     a('--num-workers', type=int, default=None)
     a('--out', default=None, help="output folder (default runs/<method>-<data>-<time>)")
+    a('--resume', default=None, metavar='DIR', help="continue the run in DIR from its last finished epoch (its config.json gives every other setting)")
     a('--quiet', action='store_true', help="no progress bars")
     return p
 
@@ -70,10 +76,24 @@ def save_position_figure(learn, path, n:int=8):
     return path
 
 # %% ../nbs/90_cli.ipynb #04e0478f
+def resume_args(args) -> dict:
+    "Fill `args` from the config of the run in `args.resume`; returns its training checkpoint."
+    run = Path(args.resume)
+    if not (run / 'config.json').exists(): raise FileNotFoundError(f"{run} is not a run folder (no config.json): pass the --out folder of a run")
+    ck = load_checkpoint(run / 'checkpoint.pt')
+    for k, v in json.loads((run / 'config.json').read_text()).items():
+        if hasattr(args, k) and k not in ('resume', 'quiet', 'device', 'num_workers'): setattr(args, k, v)
+    args.out = str(run)
+    if ck['epoch'] >= args.epochs: raise ValueError(f"the run in {run} already finished its {args.epochs} epochs")
+    return ck
+
+# %% ../nbs/90_cli.ipynb #f74cc316
 def pretrain(args) -> Path:
     "Run `droppos_nb pretrain` with parsed `args`; returns the output folder."
     from droppos_nb.data import get_dls
+    ck = resume_args(args) if args.resume else None
     grid_size(args.img_size, args.patch_size)      # fail before any data is read
+    precision_callbacks(args.precision, 'cuda' if args.device == 'cuda' else args.device); accumulation_callbacks(args.accum, args.bs)
     out = Path(args.out or f"runs/{args.method}-{Path(str(args.data)).name}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)
@@ -81,17 +101,19 @@ def pretrain(args) -> Path:
     mkw = model_kwargs(args)
     dls = get_dls(args.data, img_size=args.img_size, bs=args.bs, seed=args.seed, device=device,
                   max_items=args.max_items, num_workers=args.num_workers)
-    batch = args.bs
+    batch = args.bs * args.accum
     lr = args.lr if args.lr is not None else scaled_lr(args.blr, batch)
     config = dict(vars(args), model=mkw, lr=lr, effective_batch=batch, timm_arch=timm_arch(args.arch),
                   device=str(device), machine=platform.platform(), torch=torch.__version__)
-    (out / 'config.json').write_text(json.dumps(config, indent=2, default=str))
-    learn = pretrain_learner(dls, args.method, path=out, seed=args.seed, sigma_decay=not args.no_sigma_decay,
-                             cbs=[SaveModelEveryEpoch('model.safetensors', mkw)], **mkw)
+    if ck is None: (out / 'config.json').write_text(json.dumps(config, indent=2, default=str))
+    learn = pretrain_learner(dls, args.method, path=out, seed=args.seed, sigma_decay=not args.no_sigma_decay, csv=None,
+                             cbs=[ResumableCSVLogger('metrics.csv'), SaveModelEveryEpoch('model.safetensors', mkw), EpochCheckpoint(), NonFiniteGuard(),
+                                  *precision_callbacks(args.precision, device), *accumulation_callbacks(args.accum, args.bs)], **mkw)
     if args.quiet:
         learn.remove_cb(ProgressCallback)
         learn.logger = lambda log: print('  '.join(f"{n}={v:.4g}" if isinstance(v, float) else f"{n}={v}"
                                                    for n, v in zip(learn.recorder.metric_names, log)), flush=True)
+    if ck is not None: print(f"resuming {out} at epoch {resume_(learn, ck) + 1} of {args.epochs}")
     learn.fit_warmup_cos(args.epochs, lr, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr, wd=args.wd)
     export_encoder(learn.model, out / 'encoder.safetensors', arch=timm_arch(args.arch), img_size=args.img_size, patch_size=args.patch_size)
     save_model(learn.model, out / 'model.safetensors', args.method, mkw)
@@ -103,14 +125,78 @@ def pretrain(args) -> Path:
     return out
 
 # %% ../nbs/90_cli.ipynb #150eaf54
+VIZ_FIGURES = ('positions', 'patch', 'attention', 'rollout', 'smoothing', 'weights')
+
+def viz_parser(p:argparse.ArgumentParser):
+    "Arguments of `droppos_nb viz`."
+    a = p.add_argument
+    a('--model', required=True, help="checkpoint: model.safetensors of a run, or an official DropPos/MAE .pth")
+    a('--data', default='mnist5k', help="built-in dataset or image folder; the first validation images are drawn")
+    a('--out', default='figs', help="output folder for the PNGs")
+    a('--what', default=','.join(VIZ_FIGURES), help=f"comma-separated figures: {', '.join(VIZ_FIGURES)}")
+    a('--n', type=int, default=8, help="number of images"); a('--seed', type=int, default=0, help="mask seed")
+    a('--layer', type=int, default=-1, help="attention layer (negative counts from the end)")
+    a('--mask-ratio', type=float, default=None, help="gamma for the figure (default: the model's)")
+    a('--pos-mask-ratio', type=float, default=None, help="gamma_pos for the figure (default: the model's)")
+    a('--sigma', type=float, default=None, help="position-smoothing sigma for the loss and the smoothing figure (default: the model's; 0, .5, 1, 2 drawn)")
+    a('--tau', type=float, default=None, help="attentive-weight temperature (default: the model's)")
+    a('--dpi', type=int, default=120, help="resolution of the PNGs"); a('--device', default=None, choices=[None, 'cpu', 'cuda'])
+    return p
+
+def viz(args) -> list:
+    "Run `droppos_nb viz` with parsed `args`; returns the written paths."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from droppos_nb import viz as V
+    from droppos_nb.data import get_dls, denormalize
+    from droppos_nb.official import load_any
+    what = [w.strip() for w in args.what.split(',') if w.strip()]
+    bad = [w for w in what if w not in VIZ_FIGURES]
+    if bad: raise ValueError(f"unknown figure(s) {', '.join(bad)}: choose from {', '.join(VIZ_FIGURES)}")
+    device = default_device(None if args.device is None else args.device == 'cuda')
+    model = load_any(args.model).to(device).eval()
+    enc = getattr(model, 'encoder', model)
+    img_size, p = enc.patch_embed.img_size[0], enc.patch_embed.patch_size[0]
+    dls = get_dls(args.data, img_size=img_size, bs=args.n, seed=args.seed, device=device, num_workers=0)
+    x = dls.valid.one_batch()[0][:args.n].as_subclass(torch.Tensor)
+    shown = denormalize(x).cpu()
+    out_dir = Path(args.out); out_dir.mkdir(parents=True, exist_ok=True)
+    is_droppos = hasattr(model, 'mask_pos_token')
+    if is_droppos:
+        V.set_ratios(model, args.mask_ratio, args.pos_mask_ratio)
+        out = V.droppos_outputs(model, x, args.seed, sigma=args.sigma, tau=args.tau)
+        acc = V.position_accuracy(out)
+    attns = V.attention_maps(enc, x) if {'attention', 'rollout'} & set(what) else None
+    written = []
+    for w in what:
+        if w in ('positions', 'patch') and not is_droppos: print(f"skipping {w}: not a DropPos model"); continue
+        if w == 'positions': fig = V.plot_position_reconstruction(shown, out, p, n=args.n, title=f"position accuracy {acc:.0%} (masked: black, wrong: white)")
+        elif w == 'patch': fig = V.plot_patch_probabilities(shown[0], out, 0, patch_size=p)
+        elif w == 'attention': fig = V.plot_attention(shown, attns, args.layer)
+        elif w == 'rollout': fig = V.plot_rollout(shown, attns)
+        elif w == 'smoothing': fig = V.plot_smoothing(img_size // p, sigmas=(0., .5, 1., 2.) if args.sigma is None else (args.sigma,))
+        elif w == 'weights':
+            tau = args.tau if args.tau is not None else getattr(model, 'tau', 0.1)
+            fig = V.plot_attentive_weights(shown, V.full_attentive_weights(enc, x, tau), title=f"attentive weights, τ = {tau:g}")
+        path = out_dir / f"{w}.png"; fig.savefig(path, dpi=args.dpi, bbox_inches='tight'); plt.close(fig)
+        written.append(path)
+    print(f"wrote {', '.join(str(w) for w in written)}")
+    return written
+
+# %% ../nbs/90_cli.ipynb #c0dc67b3
 def main(argv=None):
     "Entry point of the `droppos_nb` command."
     parser = argparse.ArgumentParser(prog='droppos_nb', description="Self-supervised ViT pretraining workbook: DropPos and friends")
     sub = parser.add_subparsers(dest='command', required=True)
     pretrain_parser(sub.add_parser('pretrain', help="pretrain an encoder and write metrics, checkpoints and figures"))
+    viz_parser(sub.add_parser('viz', help="draw the figures of a checkpoint as PNGs (no Jupyter needed)"))
     args = parser.parse_args(argv)
     try:
         if args.command == 'pretrain': pretrain(args)
+        elif args.command == 'viz': viz(args)
     except (ValueError, FileNotFoundError) as e:
         print(f"droppos_nb {args.command}: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except NonFiniteLoss as e:
+        print(f"droppos_nb {args.command}: stopped: {e}", file=sys.stderr)
+        sys.exit(3)

@@ -4,14 +4,17 @@
 
 # %% ../nbs/40_viz.ipynb #c85dbb60
 from __future__ import annotations
-import torch
+import torch, torch.nn.functional as F
 import matplotlib
 import matplotlib.pyplot as plt
 from .core import patchify, unpatchify
 
 # %% auto #0
-__all__ = ['position_reconstruction', 'masked_input', 'to_hwc', 'show_image_grid', 'outline_cells',
-           'plot_position_reconstruction']
+__all__ = ['position_reconstruction', 'masked_input', 'to_hwc', 'overlay_heat', 'show_image_grid', 'outline_cells',
+           'plot_position_reconstruction', 'set_ratios', 'droppos_outputs', 'position_accuracy', 'patch_heat',
+           'paste_patches', 'plot_reconstruction', 'patch_probabilities', 'plot_patch_probabilities', 'plot_smoothing',
+           'full_attentive_weights', 'plot_attentive_weights', 'attention_maps', 'cls_attention', 'attention_rollout',
+           'plot_attention', 'plot_rollout', 'fig_to_png', 'fig_to_array']
 
 # %% ../nbs/40_viz.ipynb #05021828
 def position_reconstruction(imgs:torch.Tensor, ids_keep:torch.Tensor, mask_pos:torch.Tensor, pred:torch.Tensor,
@@ -43,8 +46,15 @@ def to_hwc(img:torch.Tensor):
     img = img.detach().float().cpu().clamp(0, 1)
     return img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
 
-def show_image_grid(rows:list, titles:list|None=None, size:float=1.2, suptitle:str|None=None):
-    "A figure of `rows` (each a (B, C, H, W) tensor in [0, 1]) with a title per row; returns the figure."
+def overlay_heat(ax, heat:torch.Tensor, shape:tuple, alpha:float=0.6, cmap:str='inferno', interpolation:str='nearest', vmax=1.):
+    "Draw map `heat` (g, g) stretched over image axes of `shape` (H, W), with opacity `alpha`."
+    H, W = shape
+    return ax.imshow(heat.numpy() if torch.is_tensor(heat) else heat, cmap=cmap, alpha=alpha, vmin=0, vmax=vmax,
+                     extent=(-.5, W - .5, H - .5, -.5), interpolation=interpolation)
+
+def show_image_grid(rows:list, titles:list|None=None, size:float=1.2, suptitle:str|None=None, heats:list|None=None,
+                    alpha:float=0.6, col_titles:list|None=None, cmap:str='inferno'):
+    "A figure of `rows` (each a (B, C, H, W) tensor in [0, 1]) with a title per row and optional heatmaps `heats` (one (B, g, g) or None per row)."
     nr, nc = len(rows), max(len(r) for r in rows)
     fig, axs = plt.subplots(nr, nc, figsize=(nc * size, nr * size + (0.3 if suptitle else 0)), squeeze=False)
     for i, row in enumerate(rows):
@@ -52,7 +62,10 @@ def show_image_grid(rows:list, titles:list|None=None, size:float=1.2, suptitle:s
             ax = axs[i, j]; ax.set_xticks([]); ax.set_yticks([])
             for s in ax.spines.values(): s.set_visible(False)
             if j < len(row): ax.imshow(to_hwc(row[j]), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+            if j < len(row) and heats and heats[i] is not None: overlay_heat(ax, heats[i][j], row[j].shape[-2:], alpha, cmap)
         if titles: axs[i, 0].set_ylabel(titles[i], fontsize=8)
+    if col_titles:
+        for j, t in enumerate(col_titles): axs[0, j].set_title(t, fontsize=8)
     if suptitle: fig.suptitle(suptitle, fontsize=9)
     fig.tight_layout()
     return fig
@@ -67,12 +80,185 @@ def outline_cells(axes, ids:torch.Tensor, g:int, patch_size:int, color=(0.45, 0.
             ax.add_patch(Rectangle((c * patch_size - .5, r * patch_size - .5), patch_size, patch_size, fill=False, ec=color, lw=lw))
 
 # %% ../nbs/40_viz.ipynb #a05081b2
-def plot_position_reconstruction(imgs:torch.Tensor, out:dict, patch_size:int, n:int=8, title:str|None=None, outline:bool=True):
+def plot_position_reconstruction(imgs:torch.Tensor, out:dict, patch_size:int, n:int=8, title:str|None=None, outline:bool=True,
+                                 size:float=1.2):
     "Original, masked input (dropped positions dimmed) and paper-style position reconstruction for `n` images; `outline` frames visible cells."
     ids_keep, mask_pos = out['ids_keep'][:n].cpu(), out['mask_pos'][:n].cpu()
     pred, imgs = out['logits'][:n].argmax(-1).cpu(), imgs[:n].cpu()
     rec = position_reconstruction(imgs, ids_keep, mask_pos, pred, patch_size)
     fig = show_image_grid([imgs, masked_input(imgs, ids_keep, patch_size, mask_pos), rec],
-                          ['original', 'input', 'positions'], suptitle=title)
+                          ['original', 'input', 'positions'], suptitle=title, size=size)
     if outline: outline_cells(fig.axes[len(imgs):3 * len(imgs)], ids_keep.repeat(2, 1), imgs.shape[-1] // patch_size, patch_size)
     return fig
+
+# %% ../nbs/40_viz.ipynb #979ca3c5
+def set_ratios(model, gamma:float|None=None, gamma_pos:float|None=None):
+    "Set a DropPos model's `mask_ratio` (γ) and `pos_mask_ratio` (γ_pos) and the counts derived from them; returns the model."
+    from droppos_nb.masking import check_ratio, n_keep
+    gamma = model.mask_ratio if gamma is None else check_ratio(gamma, 'mask_ratio (gamma)')
+    gamma_pos = model.pos_mask_ratio if gamma_pos is None else check_ratio(gamma_pos, 'pos_mask_ratio (gamma_pos)')
+    n_vis = n_keep(model.num_patches, gamma); n_pos = n_keep(n_vis, gamma_pos)
+    if n_vis < 1 or n_pos == n_vis:
+        raise ValueError(f"with {model.num_patches} patches, gamma={gamma} keeps {n_vis} patches and gamma_pos={gamma_pos} "
+                         f"drops {n_vis - n_pos} positions: lower the ratios")
+    model.mask_ratio, model.pos_mask_ratio, model.n_vis, model.n_pos = gamma, gamma_pos, n_vis, n_pos
+    return model
+
+@torch.no_grad()
+def droppos_outputs(model, imgs:torch.Tensor, seed:int=0, sigma:float|None=None, tau:float|None=None) -> dict:
+    "The output dict of DropPos `model` on `imgs` (eval, no grad) with masks drawn from `seed`; `sigma`/`tau` override the model's for this call."
+    old = model.training, model.generator, model.sigma, model.tau
+    dev = next(model.parameters()).device
+    try:
+        model.eval(); model.generator = torch.Generator(dev).manual_seed(int(seed))
+        if sigma is not None: model.sigma = float(sigma)
+        if tau is not None: model.tau = float(tau)
+        out = model(imgs.to(dev))
+    finally:
+        model.train(old[0]); model.generator, model.sigma, model.tau = old[1:]
+    return {k: v.cpu() if torch.is_tensor(v) else v for k, v in out.items()}
+
+def position_accuracy(out:dict) -> float:
+    "The weighted position accuracy of a DropPos output dict."
+    return (out['acc_num'] / out['acc_den']).item()
+
+# %% ../nbs/40_viz.ipynb #90a115fc
+def patch_heat(values:torch.Tensor, g:int|None=None, normalize:bool=True) -> torch.Tensor:
+    "Per-patch values (B, N) as maps (B, g, g), scaled to [0, 1] per map with `normalize`."
+    v = values.detach().float().cpu()
+    g = g or int(round(v.shape[-1] ** 0.5))
+    if g * g != v.shape[-1]: raise ValueError(f"{v.shape[-1]} values do not form a square grid of patches")
+    v = v.reshape(*v.shape[:-1], g, g)
+    if normalize:
+        lo, hi = v.flatten(-2).min(-1).values[..., None, None], v.flatten(-2).max(-1).values[..., None, None]
+        v = (v - lo) / (hi - lo).clamp_min(1e-12)
+    return v
+
+# %% ../nbs/40_viz.ipynb #653cb109
+def paste_patches(base:torch.Tensor, patches:torch.Tensor, ids:torch.Tensor, patch_size:int) -> torch.Tensor:
+    "Images `base` (B, C, H, W) with `patches` (B, L, p*p*C) put at cells `ids` (B, L)."
+    B, C, H, W = base.shape
+    x = patchify(base, patch_size).clone()
+    x.scatter_(1, ids[..., None].expand(-1, -1, x.shape[-1]), patches.to(x))
+    return unpatchify(x, patch_size, grid=(H // patch_size, W // patch_size), chans=C)
+
+def plot_reconstruction(imgs:torch.Tensor, mask:torch.Tensor, rec:torch.Tensor, patch_size:int, n:int=8, title:str|None=None):
+    "MAE-style rows: original, masked input (`mask` (B, N) True where removed), reconstruction, reconstruction + visible."
+    imgs, mask, rec = imgs[:n].cpu(), mask[:n].cpu().bool(), rec[:n].detach().cpu().clamp(0, 1)
+    if rec.dim() == 3: rec = unpatchify(rec, patch_size, grid=(imgs.shape[-2] // patch_size, imgs.shape[-1] // patch_size), chans=imgs.shape[1])
+    m = unpatchify(mask[..., None].float().expand(-1, -1, patch_size ** 2 * imgs.shape[1]), patch_size,
+                   grid=(imgs.shape[-2] // patch_size, imgs.shape[-1] // patch_size), chans=imgs.shape[1])
+    return show_image_grid([imgs, imgs * (1 - m), rec, imgs * (1 - m) + rec * m],
+                           ['original', 'masked', 'reconstruction', 'rec. + visible'], suptitle=title)
+
+# %% ../nbs/40_viz.ipynb #2279f921
+def patch_probabilities(out:dict, b:int, i:int) -> torch.Tensor:
+    "Softmax over the N positions (g, g) predicted for visible patch `i` of image `b`."
+    return patch_heat(out['logits'][b, i].float().softmax(-1)[None], normalize=False)[0]
+
+def _frame(ax, cell:int, g:int, size:float, color, lw=1.5):
+    from matplotlib.patches import Rectangle
+    r, c = divmod(int(cell), g)
+    ax.add_patch(Rectangle((c * size - .5, r * size - .5), size, size, fill=False, ec=color, lw=lw))
+
+def plot_patch_probabilities(img:torch.Tensor, out:dict, b:int, i:int|None=None, patch_size:int|None=None, size:float=2.):
+    "Image `b` with visible patch `i` framed (default: the dropped-position patch with the largest weight) and its predicted probability map over the N cells, true cell green, predicted red."
+    if i is None:                                                    # the dropped-position patch that weighs most
+        i = int(torch.where(out['mask_pos'][b], out.get('weights', torch.ones_like(out['mask_pos'], dtype=torch.float))[b], -1.).argmax())
+    prob = patch_probabilities(out, b, i)
+    g = prob.shape[-1]; patch_size = patch_size or img.shape[-1] // g
+    true, pred = int(out['ids_keep'][b, i]), int(prob.flatten().argmax())
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(2 * size + .4, size + .3))
+    a0.imshow(to_hwc(img), cmap='gray', vmin=0, vmax=1, interpolation='nearest'); _frame(a0, true, g, patch_size, 'lime')
+    im = a1.imshow(prob.numpy(), cmap='viridis', vmin=0, interpolation='nearest')
+    _frame(a1, true, g, 1, 'lime'); _frame(a1, pred, g, 1, 'red', lw=1.)
+    fig.colorbar(im, ax=a1, fraction=.046, pad=.04)
+    kind = 'position dropped' if out['mask_pos'][b, i] else 'position kept'
+    a0.set_title(f"patch {i} at cell {true} ({kind})", fontsize=7); a1.set_title(f"p(true cell) = {prob.flatten()[true]:.2f}", fontsize=7)
+    for a in (a0, a1): a.set_xticks([]); a.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/40_viz.ipynb #296462f6
+def plot_smoothing(g:int=8, sigmas=(0., 0.5, 1., 2.), cell:int|None=None, size:float=1.5):
+    "The smoothed target of `cell` (the centre by default) on a `g`x`g` grid at each σ in `sigmas`."
+    from droppos_nb.droppos import position_smoothing
+    cell = (g // 2) * g + g // 2 if cell is None else cell
+    fig, axs = plt.subplots(1, len(sigmas), figsize=(len(sigmas) * size, size + .35), squeeze=False)
+    for ax, s in zip(axs[0], sigmas):
+        w = position_smoothing(g, s)[cell].reshape(g, g)
+        ax.imshow(w.numpy(), cmap='viridis', vmin=0, interpolation='nearest'); _frame(ax, cell, g, 1, 'white', lw=.8)
+        ax.set_title(f"σ = {s:g}: peak {w.max():.2f}", fontsize=7); ax.set_xticks([]); ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+@torch.no_grad()
+def full_attentive_weights(encoder, imgs:torch.Tensor, tau:float=0.1) -> torch.Tensor:
+    "Attentive weights (B, N) of all patches of `imgs` from the full-image features of ViT `encoder`."
+    from droppos_nb.vit import encode_image
+    from droppos_nb.droppos import attentive_weights
+    dev = next(encoder.parameters()).device
+    feats = encode_image(encoder, imgs.to(dev)).cpu()
+    ids = torch.arange(feats.shape[1] - 1).expand(len(imgs), -1)
+    return attentive_weights(feats, ids, tau)
+
+def plot_attentive_weights(imgs:torch.Tensor, weights:torch.Tensor, alpha:float=0.7, title:str|None=None):
+    "Images in [0, 1], the attentive weights (B, N) over them, and the weights alone (each map scaled to its maximum)."
+    heat = patch_heat(weights / weights.max(-1, keepdim=True).values, normalize=False)
+    black = torch.zeros_like(imgs)
+    return show_image_grid([imgs, imgs, black], ['image', 'weights', 'weights only'], heats=[None, heat, heat],
+                           alpha=alpha, suptitle=title)
+
+# %% ../nbs/40_viz.ipynb #79d325ca
+@torch.no_grad()
+def attention_maps(encoder, imgs:torch.Tensor) -> list:
+    "Attention probabilities of every layer of ViT `encoder` on full images, a list of (B, heads, 1+N, 1+N) on the CPU."
+    from droppos_nb.vit import encode_image
+    dev = next(encoder.parameters()).device
+    return [a.cpu() for a in encode_image(encoder, imgs.to(dev), return_attn=True)[1]]
+
+def cls_attention(attns:list, layer:int=-1) -> torch.Tensor:
+    "[CLS]-to-patch attention (B, heads, N) of `layer`."
+    return attns[layer][:, :, 0, 1:]
+
+def attention_rollout(attns:list, upto:int|None=None, residual:bool=True) -> torch.Tensor:
+    "Attention rollout (B, N): the [CLS] row of the product of head-averaged, residual-augmented attention of layers 0..`upto`."
+    layers = attns if upto is None else attns[:(upto % len(attns)) + 1]
+    R = None
+    for a in layers:
+        a = a.float().mean(1)
+        if residual: a = 0.5 * a + 0.5 * torch.eye(a.shape[-1])
+        a = a / a.sum(-1, keepdim=True)
+        R = a if R is None else a @ R
+    return R[:, 0, 1:]
+
+def plot_attention(imgs:torch.Tensor, attns:list, layer:int=-1, alpha:float=0.6, heads:list|None=None, rollout:bool=False):
+    "Images in [0, 1] and the [CLS] attention of `layer` over them, per head (or `heads`), the head mean and, with `rollout`, the rollout."
+    a = cls_attention(attns, layer)
+    heads = range(a.shape[1]) if heads is None else heads
+    rows, names, heats = [imgs], ['image'], [None]
+    for h in heads: rows.append(imgs); names.append(f'head {h}'); heats.append(patch_heat(a[:, h]))
+    rows.append(imgs); names.append('mean'); heats.append(patch_heat(a.mean(1)))
+    if rollout: rows.append(imgs); names.append('rollout'); heats.append(patch_heat(attention_rollout(attns, layer)))
+    L = len(attns); li = layer % L
+    return show_image_grid(rows, names, heats=heats, alpha=alpha, suptitle=f"[CLS] attention, layer {li + 1} of {L}")
+
+def plot_rollout(imgs:torch.Tensor, attns:list, alpha:float=0.6):
+    "Images in [0, 1], the head-mean [CLS] attention of the last layer and the attention rollout across all layers."
+    return show_image_grid([imgs, imgs, imgs], ['image', 'last layer', 'rollout'], alpha=alpha,
+                           heats=[None, patch_heat(cls_attention(attns).mean(1)), patch_heat(attention_rollout(attns))],
+                           suptitle=f"attention rollout over {len(attns)} layers")
+
+# %% ../nbs/40_viz.ipynb #ab27cd75
+def fig_to_png(fig, dpi:int=100, close:bool=True) -> bytes:
+    "PNG bytes of `fig` (closed afterwards with `close`)."
+    import io
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight')
+    if close: plt.close(fig)
+    return buf.getvalue()
+
+def fig_to_array(fig, dpi:int=100, close:bool=True):
+    "The figure rendered to an (H, W, 3) uint8 array."
+    import io, numpy as np
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(fig_to_png(fig, dpi, close))).convert('RGB'))

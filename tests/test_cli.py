@@ -48,3 +48,17 @@ def test_help_lists_options(run_cli):
     r = run_cli('pretrain', '--help')
     for o in ['--method', '--data', '--arch', '--img-size', '--patch-size', '--epochs', '--bs', '--out', '--tau', '--sigma']:
         assert o in r.stdout
+
+def test_bf16_with_accumulation(run_cli, tmp_path):
+    out = tmp_path / 'bf16'
+    r = run_cli('pretrain', '--epochs', '1', '--max-items', '128', '--bs', '32', '--accum', '2', '--precision', 'bf16',
+                '--decoder-dim', '64', '--decoder-heads', '4', '--quiet', '--out', out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    cfg = json.loads((out / 'config.json').read_text())
+    assert cfg['effective_batch'] == 64 and abs(cfg['lr'] - 1.5e-4 * 64 / 256) < 1e-12
+    rows = list(csv.DictReader((out / 'metrics.csv').open()))
+    assert len(rows) == 1 and float(rows[0]['train_loss']) > 0
+
+def test_fp16_on_cpu_is_refused(run_cli, tmp_path):
+    r = run_cli('pretrain', '--precision', 'fp16', '--device', 'cpu', '--out', tmp_path / 'x')
+    assert r.returncode == 2 and 'fp16 training needs CUDA' in r.stderr

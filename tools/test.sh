@@ -3,6 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
+# the browser test (tests/test_browser.py) drives Debian's chromium with Playwright; never `playwright install`
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing chromium for the browser test..." >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+    || echo "could not install chromium: tests/test_browser.py will skip (or fail under CI=true)" >&2
+fi
 export MPLBACKEND=Agg PYTHONWARNINGS=ignore
 echo "== nbdev_test: every notebook in nbs/ =="
 .venv/bin/nbdev_test --n_workers 2 --timing

@@ -16,8 +16,8 @@ from .learner import (METHODS, pretrain_learner, scaled_lr, export_encoder, save
                                 unwrap)
 
 # %% auto #0
-__all__ = ['VIZ_FIGURES', 'pretrain_parser', 'model_kwargs', 'save_position_figure', 'resume_args', 'pretrain', 'viz_parser',
-           'viz', 'main']
+__all__ = ['VIZ_FIGURES', 'pretrain_parser', 'model_kwargs', 'save_position_figure', 'save_reconstruction_figure', 'resume_args',
+           'pretrain', 'viz_parser', 'viz', 'main']
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
 def pretrain_parser(p:argparse.ArgumentParser):
@@ -32,13 +32,18 @@ def pretrain_parser(p:argparse.ArgumentParser):
     a('--lr', type=float, default=None, help="absolute learning rate (overrides --blr)")
     a('--min-lr', type=float, default=0.); a('--warmup-epochs', type=float, default=1.)
     a('--wd', type=float, default=0.05, help="AdamW weight decay (none on biases and norms)")
-    a('--mask-ratio', type=float, default=0.75, help="gamma: share of patches removed")
+    a('--mask-ratio', type=float, default=None, help="share of patches masked (default: the method's; 0.75 for droppos and mae, 0.5 for cae)")
     a('--pos-mask-ratio', type=float, default=0.75, help="gamma_pos: share of visible patches whose position is dropped")
     a('--sigma', type=float, default=1., help="sigma_0 of position smoothing (0: one-hot targets)")
     a('--no-sigma-decay', action='store_true', help="keep sigma constant instead of sigma_0 * (1 - epoch/epochs)")
     a('--tau', type=float, default=0.1, help="attentive reconstruction temperature (inf: uniform weights)")
     a('--mask-token', default='param', choices=['param', 'zeros', 'wrong_pos'])
-    a('--decoder-dim', type=int, default=512); a('--decoder-depth', type=int, default=2); a('--decoder-heads', type=int, default=16)
+    a('--decoder-dim', type=int, default=None, help="decoder width (default: the method's; droppos 512, mae 128, cae the encoder's)")
+    a('--decoder-depth', type=int, default=None, help="decoder blocks (default: droppos 2, mae 2, cae 4)")
+    a('--decoder-heads', type=int, default=None, help="decoder heads (default: droppos 16, mae 4, cae the encoder's)")
+    a('--norm-pix-loss', action='store_true', help="mae, cae: per-patch normalised pixel targets")
+    a('--align-weight', type=float, default=2., help="cae: weight of the alignment loss (0 switches alignment off)")
+    a('--regressor-depth', type=int, default=4, help="cae: cross-attention blocks of the latent contextual regressor")
     a('--max-items', type=int, default=None, help="use only the first N training images (quick trials)")
     a('--seed', type=int, default=0); a('--device', default=None, choices=[None, 'cpu', 'cuda'])
     a('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'], help="fp32 (the paper), bf16 (CPU or CUDA), fp16 (CUDA)")
@@ -52,11 +57,13 @@ def pretrain_parser(p:argparse.ArgumentParser):
 # %% ../nbs/90_cli.ipynb #aa3303c4
 def model_kwargs(args) -> dict:
     "The method model's constructor arguments from parsed CLI `args`."
-    kw = dict(arch=args.arch, img_size=args.img_size, patch_size=args.patch_size, mask_ratio=args.mask_ratio)
+    kw = dict(arch=args.arch, img_size=args.img_size, patch_size=args.patch_size, mask_ratio=args.mask_ratio,
+              decoder_dim=args.decoder_dim, decoder_depth=args.decoder_depth, decoder_heads=args.decoder_heads)
     if args.method == 'droppos':
-        kw.update(pos_mask_ratio=args.pos_mask_ratio, decoder_dim=args.decoder_dim, decoder_depth=args.decoder_depth,
-                  decoder_heads=args.decoder_heads, sigma=args.sigma, tau=args.tau, mask_token=args.mask_token)
-    return kw
+        kw.update(pos_mask_ratio=args.pos_mask_ratio, sigma=args.sigma, tau=args.tau, mask_token=args.mask_token)
+    if args.method in ('mae', 'cae'): kw.update(norm_pix_loss=args.norm_pix_loss)
+    if args.method == 'cae': kw.update(align_weight=args.align_weight, regressor_depth=args.regressor_depth)
+    return {k: v for k, v in kw.items() if v is not None}   # None: the method's own default
 
 # %% ../nbs/90_cli.ipynb #48a56f2b
 def save_position_figure(learn, path, n:int=8):
@@ -72,6 +79,16 @@ def save_position_figure(learn, path, n:int=8):
     acc = (out['acc_num'] / out['acc_den']).item()
     fig = plot_position_reconstruction(denormalize(x).cpu(), out, model.encoder.patch_embed.patch_size[0],
                                        n=n, title=f"position accuracy on these images: {acc:.0%} (masked: black, wrong: white)")
+    fig.savefig(path, dpi=120); plt.close(fig)
+    return path
+
+# %% ../nbs/90_cli.ipynb #aeb85665
+def save_reconstruction_figure(learn, path, n:int=8):
+    "MAE/CAE: original, masked, reconstruction and reconstruction + visible of the first validation images (fixed masks)."
+    from droppos_nb.mae import plot_mae
+    import matplotlib.pyplot as plt
+    x = learn.dls.valid.one_batch()[0][:n]
+    fig = plot_mae(unwrap(learn.model), x, seed=0, n=n)
     fig.savefig(path, dpi=120); plt.close(fig)
     return path
 
@@ -118,6 +135,7 @@ def pretrain(args) -> Path:
     export_encoder(learn.model, out / 'encoder.safetensors', arch=timm_arch(args.arch), img_size=args.img_size, patch_size=args.patch_size)
     save_model(learn.model, out / 'model.safetensors', args.method, mkw)
     if args.method == 'droppos': save_position_figure(learn, out / 'positions.png')
+    if args.method in ('mae', 'cae'): save_reconstruction_figure(learn, out / 'reconstructions.png')
     final = dict(zip(learn.recorder.metric_names[1:], learn.recorder.values[-1])) if learn.recorder.values else {}
     print(f"done: {args.method} on {args.data}, {args.epochs} epochs; last epoch: "
           + ', '.join(f"{k}={v:.4g}" for k, v in final.items() if isinstance(v, float)))

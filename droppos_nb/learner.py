@@ -18,12 +18,14 @@ from fastai.optimizer import Adam
 from safetensors.torch import save_file, load_file
 from .vit import timm_arch
 from .droppos import DropPos, SigmaSchedule
+from .mae import MAE
+from .cae import CAE
 
 # %% auto #0
-__all__ = ['METHODS', 'ENCODER_KEYS', 'model_loss', 'WeightedAccuracy', 'ClipGradPerParam', 'unwrap', 'SeededMasks', 'EpochClock',
-           'logged_values', 'register_method', 'get_method', 'adamw', 'pretrain_learner', 'scaled_lr', 'warmup_cos',
-           'atomic_save', 'export_encoder', 'save_model', 'load_state_dict_file', 'check_state_dict', 'load_encoder',
-           'load_model', 'SaveModelEveryEpoch']
+__all__ = ['METHODS', 'ENCODER_KEYS', 'model_loss', 'WeightedAccuracy', 'OutputMean', 'ClipGradPerParam', 'unwrap', 'SeededMasks',
+           'EpochClock', 'logged_values', 'register_method', 'get_method', 'adamw', 'pretrain_learner', 'scaled_lr',
+           'warmup_cos', 'atomic_save', 'export_encoder', 'save_model', 'load_state_dict_file', 'check_state_dict',
+           'load_encoder', 'load_model', 'SaveModelEveryEpoch']
 
 # %% ../nbs/20_learner.ipynb #727fd183
 def model_loss(out:dict, *yb):
@@ -42,6 +44,19 @@ class WeightedAccuracy(Metric):
         self.weight += learn.pred[self.den].detach().float().sum().item()
     @property
     def value(self): return self.total / self.weight if self.weight else None
+
+# %% ../nbs/20_learner.ipynb #243bbc3d
+class OutputMean(Metric):
+    "Epoch mean of the scalar `learn.pred[key]` (a part of a method's loss), weighted by batch size; named `name` or `key`."
+    def __init__(self, key:str, name:str|None=None): self.key, self._name = key, name or key
+    @property
+    def name(self): return self._name
+    def reset(self): self.total, self.count = 0., 0
+    def accumulate(self, learn):
+        bs = len(learn.xb[0]) if getattr(learn, 'xb', None) else 1
+        self.total += learn.pred[self.key].detach().float().item() * bs; self.count += bs
+    @property
+    def value(self): return self.total / self.count if self.count else None
 
 # %% ../nbs/20_learner.ipynb #66f6f0b2
 class ClipGradPerParam(Callback):
@@ -94,6 +109,8 @@ def register_method(name:str, model_cls:type, cbs:callable=lambda **kw: [], metr
 
 register_method('droppos', DropPos, cbs=lambda sigma0=1., sigma_decay=True, **kw: [SigmaSchedule(sigma0, sigma_decay)],
                 metrics=lambda: [WeightedAccuracy('acc_num', 'acc_den', 'pos_acc')])
+register_method('mae', MAE)
+register_method('cae', CAE, metrics=lambda: [OutputMean('loss_rec'), OutputMean('loss_align')])
 
 # %% ../nbs/20_learner.ipynb #3e962a3b
 def get_method(name:str) -> dict:

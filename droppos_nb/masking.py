@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 
 # %% auto #0
-__all__ = ['check_ratio', 'n_keep', 'random_masking', 'gather_tokens']
+__all__ = ['check_ratio', 'n_keep', 'random_masking', 'gather_tokens', 'default_min_block', 'block_mask_2d', 'block_masking',
+           'mask_ids']
 
 # %% ../nbs/02_masking.ipynb #a9ed2336
 def check_ratio(ratio:float, name:str='mask ratio') -> float:
@@ -40,3 +41,73 @@ def gather_tokens(x:torch.Tensor, ids:torch.Tensor) -> torch.Tensor:
     "Select tokens `ids` (B, K) from `x` (B, L, ...) per sample: (B, K, ...)."
     idx = ids.reshape(*ids.shape, *([1] * (x.dim() - 2))).expand(*ids.shape, *x.shape[2:])
     return torch.gather(x, 1, idx)
+
+# %% ../nbs/02_masking.ipynb #810438ee
+import math, random
+
+def default_min_block(num_patches:int) -> int:
+    "BEiT's minimum block of 16 patches (of 196), scaled to a grid of `num_patches` patches; at least 2."
+    return max(2, round(16 * num_patches / 196))
+
+# %% ../nbs/02_masking.ipynb #b0f0df94
+def _try_block(mask:list, gh:int, gw:int, max_new:int, min_block:int, log_aspect:tuple, lo:float, hi:float, rng:random.Random):
+    "One BEiT attempt loop: place a block with 1..`max_new` new patches into `mask` (list of rows); returns (new, box)."
+    for _ in range(10):
+        area = rng.uniform(min_block, max_new)
+        aspect = math.exp(rng.uniform(*log_aspect))
+        h, w = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
+        if not (0 < h < gh and 0 < w < gw and lo - 1e-9 <= h / w <= hi + 1e-9): continue
+        top, left = rng.randint(0, gh - h), rng.randint(0, gw - w)
+        new = sum(1 for i in range(top, top + h) for j in range(left, left + w) if not mask[i][j])
+        if 0 < new <= max_new:
+            for i in range(top, top + h):
+                for j in range(left, left + w): mask[i][j] = True
+            return new, (top, left, h, w)
+    return 0, None
+
+def _grow(mask:list, gh:int, gw:int, n:int, rng:random.Random):
+    "Mask `n` more patches, each an unmasked 4-neighbour of the masked region (any patch if none is masked)."
+    for _ in range(n):
+        cand = [(i, j) for i in range(gh) for j in range(gw) if not mask[i][j] and
+                any(0 <= i + di < gh and 0 <= j + dj < gw and mask[i + di][j + dj] for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1)))]
+        if not cand: cand = [(i, j) for i in range(gh) for j in range(gw) if not mask[i][j]]
+        i, j = rng.choice(cand); mask[i][j] = True
+
+def block_mask_2d(grid, n_masked:int, min_block:int|None=None, max_block:int|None=None, aspect=(0.3, 1 / 0.3),
+                  rng:random.Random|None=None, return_blocks:bool=False):
+    "One BEiT block-wise mask (gh, gw) bool with exactly `n_masked` True; with `return_blocks` also the blocks (top, left, h, w)."
+    gh, gw = (grid, grid) if isinstance(grid, int) else grid
+    N = gh * gw
+    if not 0 < n_masked < N: raise ValueError(f"n_masked must be between 1 and {N - 1} on a {gh}x{gw} grid, got {n_masked}")
+    lo, hi = aspect
+    if not 0 < lo <= hi: raise ValueError(f"aspect must be (min, max) with 0 < min <= max, got {aspect}")
+    min_block = default_min_block(N) if min_block is None else min_block
+    max_block = n_masked if max_block is None else max_block
+    rng = rng or random.Random()
+    mask, count, blocks = [[False] * gw for _ in range(gh)], 0, []
+    log_aspect = (math.log(lo), math.log(hi))
+    while count < n_masked:
+        new, box = _try_block(mask, gh, gw, min(n_masked - count, max_block), min_block, log_aspect, lo, hi, rng)
+        if new == 0: break
+        count += new; blocks.append(box)
+    _grow(mask, gh, gw, n_masked - count, rng)
+    m = torch.tensor(mask, dtype=torch.bool)
+    return (m, blocks) if return_blocks else m
+
+# %% ../nbs/02_masking.ipynb #8a64bf6c
+def block_masking(bs:int, grid, n_masked:int, min_block:int|None=None, max_block:int|None=None, aspect=(0.3, 1 / 0.3),
+                  device=None, generator:torch.Generator|None=None) -> torch.Tensor:
+    "BEiT block-wise masks for a batch: (B, N) bool, True where masked, exactly `n_masked` per image, rows in grid order."
+    seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator, device=generator.device if generator is not None else None).item())
+    rng = random.Random(seed)
+    masks = [block_mask_2d(grid, n_masked, min_block, max_block, aspect, rng).flatten() for _ in range(bs)]
+    return torch.stack(masks).to(device)
+
+# %% ../nbs/02_masking.ipynb #d719bf73
+def mask_ids(mask:torch.Tensor):
+    "Indices of the visible and the masked patches of a (B, N) mask with the same count per row: `(ids_keep, ids_masked)`, each in grid order."
+    counts = mask.sum(1)
+    if len(counts) and not (counts == counts[0]).all(): raise ValueError(f"every row must mask the same number of patches, got {counts.tolist()}")
+    order = torch.argsort(mask.int(), dim=1, stable=True)    # visible first, then masked, each ascending
+    k = mask.shape[1] - int(counts[0]) if len(counts) else 0
+    return order[:, :k], order[:, k:]

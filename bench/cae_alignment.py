@@ -1,0 +1,76 @@
+"""CAE's alignment-reconstruction experiment, measured: train CAE with alignment (weight 2) and without (weight 0),
+plus MAE and DropPos for the attention-map comparison, all on the same data with the same encoder, then
+
+* feed all patches of held-out images through each CAE's encoder and straight into its decoder (no regressor) and
+  measure the pixel MSE (normalised units), next to the mean-image baseline and the models' ordinary masked-patch error;
+* draw the alignment-reconstruction figure and the attention maps of the four encoders on the same images.
+
+    python bench/cae_alignment.py                  # photos, 32 px, 4 px patches, ViT-Tiny depth 4, 10 epochs (~10 min on 2 CPU cores)
+    python bench/cae_alignment.py --epochs 2 --max-items 512 --out /tmp/x   # a quick trial
+
+Writes OUT/results.json, OUT/alignment.png and OUT/attention.png (OUT: bench/results/cae_alignment) and the trained
+models to --models (bench/out/cae_alignment, not committed), which the 12_cae notebook's explorer can load.
+"""
+import argparse, json, platform, time
+from pathlib import Path
+import torch
+import matplotlib; matplotlib.use('Agg')
+import matplotlib.pyplot as plt
+from droppos_nb.core import set_seed, patchify
+from droppos_nb.data import get_dls
+from droppos_nb.learner import pretrain_learner, save_model, load_model
+from droppos_nb.mae import mae_outputs
+from droppos_nb.cae import encoder_decoder_error, plot_alignment_reconstruction, plot_attention_comparison
+
+p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+p.add_argument('--data', default='photos'); p.add_argument('--epochs', type=int, default=10)
+p.add_argument('--max-items', type=int, default=2000); p.add_argument('--depth', type=int, default=4)
+p.add_argument('--lr', type=float, default=2e-3); p.add_argument('--bs', type=int, default=64)
+p.add_argument('--out', default='bench/results/cae_alignment'); p.add_argument('--models', default='bench/out/cae_alignment')
+p.add_argument('--reuse', action='store_true', help="load models already trained into --models instead of training them again")
+args = p.parse_args()
+out, mdir = Path(args.out), Path(args.models)
+out.mkdir(parents=True, exist_ok=True); mdir.mkdir(parents=True, exist_ok=True)
+
+base = dict(arch='vit_tiny', img_size=32, patch_size=4, depth=args.depth)
+RUNS = {'CAE align 2': ('cae', dict(decoder_depth=2, regressor_depth=2, align_weight=2.)),
+        'CAE align 0': ('cae', dict(decoder_depth=2, regressor_depth=2, align_weight=0.)),
+        'MAE': ('mae', dict(decoder_dim=128, decoder_heads=4)),
+        'DropPos': ('droppos', dict(decoder_dim=128, decoder_heads=4))}
+models, res = {}, dict(config=vars(args), model=base, machine=platform.platform(), torch=torch.__version__, runs={})
+for name, (method, kw) in RUNS.items():
+    set_seed(0)
+    dls = get_dls(args.data, img_size=32, bs=args.bs, seed=0, max_items=args.max_items)
+    path = mdir / f"{name.replace(' ', '_').lower()}.safetensors"
+    if args.reuse and path.exists():
+        models[name] = load_model(path).eval(); res['runs'][name] = dict(method=method, kwargs=kw, reused=str(path)); continue
+    t = time.time()
+    learn = pretrain_learner(dls, method, csv=None, **base, **kw)
+    with learn.no_bar(), learn.no_logging(): learn.fit_warmup_cos(args.epochs, args.lr, warmup_epochs=1)
+    names = learn.recorder.metric_names[1:-1]
+    res['runs'][name] = dict(method=method, kwargs=kw, seconds=round(time.time() - t, 1),
+                             last_epoch={k: v for k, v in zip(names, learn.recorder.values[-1]) if isinstance(v, float)})
+    models[name] = learn.model.eval()
+    save_model(learn.model, path, method, {**base, **kw})
+    print(name, res['runs'][name], flush=True)
+
+xs = torch.cat([b[0].as_subclass(torch.Tensor) for b in dls.valid]).cpu()
+res['n_heldout'] = len(xs)
+res['mean_image_mse'] = torch.nn.functional.mse_loss(xs.mean(0, keepdim=True).expand_as(xs), xs).item()
+for name in ('CAE align 2', 'CAE align 0'):
+    m = models[name]
+    o = mae_outputs(m, xs, seed=0)
+    masked = ((patchify(o['rec'], 4) - patchify(xs, 4)) ** 2).mean(-1)[o['mask']].mean().item()
+    res['runs'][name].update(encoder_decoder_mse=encoder_decoder_error(m, xs), masked_patch_mse=masked)
+a2, a0 = res['runs']['CAE align 2']['encoder_decoder_mse'], res['runs']['CAE align 0']['encoder_decoder_mse']
+res['gap'] = dict(ratio=a0 / a2, difference=a0 - a2)
+print(json.dumps(res, indent=1))
+(out / 'results.json').write_text(json.dumps(res, indent=1))
+show = xs[:8]
+fig = plot_alignment_reconstruction({k: models[k] for k in ('CAE align 2', 'CAE align 0')}, show,
+                                    title=f"all patches → encoder → decoder: MSE {a2:.2f} with alignment, {a0:.2f} without "
+                                          f"(mean image {res['mean_image_mse']:.2f})")
+fig.savefig(out / 'alignment.png', dpi=80); plt.close(fig)
+fig = plot_attention_comparison({k: models[k] for k in ('CAE align 2', 'MAE', 'DropPos')}, show)
+fig.savefig(out / 'attention.png', dpi=80); plt.close(fig)
+print('wrote', ', '.join(str(out / f) for f in ('results.json', 'alignment.png', 'attention.png')))

@@ -8,7 +8,8 @@ import argparse, json, sys, time, platform
 from pathlib import Path
 import torch
 from fastai.callback.progress import ProgressCallback
-from .core import set_seed, default_device, grid_size
+from .core import set_seed, default_device, grid_size, rank_world
+from .distributed import launched_processes, init_distributed, distributed_ctx, effective_batch, finish_distributed
 from .scale import (precision_callbacks, accumulation_callbacks, NonFiniteGuard, NonFiniteLoss, EpochCheckpoint,
                                ResumableCSVLogger, load_checkpoint, resume_)
 from .vit import timm_arch
@@ -98,31 +99,40 @@ def resume_args(args) -> dict:
     run = Path(args.resume)
     if not (run / 'config.json').exists(): raise FileNotFoundError(f"{run} is not a run folder (no config.json): pass the --out folder of a run")
     ck = load_checkpoint(run / 'checkpoint.pt')
-    for k, v in json.loads((run / 'config.json').read_text()).items():
+    config = json.loads((run / 'config.json').read_text())
+    for k, v in config.items():
         if hasattr(args, k) and k not in ('resume', 'quiet', 'device', 'num_workers'): setattr(args, k, v)
     args.out = str(run)
     if ck['epoch'] >= args.epochs: raise ValueError(f"the run in {run} already finished its {args.epochs} epochs")
+    was, now = config.get('world_size', 1), launched_processes()
+    if was != now and rank_world()[0] == 0:
+        print(f"warning: {run} was trained on {was} process(es) and resumes on {now}: the effective batch changes from "
+              f"{config.get('effective_batch')} to {args.bs * args.accum * now} (same learning rate), so the run will not "
+              "repeat an uninterrupted one exactly", file=sys.stderr)
     return ck
 
 # %% ../nbs/90_cli.ipynb #f74cc316
 def pretrain(args) -> Path:
-    "Run `droppos_nb pretrain` with parsed `args`; returns the output folder."
+    "Run `droppos_nb pretrain` with parsed `args` (on every process of a `torchrun`/`accelerate launch` job); returns the output folder."
     from droppos_nb.data import get_dls
     ck = resume_args(args) if args.resume else None
     grid_size(args.img_size, args.patch_size)      # fail before any data is read
     precision_callbacks(args.precision, 'cuda' if args.device == 'cuda' else args.device); accumulation_callbacks(args.accum, args.bs)
+    world = launched_processes()
+    if world > 1: device = init_distributed(cpu=args.device == 'cpu' or not torch.cuda.is_available()).device
+    else: device = default_device(None if args.device is None else args.device == 'cuda')
+    main_process = rank_world()[0] == 0            # the only one that writes or prints
     out = Path(args.out or f"runs/{args.method}-{Path(str(args.data)).name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
-    set_seed(args.seed)
-    device = default_device(None if args.device is None else args.device == 'cuda')
+    if main_process: out.mkdir(parents=True, exist_ok=True)
+    set_seed(args.seed)                            # the same seed everywhere: `core.rank_share` splits the draws
     mkw = model_kwargs(args)
     dls = get_dls(args.data, img_size=args.img_size, bs=args.bs, seed=args.seed, device=device,
                   max_items=args.max_items, num_workers=args.num_workers)
-    batch = args.bs * args.accum
+    batch = effective_batch(args.bs, args.accum)
     lr = args.lr if args.lr is not None else scaled_lr(args.blr, batch)
-    config = dict(vars(args), model=mkw, lr=lr, effective_batch=batch, timm_arch=timm_arch(args.arch),
+    config = dict(vars(args), model=mkw, lr=lr, effective_batch=batch, world_size=world, timm_arch=timm_arch(args.arch),
                   device=str(device), machine=platform.platform(), torch=torch.__version__)
-    if ck is None: (out / 'config.json').write_text(json.dumps(config, indent=2, default=str))
+    if ck is None and main_process: (out / 'config.json').write_text(json.dumps(config, indent=2, default=str))
     learn = pretrain_learner(dls, args.method, path=out, seed=args.seed, sigma_decay=not args.no_sigma_decay, csv=None,
                              cbs=[ResumableCSVLogger('metrics.csv'), SaveModelEveryEpoch('model.safetensors', mkw), EpochCheckpoint(), NonFiniteGuard(),
                                   *precision_callbacks(args.precision, device), *accumulation_callbacks(args.accum, args.bs)], **mkw)
@@ -130,16 +140,22 @@ def pretrain(args) -> Path:
         learn.remove_cb(ProgressCallback)
         learn.logger = lambda log: print('  '.join(f"{n}={v:.4g}" if isinstance(v, float) else f"{n}={v}"
                                                    for n, v in zip(learn.recorder.metric_names, log)), flush=True)
-    if ck is not None: print(f"resuming {out} at epoch {resume_(learn, ck) + 1} of {args.epochs}")
-    learn.fit_warmup_cos(args.epochs, lr, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr, wd=args.wd)
-    export_encoder(learn.model, out / 'encoder.safetensors', arch=timm_arch(args.arch), img_size=args.img_size, patch_size=args.patch_size)
-    save_model(learn.model, out / 'model.safetensors', args.method, mkw)
-    if args.method == 'droppos': save_position_figure(learn, out / 'positions.png')
-    if args.method in ('mae', 'cae'): save_reconstruction_figure(learn, out / 'reconstructions.png')
-    final = dict(zip(learn.recorder.metric_names[1:], learn.recorder.values[-1])) if learn.recorder.values else {}
-    print(f"done: {args.method} on {args.data}, {args.epochs} epochs; last epoch: "
-          + ', '.join(f"{k}={v:.4g}" for k, v in final.items() if isinstance(v, float)))
-    print(f"outputs in {out.resolve()}: " + ', '.join(sorted(p.name for p in out.iterdir())))
+    if ck is not None:
+        start = resume_(learn, ck)
+        if main_process: print(f"resuming {out} at epoch {start + 1} of {args.epochs}")
+    with distributed_ctx(learn):
+        learn.fit_warmup_cos(args.epochs, lr, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr, wd=args.wd)
+    if main_process:
+        export_encoder(learn.model, out / 'encoder.safetensors', arch=timm_arch(args.arch), img_size=args.img_size, patch_size=args.patch_size)
+        save_model(learn.model, out / 'model.safetensors', args.method, mkw)
+        if args.method == 'droppos': save_position_figure(learn, out / 'positions.png')
+        if args.method in ('mae', 'cae'): save_reconstruction_figure(learn, out / 'reconstructions.png')
+        final = dict(zip(learn.recorder.metric_names[1:], learn.recorder.values[-1])) if learn.recorder.values else {}
+        print(f"done: {args.method} on {args.data}, {args.epochs} epochs"
+              + (f" on {world} processes" if world > 1 else "") + "; last epoch: "
+              + ', '.join(f"{k}={v:.4g}" for k, v in final.items() if isinstance(v, float)))
+        print(f"outputs in {out.resolve()}: " + ', '.join(sorted(p.name for p in out.iterdir())))
+    finish_distributed()
     return out
 
 # %% ../nbs/90_cli.ipynb #150eaf54
@@ -202,15 +218,19 @@ def viz(args) -> list:
     return written
 
 # %% ../nbs/90_cli.ipynb #c0dc67b3
+from .evaluation import eval_parser, run_eval
+
 def main(argv=None):
     "Entry point of the `droppos_nb` command."
     parser = argparse.ArgumentParser(prog='droppos_nb', description="Self-supervised ViT pretraining workbook: DropPos and friends")
     sub = parser.add_subparsers(dest='command', required=True)
     pretrain_parser(sub.add_parser('pretrain', help="pretrain an encoder and write metrics, checkpoints and figures"))
+    eval_parser(sub.add_parser('eval', help="measure an encoder: position probe, linear probe, kNN or fine-tuning"))
     viz_parser(sub.add_parser('viz', help="draw the figures of a checkpoint as PNGs (no Jupyter needed)"))
     args = parser.parse_args(argv)
     try:
         if args.command == 'pretrain': pretrain(args)
+        elif args.command == 'eval': run_eval(args)
         elif args.command == 'viz': viz(args)
     except (ValueError, FileNotFoundError) as e:
         print(f"droppos_nb {args.command}: error: {e}", file=sys.stderr)
@@ -218,3 +238,6 @@ def main(argv=None):
     except NonFiniteLoss as e:
         print(f"droppos_nb {args.command}: stopped: {e}", file=sys.stderr)
         sys.exit(3)
+
+# %% ../nbs/90_cli.ipynb #b1a60396
+if __name__ == '__main__' and globals().get('__spec__') is not None: main()

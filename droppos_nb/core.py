@@ -10,7 +10,7 @@ import torch
 
 # %% auto #0
 __all__ = ['grid_size', 'patchify', 'unpatchify', 'grid_coords', 'grid_indices', 'sincos_1d', 'sincos_2d', 'set_seed',
-           'default_device']
+           'default_device', 'rank_world', 'as_shard', 'rank_share', 'global_sum']
 
 # %% ../nbs/00_core.ipynb #fe52cbca
 def grid_size(img_size:int, patch_size:int) -> int:
@@ -90,3 +90,33 @@ def default_device(use_cuda:bool|None=None) -> torch.device:
     if use_cuda is None: use_cuda = torch.cuda.is_available()
     if use_cuda and not torch.cuda.is_available(): raise RuntimeError("CUDA was requested but is not available on this machine")
     return torch.device('cuda' if use_cuda else 'cpu')
+
+# %% ../nbs/00_core.ipynb #6995ef5a
+import torch.distributed as dist
+from contextlib import contextmanager
+
+def rank_world() -> tuple:
+    "`(rank, world_size)` of this process; `(0, 1)` unless `torch.distributed` is initialised."
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+_SHARD = []   # stack of (part, parts) set by `as_shard`
+
+@contextmanager
+def as_shard(part:int, parts:int):
+    "Inside this context `rank_share` keeps the rows of part `part` of `parts`, as process `part` of `parts` would."
+    if not 0 <= part < parts: raise ValueError(f"part must be in 0..{parts - 1}, got {part}")
+    _SHARD.append((part, parts))
+    try: yield
+    finally: _SHARD.pop()
+
+def rank_share(draw, bs:int):
+    "Call `draw(n)` for the global batch (`n = bs * world_size`) and keep this process's `bs` rows."
+    part, parts = _SHARD[-1] if _SHARD else rank_world()
+    out = draw(bs * parts)
+    return out if parts == 1 else out[part * bs:(part + 1) * bs]
+
+def global_sum(x:torch.Tensor) -> torch.Tensor:
+    "The sum of tensor `x` over all processes (a copy; `x` itself when there is one process)."
+    if rank_world()[1] == 1: return x
+    x = x.detach().clone(); dist.all_reduce(x); return x

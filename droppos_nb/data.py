@@ -17,10 +17,11 @@ from fastai.data.block import DataBlock, CategoryBlock
 from fastai.data.transforms import (Transform, IntToFloatTensor, Normalize, Category, IndexSplitter, ItemGetter,
                                     get_image_files)
 from fastai.data.external import untar_data, URLs
+from fastai.distributed import rank0_first
 from fastai.vision.core import imagenet_stats
 from fastai.vision.data import ImageBlock
 from fastai.vision.augment import RandomResizedCrop
-from .core import default_device
+from .core import default_device, rank_share
 
 # %% auto #0
 __all__ = ['PHOTO_NAMES', 'BUILTIN_DATASETS', 'VALID_NAMES', 'IMAGENETTE_URLS', 'TensorData', 'resize_images', 'mnist5k',
@@ -198,19 +199,21 @@ class BatchRandomResizedCrop(Transform):
     def __init__(self, size:int, scale=(0.2, 1.), ratio=(3/4, 4/3), flip_p:float=0.5, generator=None):
         super().__init__()
         if not isinstance(size, int) or size <= 0: raise ValueError(f"size must be a positive integer, got {size!r}")
-        random_crop_boxes(1, 1, 1, scale, ratio)                       # checks scale and ratio
+        random_crop_boxes(0, 1, 1, scale, ratio)                       # checks scale and ratio (draws nothing)
         self.size, self.scale, self.ratio, self.flip_p, self.generator = size, tuple(scale), tuple(ratio), flip_p, generator
 
     def encodes(self, x:TensorImage):
         if not x.is_floating_point(): raise TypeError(f"BatchRandomResizedCrop needs a float batch, got {x.dtype}: put IntToFloatTensor before it")
         B, C, H, W = x.shape
-        boxes = random_crop_boxes(B, H, W, self.scale, self.ratio, generator=self.generator)
-        flip = torch.rand(B, generator=self.generator) < self.flip_p
+        # drawn for the global batch of all processes, this process's rows kept (`core.rank_share`)
+        boxes = rank_share(lambda n: random_crop_boxes(n, H, W, self.scale, self.ratio, generator=self.generator), B)
+        flip = rank_share(lambda n: torch.rand(n, generator=self.generator), B) < self.flip_p
         return TensorImage(resized_crops(x, boxes, self.size, flip))
 
 # %% ../nbs/01_data.ipynb #49ea2f23
 class TensorItems:
     "Indexable dataset over uint8 images `x` (N, C, H, W) and int64 labels `y`, with its `vocab` and `split_idx`."
+    n_inp = 1   # one input (the images); fastai would otherwise draw a batch to find out, using up random numbers
     def __init__(self, x:torch.Tensor, y:torch.Tensor, vocab, split_idx:int|None=None):
         self.x, self.y, self.vocab, self.split_idx = x, y, list(vocab), split_idx
     def __len__(self): return len(self.x)
@@ -333,24 +336,24 @@ def folder_dls(path, img_size:int, bs:int=64, train:str='train', valid:str|None=
 IMAGENETTE_URLS = {'160': URLs.IMAGENETTE_160, '320': URLs.IMAGENETTE_320, 'full': URLs.IMAGENETTE}
 
 def imagenette_dls(img_size:int=160, bs:int=64, size:str='160', **kw) -> DataLoaders:
-    "Imagenette (downloaded by fastai; `size` '160', '320' or 'full') as `folder_dls` loaders."
+    "Imagenette (downloaded by fastai, by the first process only; `size` '160', '320' or 'full') as `folder_dls` loaders."
     if str(size) not in IMAGENETTE_URLS: raise ValueError(f"unknown Imagenette size {size!r}: use one of {', '.join(IMAGENETTE_URLS)}")
-    return folder_dls(untar_data(IMAGENETTE_URLS[str(size)]), img_size, bs=bs, **kw)
+    return folder_dls(rank0_first(untar_data, IMAGENETTE_URLS[str(size)]), img_size, bs=bs, **kw)
 
 # %% ../nbs/01_data.ipynb #2e2d3ee8
 def cifar10_dls(img_size:int=32, bs:int=128, **kw) -> DataLoaders:
-    "CIFAR-10 (downloaded by fastai, PNGs in train/ and test/) as `folder_dls` loaders."
-    return folder_dls(untar_data(URLs.CIFAR), img_size, bs=bs, **kw)
+    "CIFAR-10 (downloaded by fastai on the first process, PNGs in train/ and test/) as `folder_dls` loaders."
+    return folder_dls(rank0_first(untar_data, URLs.CIFAR), img_size, bs=bs, **kw)
 
 # %% ../nbs/01_data.ipynb #68495aa7
 _TENSOR_DATASETS = {'mnist5k': mnist5k, 'photos': photos}
 
-def get_dls(data='mnist5k', img_size:int=32, bs:int=128, seed:int=0, **kw) -> DataLoaders:
-    "Pretraining `DataLoaders` for `data`: a name in `BUILTIN_DATASETS` or an image folder with train/ and valid/."
+def get_dls(data='mnist5k', img_size:int=32, bs:int=128, seed:int=0, split_seed:int=0, **kw) -> DataLoaders:
+    "Pretraining `DataLoaders` for `data`: a name in `BUILTIN_DATASETS` (split with `split_seed`) or an image folder with train/ and valid/."
     if isinstance(data, str) and data in _TENSOR_DATASETS:
         make = _TENSOR_DATASETS[data]
         dkw = {k: kw.pop(k) for k in list(kw) if k in inspect.signature(make).parameters}
-        return tensor_dls(make(img_size=img_size, seed=seed, **dkw), img_size, bs=bs, seed=seed, **kw)
+        return tensor_dls(make(img_size=img_size, seed=split_seed, **dkw), img_size, bs=bs, seed=seed, **kw)
     if isinstance(data, str) and data == 'imagenette': return imagenette_dls(img_size, bs, seed=seed, **kw)
     if isinstance(data, str) and data == 'cifar10': return cifar10_dls(img_size, bs, seed=seed, **kw)
     return folder_dls(data, img_size, bs=bs, seed=seed, **kw)

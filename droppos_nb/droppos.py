@@ -9,7 +9,7 @@ from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 from timm.models.vision_transformer import Block
 from fastai.callback.core import Callback
-from .core import grid_size, grid_indices
+from .core import grid_size, grid_indices, rank_share
 from .masking import check_ratio, n_keep, random_masking, gather_tokens
 from .vit import create_vit, encode_tokens, encode_image, init_mae_weights_
 
@@ -44,7 +44,7 @@ def attentive_weights(feats:torch.Tensor, ids_keep:torch.Tensor, tau:float=0.1) 
 # %% ../nbs/10_droppos.ipynb #28d6f72f
 def droppos_loss(logits:torch.Tensor, ids_keep:torch.Tensor, mask_pos:torch.Tensor, weights:torch.Tensor,
                  smooth:torch.Tensor):
-    "Weighted soft-target CE and weighted accuracy parts: `(loss, acc_num, acc_den)`."
+    "Weighted soft-target CE and weighted accuracy parts: `(loss, acc_num, acc_den)`; `acc_den` is also the loss's denominator."
     w = mask_pos.float() * weights.float()                         # (B, L): m_i a_i
     target = smooth[ids_keep]                                      # (B, L, N): rows of the smoothing matrix
     ce = -(target * F.log_softmax(logits.float(), dim=-1)).sum(-1)  # (B, L)
@@ -103,7 +103,7 @@ class DropPos(nn.Module):
         if self.mask_token_type == 'param': fill = self.mask_pos_token.expand_as(pe)
         elif self.mask_token_type == 'zeros': fill = torch.zeros_like(pe)
         else:  # 'wrong_pos': the dropped patches swap their true embeddings at random
-            perm = torch.argsort(torch.rand(ids_drop.shape, device=pe.device, generator=self.generator), dim=1)
+            perm = torch.argsort(rank_share(lambda n: torch.rand(n, ids_drop.shape[1], device=pe.device, generator=self.generator), B), dim=1)
             fill = pe.scatter(1, ids_drop[..., None].expand(-1, -1, pe.shape[-1]),
                               gather_tokens(pe, torch.gather(ids_drop, 1, perm)))
         if self.leak_pos: fill = fill + pe
@@ -135,7 +135,7 @@ class DropPos(nn.Module):
         "Attentive weights, smoothed targets, the loss and the accuracy parts."
         weights = self.attentive_weights(imgs, enc['ids_keep'])
         loss, acc_num, acc_den = droppos_loss(logits, enc['ids_keep'], enc['mask_pos'], weights, self.smoothing(logits.device))
-        return dict(loss=loss, acc_num=acc_num, acc_den=acc_den, weights=weights)
+        return dict(loss=loss, loss_den=acc_den, acc_num=acc_num, acc_den=acc_den, weights=weights)
 
     def forward(self, imgs:torch.Tensor) -> dict:
         enc = self.forward_encoder(imgs)

@@ -12,10 +12,12 @@ from fastcore.basics import patch
 from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler, SchedLin, SchedCos, combine_scheds
-from fastai.callback.progress import CSVLogger
+from fastai.callback.fp16 import MixedPrecision
+from .scale import ResumableCSVLogger, GlobalLossNorm
 from fastai.metrics import ValueMetric
 from fastai.optimizer import Adam
 from safetensors.torch import save_file, load_file
+from .core import global_sum, rank_world
 from .vit import timm_arch
 from .droppos import DropPos, SigmaSchedule
 from .mae import MAE
@@ -34,34 +36,35 @@ def model_loss(out:dict, *yb):
 
 # %% ../nbs/20_learner.ipynb #8f948866
 class WeightedAccuracy(Metric):
-    "Epoch accuracy as the ratio of summed numerators `out[num]` and denominators `out[den]` (weighted top-1)."
+    "Epoch accuracy as the ratio of summed numerators `out[num]` and denominators `out[den]` (weighted top-1), over all processes."
     def __init__(self, num:str='acc_num', den:str='acc_den', name:str='pos_acc'): self.num, self.den, self._name = num, den, name
     @property
     def name(self): return self._name
     def reset(self): self.total, self.weight = 0., 0.
     def accumulate(self, learn):
-        self.total += learn.pred[self.num].detach().float().sum().item()
-        self.weight += learn.pred[self.den].detach().float().sum().item()
+        num, den = global_sum(torch.stack([learn.pred[self.num].detach().float().sum(), learn.pred[self.den].detach().float().sum()])).tolist()
+        self.total += num; self.weight += den
     @property
     def value(self): return self.total / self.weight if self.weight else None
 
 # %% ../nbs/20_learner.ipynb #243bbc3d
 class OutputMean(Metric):
-    "Epoch mean of the scalar `learn.pred[key]` (a part of a method's loss), weighted by batch size; named `name` or `key`."
+    "Epoch mean of the scalar `learn.pred[key]` (a part of a method's loss), weighted by batch size, over all processes; named `name` or `key`."
     def __init__(self, key:str, name:str|None=None): self.key, self._name = key, name or key
     @property
     def name(self): return self._name
     def reset(self): self.total, self.count = 0., 0
     def accumulate(self, learn):
         bs = len(learn.xb[0]) if getattr(learn, 'xb', None) else 1
-        self.total += learn.pred[self.key].detach().float().item() * bs; self.count += bs
+        total, count = global_sum(torch.stack([learn.pred[self.key].detach().float() * bs, torch.tensor(float(bs))])).tolist()
+        self.total += total; self.count += count
     @property
     def value(self): return self.total / self.count if self.count else None
 
 # %% ../nbs/20_learner.ipynb #66f6f0b2
 class ClipGradPerParam(Callback):
     "Clip the gradient norm of every parameter tensor to `max_norm` (the official DropPos/DINO clipping)."
-    order = 10   # after the backward pass, in `before_step`
+    order = MixedPrecision.order + 1   # in `before_step`, after fp16 gradients are unscaled (as fastai's GradientClip)
     def __init__(self, max_norm:float=5.): self.max_norm = max_norm
     def before_step(self):
         for p in self.learn.model.parameters():
@@ -130,8 +133,8 @@ def pretrain_learner(dls, method:str='droppos', model:nn.Module|None=None, path=
     spec = get_method(method)
     if model is None: model = spec['model_cls'](**model_kwargs)
     extra = spec['cbs'](sigma0=getattr(model, 'sigma', 1.), sigma_decay=sigma_decay)
-    cbs = [EpochClock(), SeededMasks(seed), ClipGradPerParam(5.), *extra, *(cbs or [])]
-    if csv: cbs.append(CSVLogger(csv))
+    cbs = [EpochClock(), SeededMasks(seed), GlobalLossNorm(), ClipGradPerParam(5.), *extra, *(cbs or [])]
+    if csv: cbs.append(ResumableCSVLogger(csv))      # fastai's CSVLogger; writes on the first process only
     learn = Learner(dls, model, loss_func=model_loss, opt_func=adamw(), metrics=spec['metrics'](),
                     cbs=cbs, path=path, wd_bn_bias=False, model_dir='.')
     learn.metrics += logged_values(learn)
@@ -257,7 +260,8 @@ def load_model(path, **overrides) -> nn.Module:
 
 # %% ../nbs/20_learner.ipynb #ce7dc232
 class SaveModelEveryEpoch(Callback):
-    "Save the whole method model to `fname` (in `learn.path`) after every epoch, atomically."
+    "Save the whole method model to `fname` (in `learn.path`) after every epoch, atomically, from the first process only."
     order = 70
     def __init__(self, fname:str='model.safetensors', config:dict|None=None): self.fname, self.config = fname, config or {}
-    def after_epoch(self): save_model(self.learn.model, Path(self.learn.path) / self.fname, self.learn.method, self.config)
+    def after_epoch(self):
+        if rank_world()[0] == 0: save_model(self.learn.model, Path(self.learn.path) / self.fname, self.learn.method, self.config)

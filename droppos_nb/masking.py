@@ -5,6 +5,7 @@
 # %% ../nbs/02_masking.ipynb #b02d2be4
 from __future__ import annotations
 import torch
+from .core import rank_share
 
 # %% auto #0
 __all__ = ['check_ratio', 'n_keep', 'random_masking', 'gather_tokens', 'default_min_block', 'block_mask_2d', 'block_masking',
@@ -28,7 +29,7 @@ def n_keep(length:int, ratio:float) -> int:
 def random_masking(bs:int, length:int, ratio:float, device=None, generator:torch.Generator|None=None):
     "Per-sample random masking by argsort of uniform noise: `(ids_keep, ids_remove, ids_restore, mask)`, `mask` True where removed."
     keep = n_keep(length, ratio)
-    noise = torch.rand(bs, length, device=device, generator=generator)
+    noise = rank_share(lambda n: torch.rand(n, length, device=device, generator=generator), bs)   # this process's rows
     ids_shuffle = torch.argsort(noise, dim=1)            # small noise: keep, large noise: remove
     ids_restore = torch.argsort(ids_shuffle, dim=1)
     mask = torch.ones(bs, length, dtype=torch.bool, device=noise.device)
@@ -98,9 +99,9 @@ def block_mask_2d(grid, n_masked:int, min_block:int|None=None, max_block:int|Non
 def block_masking(bs:int, grid, n_masked:int, min_block:int|None=None, max_block:int|None=None, aspect=(0.3, 1 / 0.3),
                   device=None, generator:torch.Generator|None=None) -> torch.Tensor:
     "BEiT block-wise masks for a batch: (B, N) bool, True where masked, exactly `n_masked` per image, rows in grid order."
-    seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator, device=generator.device if generator is not None else None).item())
-    rng = random.Random(seed)
-    masks = [block_mask_2d(grid, n_masked, min_block, max_block, aspect, rng).flatten() for _ in range(bs)]
+    gdev = generator.device if generator is not None else None
+    seeds = rank_share(lambda n: torch.randint(0, 2 ** 62, (n,), generator=generator, device=gdev), bs).tolist()  # one per image
+    masks = [block_mask_2d(grid, n_masked, min_block, max_block, aspect, random.Random(s)).flatten() for s in seeds]
     return torch.stack(masks).to(device)
 
 # %% ../nbs/02_masking.ipynb #d719bf73

@@ -9,11 +9,12 @@ import torch
 from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.training import GradientAccumulation
+from .core import rank_world
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'CPUAutocast', 'precision_callbacks', 'accumulation_callbacks', 'NonFiniteLoss', 'NonFiniteGuard',
-           'rng_state', 'set_rng_state', 'EpochCheckpoint', 'RestoreSmoothLoss', 'load_checkpoint', 'resume_',
-           'ResumableCSVLogger']
+__all__ = ['PRECISIONS', 'CPUAutocast', 'precision_callbacks', 'accumulation_callbacks', 'GlobalLossNorm', 'NonFiniteLoss',
+           'NonFiniteGuard', 'rng_state', 'set_rng_state', 'EpochCheckpoint', 'RestoreSmoothLoss', 'load_checkpoint',
+           'resume_', 'ResumableCSVLogger']
 
 # %% ../nbs/22_scale.ipynb #9e1504af
 class CPUAutocast(Callback):
@@ -47,6 +48,28 @@ def accumulation_callbacks(accum:int, bs:int) -> list:
     if not isinstance(accum, int) or accum < 1: raise ValueError(f"accum must be a positive integer, got {accum!r}")
     return [] if accum == 1 else [GradientAccumulation(n_acc=accum * bs)]
 
+# %% ../nbs/22_scale.ipynb #e6745736
+from fastai.torch_core import find_bs
+from .core import global_sum
+
+class GlobalLossNorm(Callback):
+    "Normalise a weighted-mean loss (`out['loss']` = numerator / `out['loss_den']`) by the denominator of everything one optimiser step saw."
+    order, run_valid = GradientAccumulation.order + 2, False     # after the accumulation's skip, before fp16 unscaling and clipping
+    def before_fit(self): self.den, self.n = None, 0
+    def after_loss(self):
+        den = self.learn.pred.get('loss_den') if isinstance(self.learn.pred, dict) else None
+        if den is None: return
+        den, bs = den.detach().float(), find_bs(self.learn.yb)
+        self.learn.loss_grad = self.learn.loss_grad * (den / bs)           # = numerator / bs
+        self.den = den if self.den is None else self.den + den
+        self.n += bs
+    def before_step(self):
+        if self.den is None: return
+        den, n = global_sum(torch.stack([self.den, self.den.new_tensor(float(self.n))])).tolist()
+        for p in self.learn.model.parameters():
+            if p.grad is not None: p.grad.mul_(n / den)
+        self.den, self.n = None, 0
+
 # %% ../nbs/22_scale.ipynb #614f6224
 class NonFiniteLoss(RuntimeError):
     "Raised when the training loss is NaN or infinite."
@@ -77,9 +100,13 @@ def _do_fit(self:Learner):
         self._with_events(self._do_epoch, 'epoch', CancelEpochException)
 
 # %% ../nbs/22_scale.ipynb #06556dd8
+def _inner(dl):
+    "The loader itself, or the one a `DistributedDL` wraps (during a distributed fit `learn.dls.train` is the wrapper)."
+    return getattr(dl, 'dl', dl)
+
 def _generators(dl) -> list:
     "The `torch.Generator`s of a loader's batch transforms (the random crops)."
-    return [t.generator for t in getattr(getattr(dl, 'after_batch', None), 'fs', []) if isinstance(getattr(t, 'generator', None), torch.Generator)]
+    return [t.generator for t in getattr(getattr(_inner(dl), 'after_batch', None), 'fs', []) if isinstance(getattr(t, 'generator', None), torch.Generator)]
 
 def rng_state(dls=None) -> dict:
     "Every random state a training epoch draws from, as tensors and plain Python values."
@@ -87,7 +114,7 @@ def rng_state(dls=None) -> dict:
     st = dict(python=random.getstate(), numpy=[np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
               torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
     if dls is not None:
-        st['train_dl'] = dls.train.rng.getstate()
+        st['train_dl'] = _inner(dls.train).rng.getstate()
         st['augment'] = [g.get_state() for g in _generators(dls.train)]
     return st
 
@@ -98,16 +125,17 @@ def set_rng_state(st:dict, dls=None):
     torch.set_rng_state(st['torch'])
     if st['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
     if dls is not None and 'train_dl' in st:
-        dls.train.rng.setstate(st['train_dl'])
+        _inner(dls.train).rng.setstate(st['train_dl'])
         for g, s in zip(_generators(dls.train), st['augment']): g.set_state(s)
 
 # %% ../nbs/22_scale.ipynb #79afdbb6
 class EpochCheckpoint(Callback):
-    "After every epoch, atomically save model, optimiser, next epoch and all random states to `learn.path/fname`."
+    "After every epoch, atomically save model, optimiser, next epoch and all random states to `learn.path/fname` (first process only)."
     order = 80   # after the recorder has logged the epoch
     def __init__(self, fname:str='checkpoint.pt'): self.fname = fname
     def after_epoch(self):
         from droppos_nb.learner import unwrap
+        if rank_world()[0] != 0: return     # every process holds the same weights and random states
         path = Path(self.learn.path) / self.fname
         tmp = path.with_name(path.name + '.tmp')
         opt = self.learn.opt.state_dict()
@@ -154,10 +182,13 @@ def resume_(learn:Learner, ck:dict) -> int:
 from fastai.callback.progress import CSVLogger
 
 class ResumableCSVLogger(CSVLogger):
-    "fastai's `CSVLogger`; on a resumed run it keeps the rows of epochs before `learn.start_epoch` and appends."
+    "fastai's `CSVLogger`, writing from the first process only; on a resumed run it keeps the rows of epochs before `learn.start_epoch` and appends."
     def before_fit(self):
+        if rank_world()[0] != 0: self.file = None; return
         start, path = getattr(self.learn, 'start_epoch', 0), Path(self.path) / self.fname
         if not (start and path.exists()): return super().before_fit()
         path.write_text(''.join(path.read_text().splitlines(keepends=True)[:start + 1]))
         self.file = path.open('a')
         self.old_logger, self.learn.logger = self.logger, self._write_line
+    def after_fit(self):
+        if self.file is not None: super().after_fit()

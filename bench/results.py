@@ -1,0 +1,149 @@
+"""The small-scale results table: pretrain, then measure every encoder with every protocol, for several seeds.
+
+    python bench/results.py                      # mnist5k, the built-in default run, seeds 0 1 2 (about 3 hours on 2 CPU cores)
+    python bench/results.py --seeds 0 --quick    # a smoke test of the whole pipeline (minutes)
+
+Rows: a random-init encoder, an encoder trained supervised from scratch (the fine-tune protocol from random init),
+DropPos, DropPos with sigma = 0 (one-hot targets), DropPos with tau = inf (uniform weights) and MAE, each pretrained
+by `droppos_nb pretrain` with the built-in defaults (ViT-Tiny, 32 px digits, 4 px patches, 8 epochs, batch 128) and
+the seed of the row. Columns: the final pretraining position accuracy (DropPos rows), the position probe (75% of
+position embeddings dropped), the linear probe, kNN (k = 20), fine-tuning, all with `droppos_nb eval` and its
+defaults, and the wall-clock of pretraining. The seed article's motivating experiment comes from the same runs: the
+position probe of the random, pretrained and fine-tuned encoders.
+
+Every job is a command-line call, run two at a time with one thread each (the machine's two cores); a finished job
+is never run again (its output file is its record), so an interrupted run continues where it stopped. Everything is
+kept under --work (default bench/out/small_scale, not committed); the table goes to --out
+(bench/results/small_scale/results.json and .md), with every seed and the mean and spread.
+"""
+import argparse, csv, json, os, platform, statistics, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+p.add_argument('--data', default='mnist5k')
+p.add_argument('--jobs', type=int, default=2, help="jobs at a time (each with cores / jobs threads)")
+p.add_argument('--work', default='bench/out/small_scale'); p.add_argument('--out', default='bench/results/small_scale')
+p.add_argument('--quick', action='store_true', help="tiny settings (1 epoch, few images): checks the pipeline, measures nothing")
+args = p.parse_args()
+ROOT = Path(__file__).resolve().parents[1]
+WORK, OUT = (ROOT / args.work).resolve(), (ROOT / args.out).resolve()
+EXE = str(Path(sys.executable).with_name('droppos_nb'))
+THREADS = max(1, (os.cpu_count() or 2) // args.jobs)
+QUICK_PRE = ['--epochs', '1', '--max-items', '256', '--bs', '64'] if args.quick else []
+QUICK_EVAL = ['--epochs', '1', '--max-items', '512', '--max-valid', '256'] if args.quick else []
+
+PRETRAINED = {'DropPos': ['--method', 'droppos'], 'DropPos σ=0': ['--method', 'droppos', '--sigma', '0'],
+              'DropPos τ=∞': ['--method', 'droppos', '--tau', 'inf'], 'MAE': ['--method', 'mae']}
+ROWS = ['random init', 'supervised', *PRETRAINED]
+PROTOCOLS = ['position', 'linear', 'knn', 'finetune']
+slug = lambda row: row.lower().replace(' ', '_').replace('σ=0', 'sigma0').replace('τ=∞', 'tauinf')
+
+def run(cmd, log):
+    "Run one command line with THREADS threads; its output goes to `log`. Returns the seconds it took."
+    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS), MPLBACKEND='Agg', PYTHONWARNINGS='ignore')
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    with open(log, 'w') as f: r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    if r.returncode: raise RuntimeError(f"failed ({r.returncode}): {' '.join(cmd)}\n{log.read_text()[-2000:]}")
+    return time.perf_counter() - t
+
+def pretrain_job(row, seed):
+    d = WORK / slug(row) / f's{seed}'
+    if (d / 'encoder.safetensors').exists(): return
+    secs = run([EXE, 'pretrain', *PRETRAINED[row], '--data', args.data, '--seed', str(seed), '--out', str(d), '--quiet', *QUICK_PRE],
+               WORK / 'logs' / f'pretrain-{slug(row)}-s{seed}.log')
+    (d / 'wallclock.json').write_text(json.dumps(dict(seconds=secs, threads=THREADS, jobs=args.jobs)))
+
+def encoder_of(row, seed):
+    "The checkpoint a row's protocols measure, and the folder their results go to."
+    if row == 'random init': return 'random', WORK / 'random_init' / f's{seed}'
+    if row == 'supervised': return WORK / 'random_init' / f's{seed}' / 'encoder-finetuned.safetensors', WORK / 'supervised' / f's{seed}'
+    d = WORK / slug(row) / f's{seed}'
+    return d / 'encoder.safetensors', d
+
+def eval_job(row, seed, protocol, finetuned=False):
+    ck, d = encoder_of(row, seed)
+    if finetuned: ck, d = d / 'encoder-finetuned.safetensors', d / 'finetuned'
+    if (d / f'eval-{protocol}.json').exists(): return
+    extra = ['--save-encoder'] if protocol == 'finetune' else []
+    run([EXE, 'eval', '--protocol', protocol, '--checkpoint', str(ck), '--data', args.data, '--seed', str(seed), '--out', str(d),
+         '--quiet', *extra, *QUICK_EVAL], WORK / 'logs' / f"eval-{slug(row)}{'-finetuned' if finetuned else ''}-{protocol}-s{seed}.log")
+
+def phase(name, jobs):
+    "Run `jobs` (functions of no argument) `args.jobs` at a time; stop at the first failure."
+    t = time.perf_counter()
+    with ThreadPoolExecutor(args.jobs) as ex:
+        for f in [ex.submit(j) for j in jobs]: f.result()
+    print(f"{name}: {len(jobs)} jobs, {time.perf_counter() - t:.0f} s", flush=True)
+
+S = args.seeds
+# A: pretraining and the random encoders; B: every protocol on the pretrained and supervised encoders;
+# C: the position probe of the fine-tuned encoders (the motivating experiment)
+phase('A', [lambda r=r, s=s: pretrain_job(r, s) for s in S for r in PRETRAINED] +
+           [lambda p=p, s=s: eval_job('random init', s, p) for s in S for p in PROTOCOLS])
+phase('B', [lambda r=r, s=s, p=p: eval_job(r, s, p) for s in S for r in PRETRAINED for p in PROTOCOLS] +
+           [lambda s=s, p=p: eval_job('supervised', s, p) for s in S for p in PROTOCOLS if p != 'finetune'])
+phase('C', [lambda r=r, s=s: eval_job(r, s, 'position', finetuned=True) for s in S for r in PRETRAINED])
+
+# the table
+def metric(row, seed, protocol, finetuned=False):
+    "A protocol's figure for a row and seed; `finetuned`: measured on the row's encoder after fine-tuning."
+    if finetuned and row == 'random init': d = encoder_of('supervised', seed)[1]    # random init, fine-tuned = supervised
+    elif finetuned: d = encoder_of(row, seed)[1] / 'finetuned'
+    elif row == 'supervised' and protocol == 'finetune': d = encoder_of('random init', seed)[1]   # the run that trained it
+    else: d = encoder_of(row, seed)[1]
+    m = json.loads((d / f'eval-{protocol}.json').read_text())['metrics']
+    return m['pos_acc'] if protocol == 'position' else m['acc']
+
+def pretrain_figures(row, seed):
+    if row not in PRETRAINED: return None, None
+    d = WORK / slug(row) / f's{seed}'
+    last = list(csv.DictReader((d / 'metrics.csv').open()))[-1]
+    return (float(last['pos_acc']) if 'pos_acc' in last else None), json.loads((d / 'wallclock.json').read_text())['seconds']
+
+COLS = ['pretrain_pos_acc', 'position', 'linear', 'knn', 'finetune', 'pretrain_seconds']
+table = {}
+for row in ROWS:
+    per_seed = {}
+    for s in S:
+        acc, secs = pretrain_figures(row, s)
+        per_seed[s] = dict(pretrain_pos_acc=acc, pretrain_seconds=secs,
+                           **{p: metric(row, s, p) for p in PROTOCOLS if not (row == 'random init' and p == 'finetune')})
+    table[row] = per_seed
+motivating = {row: {s: dict(before=metric(row, s, 'position'), after=metric(row, s, 'position', finetuned=True)) for s in S}
+              for row in ['random init', *PRETRAINED]}
+
+def summary(vals):
+    vals = [v for v in vals if v is not None]
+    if not vals: return None
+    return dict(mean=statistics.fmean(vals), std=statistics.stdev(vals) if len(vals) > 1 else 0., n=len(vals))
+
+res = dict(data=args.data, seeds=S, quick=args.quick, threads_per_job=THREADS, jobs=args.jobs, machine=platform.platform(),
+           cpu=next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor()),
+           table=table, summary={r: {c: summary([table[r][s].get(c) for s in S]) for c in COLS} for r in ROWS},
+           motivating=motivating,
+           motivating_summary={r: {k: summary([motivating[r][s][k] for s in S]) for k in ('before', 'after')} for r in motivating})
+OUT.mkdir(parents=True, exist_ok=True)
+(OUT / 'results.json').write_text(json.dumps(res, indent=1, ensure_ascii=False))
+
+def cell(v, pct=True):
+    if v is None: return '–'
+    return f"{100 * v:.1f}" if pct else f"{v:.0f}"
+def mcell(sm, pct=True):
+    if sm is None: return '–'
+    k = 100 if pct else 1
+    return f"{k * sm['mean']:.1f} ± {k * sm['std']:.1f}" if pct else f"{sm['mean']:.0f} ± {sm['std']:.0f}"
+head = '| row | seed | pretraining position acc. (%) | position probe (%) | linear (%) | kNN (%) | fine-tune (%) | pretraining (s) |'
+md = [f"{args.data}, seeds {', '.join(map(str, S))}{' (QUICK: not a measurement)' if args.quick else ''}; {res['cpu']}, "
+      f"{args.jobs} jobs at a time with {THREADS} thread(s) each", '', head, '|' + '---|' * 8]
+for r in ROWS:
+    for s in S:
+        v = table[r][s]
+        md.append(f"| {r} | {s} | " + ' | '.join(cell(v.get(c), c != 'pretrain_seconds') for c in COLS) + ' |')
+    md.append(f"| **{r}** | mean ± sd | " + ' | '.join(mcell(res['summary'][r][c], c != 'pretrain_seconds') for c in COLS) + ' |')
+md += ['', '| encoder | position probe before fine-tuning (%) | after fine-tuning (%) |', '|---|---|---|']
+md += [f"| {r} | {mcell(res['motivating_summary'][r]['before'])} | {mcell(res['motivating_summary'][r]['after'])} |" for r in motivating]
+(OUT / 'results.md').write_text('\n'.join(md) + '\n')
+print('\n'.join(md))

@@ -1,7 +1,8 @@
 """The small-scale results table: pretrain, then measure every encoder with every protocol, for several seeds.
 
     python bench/results.py                      # mnist5k, the built-in default run, seeds 0 1 2 (about 3 hours on 2 CPU cores)
-    python bench/results.py --seeds 0 --quick    # a smoke test of the whole pipeline (minutes)
+    python bench/results.py --seeds 0 --quick --out bench/out/quick   # a smoke test of the whole pipeline (minutes)
+    python bench/results.py --seeds 1 2          # add seeds to the table in bench/results/small_scale (kept: seed 0)
 
 Rows: a random-init encoder, an encoder trained supervised from scratch (the fine-tune protocol from random init),
 DropPos, DropPos with sigma = 0 (one-hot targets), DropPos with tau = inf (uniform weights) and MAE, each pretrained
@@ -26,6 +27,7 @@ p.add_argument('--data', default='mnist5k')
 p.add_argument('--jobs', type=int, default=2, help="jobs at a time (each with cores / jobs threads)")
 p.add_argument('--work', default='bench/out/small_scale'); p.add_argument('--out', default='bench/results/small_scale')
 p.add_argument('--quick', action='store_true', help="tiny settings (1 epoch, few images): checks the pipeline, measures nothing")
+p.add_argument('--fresh', action='store_true', help="start a new table instead of adding these seeds to the one in --out")
 args = p.parse_args()
 ROOT = Path(__file__).resolve().parents[1]
 WORK, OUT = (ROOT / args.work).resolve(), (ROOT / args.out).resolve()
@@ -109,20 +111,35 @@ for row in ROWS:
     per_seed = {}
     for s in S:
         acc, secs = pretrain_figures(row, s)
-        per_seed[s] = dict(pretrain_pos_acc=acc, pretrain_seconds=secs,
-                           **{p: metric(row, s, p) for p in PROTOCOLS if not (row == 'random init' and p == 'finetune')})
+        per_seed[str(s)] = dict(pretrain_pos_acc=acc, pretrain_seconds=secs,
+                                **{p: metric(row, s, p) for p in PROTOCOLS if not (row == 'random init' and p == 'finetune')})
     table[row] = per_seed
-motivating = {row: {s: dict(before=metric(row, s, 'position'), after=metric(row, s, 'position', finetuned=True)) for s in S}
+motivating = {row: {str(s): dict(before=metric(row, s, 'position'), after=metric(row, s, 'position', finetuned=True)) for s in S}
               for row in ['random init', *PRETRAINED]}
+cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
+runs = [dict(seeds=S, cpu=cpu, machine=platform.platform(), jobs=args.jobs, threads_per_job=THREADS,
+             date=time.strftime('%Y-%m-%d'))]
+
+# Seeds add up: the seeds of an earlier table with the same data and settings are kept (a seed measured again replaces
+# its old figures), so `--seeds 1 2` after `--seeds 0` gives the table of all three.
+prev_file = OUT / 'results.json'
+prev = json.loads(prev_file.read_text()) if prev_file.exists() and not args.fresh else None
+if prev and prev['data'] == args.data and prev['quick'] == args.quick:
+    keep = lambda old, new: {s: v for s, v in old.items() if s not in new} | new
+    table = {r: keep(prev['table'].get(r, {}), table[r]) for r in ROWS}
+    motivating = {r: keep(prev['motivating'].get(r, {}), motivating[r]) for r in motivating}
+    runs = [dict(u, seeds=[s for s in u['seeds'] if s not in S]) for u in prev.get('runs', [])] + runs
+    runs = [u for u in runs if u['seeds']]
+SEEDS = sorted({int(s) for r in ROWS for s in table[r]})
+S = [str(s) for s in SEEDS]
 
 def summary(vals):
     vals = [v for v in vals if v is not None]
     if not vals: return None
     return dict(mean=statistics.fmean(vals), std=statistics.stdev(vals) if len(vals) > 1 else 0., n=len(vals))
 
-res = dict(data=args.data, seeds=S, quick=args.quick, threads_per_job=THREADS, jobs=args.jobs, machine=platform.platform(),
-           cpu=next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor()),
-           table=table, summary={r: {c: summary([table[r][s].get(c) for s in S]) for c in COLS} for r in ROWS},
+res = dict(data=args.data, seeds=SEEDS, quick=args.quick, runs=runs, cpu=runs[-1]['cpu'], jobs=args.jobs,
+           threads_per_job=THREADS, table=table, summary={r: {c: summary([table[r][s].get(c) for s in S]) for c in COLS} for r in ROWS},
            motivating=motivating,
            motivating_summary={r: {k: summary([motivating[r][s][k] for s in S]) for k in ('before', 'after')} for r in motivating})
 OUT.mkdir(parents=True, exist_ok=True)
@@ -136,8 +153,9 @@ def mcell(sm, pct=True):
     k = 100 if pct else 1
     return f"{k * sm['mean']:.1f} ± {k * sm['std']:.1f}" if pct else f"{sm['mean']:.0f} ± {sm['std']:.0f}"
 head = '| row | seed | pretraining position acc. (%) | position probe (%) | linear (%) | kNN (%) | fine-tune (%) | pretraining (s) |'
-md = [f"{args.data}, seeds {', '.join(map(str, S))}{' (QUICK: not a measurement)' if args.quick else ''}; {res['cpu']}, "
-      f"{args.jobs} jobs at a time with {THREADS} thread(s) each", '', head, '|' + '---|' * 8]
+md = [f"{args.data}, seeds {', '.join(S)}{' (QUICK: not a measurement)' if args.quick else ''}; " +
+      '; '.join(f"seeds {', '.join(map(str, u['seeds']))} on {u['cpu']} ({u['date']}), {u['jobs']} jobs at a time with "
+                f"{u['threads_per_job']} thread(s) each" for u in runs), '', head, '|' + '---|' * 8]
 for r in ROWS:
     for s in S:
         v = table[r][s]

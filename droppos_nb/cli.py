@@ -11,6 +11,7 @@ from fastai.callback.progress import ProgressCallback
 from .core import set_seed, default_device, grid_size, rank_world
 from .distributed import launched_processes, init_distributed, distributed_ctx, effective_batch, finish_distributed
 from .scale import (precision_callbacks, accumulation_callbacks, NonFiniteGuard, NonFiniteLoss, EpochCheckpoint,
+                               InterruptCheckpoint, Interrupted,
                                ResumableCSVLogger, load_checkpoint, resume_)
 from .vit import timm_arch
 from .learner import (METHODS, pretrain_learner, scaled_lr, export_encoder, save_model, SaveModelEveryEpoch,
@@ -134,7 +135,7 @@ def pretrain(args) -> Path:
                   device=str(device), machine=platform.platform(), torch=torch.__version__)
     if ck is None and main_process: (out / 'config.json').write_text(json.dumps(config, indent=2, default=str))
     learn = pretrain_learner(dls, args.method, path=out, seed=args.seed, sigma_decay=not args.no_sigma_decay, csv=None,
-                             cbs=[ResumableCSVLogger('metrics.csv'), SaveModelEveryEpoch('model.safetensors', mkw), EpochCheckpoint(), NonFiniteGuard(),
+                             cbs=[ResumableCSVLogger('metrics.csv'), SaveModelEveryEpoch('model.safetensors', mkw), EpochCheckpoint(), InterruptCheckpoint(), NonFiniteGuard(),
                                   *precision_callbacks(args.precision, device), *accumulation_callbacks(args.accum, args.bs)], **mkw)
     if args.quiet:
         learn.remove_cb(ProgressCallback)
@@ -238,6 +239,10 @@ def main(argv=None):
     except NonFiniteLoss as e:
         print(f"droppos_nb {args.command}: stopped: {e}", file=sys.stderr)
         sys.exit(3)
+    except Interrupted as e:
+        if rank_world()[0] == 0:
+            print(f"droppos_nb {args.command}: {e.msg}; continue with: droppos_nb pretrain --resume {e.run}", file=sys.stderr)
+        sys.exit(128 + e.signum)    # the status of a program killed by that signal
 
 # %% ../nbs/90_cli.ipynb #b1a60396
 if __name__ == '__main__' and globals().get('__spec__') is not None: main()

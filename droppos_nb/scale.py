@@ -13,8 +13,9 @@ from .core import rank_world
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'CPUAutocast', 'precision_callbacks', 'accumulation_callbacks', 'GlobalLossNorm', 'NonFiniteLoss',
-           'NonFiniteGuard', 'rng_state', 'set_rng_state', 'EpochCheckpoint', 'RestoreSmoothLoss', 'load_checkpoint',
-           'resume_', 'ResumableCSVLogger']
+           'NonFiniteGuard', 'rng_state', 'set_rng_state', 'save_training_state', 'EpochCheckpoint',
+           'RestoreSmoothLoss', 'ReplayBatches', 'load_checkpoint', 'resume_', 'Interrupted', 'InterruptCheckpoint',
+           'ResumableCSVLogger']
 
 # %% ../nbs/22_scale.ipynb #9e1504af
 class CPUAutocast(Callback):
@@ -90,7 +91,7 @@ import numpy as np
 from fastcore.basics import patch
 from fastcore.foundation import L
 from fastai.learner import Learner
-from fastai.callback.core import CancelEpochException
+from fastai.callback.core import CancelEpochException, CancelBatchException
 
 @patch
 def _do_fit(self:Learner):
@@ -129,32 +130,51 @@ def set_rng_state(st:dict, dls=None):
         for g, s in zip(_generators(dls.train), st['augment']): g.set_state(s)
 
 # %% ../nbs/22_scale.ipynb #79afdbb6
+def save_training_state(learn:Learner, path, **extra):
+    "Atomically write `learn`'s model, optimiser, random states, smoothed loss and `extra` (the position in training) to `path`; first process only."
+    from droppos_nb.learner import unwrap
+    if rank_world()[0] != 0: return     # every process holds the same weights and random states
+    path = Path(path)
+    tmp = path.with_name(path.name + '.tmp')
+    opt = learn.opt.state_dict()
+    opt = dict(state=list(opt['state']), hypers=[dict(h) for h in opt['hypers']])   # plain types: loadable weights-only
+    scaler = getattr(learn, 'scaler', None)                                           # fp16 on CUDA: the loss scale
+    if scaler is not None and scaler.is_enabled(): extra['scaler'] = scaler.state_dict()
+    torch.save(dict(model=unwrap(learn.model).state_dict(), opt=opt, n_epoch=learn.n_epoch, rng=rng_state(learn.dls),
+                    smooth_loss=[learn.recorder.smooth_loss.count, learn.recorder.smooth_loss.val], **extra), tmp)
+    os.replace(tmp, path)
+
 class EpochCheckpoint(Callback):
     "After every epoch, atomically save model, optimiser, next epoch and all random states to `learn.path/fname` (first process only)."
     order = 80   # after the recorder has logged the epoch
     def __init__(self, fname:str='checkpoint.pt'): self.fname = fname
-    def after_epoch(self):
-        from droppos_nb.learner import unwrap
-        if rank_world()[0] != 0: return     # every process holds the same weights and random states
-        path = Path(self.learn.path) / self.fname
-        tmp = path.with_name(path.name + '.tmp')
-        opt = self.learn.opt.state_dict()
-        opt = dict(state=list(opt['state']), hypers=[dict(h) for h in opt['hypers']])   # plain types: loadable weights-only
-        torch.save(dict(model=unwrap(self.learn.model).state_dict(), opt=opt,
-                        epoch=self.epoch + 1, n_epoch=self.n_epoch, rng=rng_state(self.learn.dls),
-                        smooth_loss=[self.recorder.smooth_loss.count, self.recorder.smooth_loss.val]), tmp)
-        os.replace(tmp, path)
+    def after_epoch(self): save_training_state(self.learn, Path(self.learn.path) / self.fname, epoch=self.epoch + 1)
 
 # %% ../nbs/22_scale.ipynb #2d76ad92
 class RestoreSmoothLoss(Callback):
-    "Put the recorder's smoothed training loss back at the start of a resumed fit (fastai resets it in `before_fit`), once."
-    order = 55   # after the Recorder
-    def __init__(self, count:int, val:torch.Tensor): self.count, self.val = count, val
-    def before_fit(self): self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = self.count, self.val
+    "Put the recorder's smoothed training loss (and fp16's loss scale) back at the start of a resumed fit (fastai resets them in `before_fit`), once."
+    order = 55   # after the Recorder and MixedPrecision
+    def __init__(self, count:int, val:torch.Tensor, scaler:dict|None=None): self.count, self.val, self.scaler = count, val, scaler
+    def before_fit(self):
+        self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = self.count, self.val
+        if self.scaler and getattr(self.learn, 'scaler', None) is not None: self.learn.scaler.load_state_dict(self.scaler)
     def after_fit(self): self.learn.remove_cb(self)
 
+class ReplayBatches(Callback):
+    "Resume in the middle of an epoch: draw its first `n` training batches again without training on them, then restore the random states `rng` of the moment the run stopped."
+    order = -20   # before any other callback's before_batch (autocast, schedules)
+    def __init__(self, n:int, rng:dict): self.n, self.rng = n, rng
+    def before_batch(self):
+        if self.training and self.iter < self.n:
+            self.learn.yb = ()              # the recorder leaves batches without targets alone
+            raise CancelBatchException      # after_batch still runs: the schedules advance
+    def after_batch(self):
+        if self.training and self.iter == self.n - 1:
+            set_rng_state(self.rng, self.learn.dls)
+            self.learn.remove_cb(self)
+
 def load_checkpoint(path) -> dict:
-    "A training checkpoint written by `EpochCheckpoint`, loaded without unpickling code; clear errors if missing or damaged."
+    "A training checkpoint written by `EpochCheckpoint` or `InterruptCheckpoint`, loaded without unpickling code; clear errors if missing or damaged."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no training checkpoint at {path}: resume needs a run folder written with checkpoints")
     try: ck = torch.load(path, map_location='cpu', weights_only=True)
@@ -166,17 +186,64 @@ def load_checkpoint(path) -> dict:
     return ck
 
 def resume_(learn:Learner, ck:dict) -> int:
-    "Load model, optimiser and random states of checkpoint `ck` into `learn`; the next `fit` starts at `ck['epoch']`."
+    "Load model, optimiser and random states of checkpoint `ck` into `learn`; the next `fit` starts at `ck['epoch']` (and batch `ck['iter']`)."
     from droppos_nb.learner import unwrap, check_state_dict
     model = unwrap(learn.model)
     check_state_dict(model, ck['model'], 'training checkpoint')
     model.load_state_dict(ck['model'])
     learn.create_opt(); learn.opt.load_state_dict(dict(state=ck['opt']['state'], hypers=L(ck['opt']['hypers'])))
     learn.dls.n_inp   # fastai infers this from one transformed batch on first use: do it now, not after the states are restored
-    set_rng_state(ck['rng'], learn.dls)
+    if ck.get('iter'):                # stopped in the middle of an epoch: replay its start
+        set_rng_state(ck['rng_epoch'], learn.dls)
+        learn.add_cb(ReplayBatches(ck['iter'], ck['rng']))
+    else: set_rng_state(ck['rng'], learn.dls)
     learn.start_epoch = ck['epoch']
-    if 'smooth_loss' in ck: learn.add_cb(RestoreSmoothLoss(*ck['smooth_loss']))
+    if 'smooth_loss' in ck: learn.add_cb(RestoreSmoothLoss(*ck['smooth_loss'], scaler=ck.get('scaler')))
     return ck['epoch']
+
+# %% ../nbs/22_scale.ipynb #f05c0519
+import signal
+
+class Interrupted(RuntimeError):
+    "A run stopped by signal `signum` after saving a checkpoint in folder `run` to resume from."
+    def __init__(self, msg:str, signum:int, run): super().__init__(msg); self.msg, self.signum, self.run = msg, signum, Path(run)
+
+class InterruptCheckpoint(Callback):
+    "On SIGINT or SIGTERM, finish the optimiser step under way, save a checkpoint that resumes exactly there, and raise `Interrupted`."
+    order = EpochCheckpoint.order + 5
+    def __init__(self, fname:str='checkpoint.pt', signals=(signal.SIGINT, signal.SIGTERM)): self.fname, self.signals = fname, signals
+    def before_fit(self):
+        self.signum, self.old = None, {}
+        try: self.old = {s: signal.signal(s, self._handler) for s in self.signals}
+        except ValueError: pass                     # not the main thread: signals cannot be caught here
+    def _handler(self, signum, frame):
+        if self.signum is not None or getattr(self.learn, 'dl', None) is None:   # a second signal, or no fit under way
+            self._restore(); signal.raise_signal(signum); return                # the usual behaviour: stop now
+        self.signum = signum
+    def _restore(self):
+        for s, h in self.old.items(): signal.signal(s, signal.SIG_DFL if h is None else h)
+        self.old = {}
+    def _requested(self) -> bool:
+        if rank_world()[1] == 1: return self.signum is not None
+        flag = torch.tensor([float(self.signum is not None)], device=next(self.learn.model.parameters()).device)
+        return global_sum(flag).item() > 0          # any process's signal stops them all, at the same step
+    def before_train(self): self.epoch_rng, self.stepped = rng_state(self.learn.dls), False
+    def after_step(self): self.stepped = True
+    def after_batch(self):
+        if not (self.training and self.stepped): return
+        self.stepped = False
+        if self._requested():
+            save_training_state(self.learn, Path(self.learn.path) / self.fname, epoch=self.epoch, iter=self.iter + 1,
+                                rng_epoch=self.epoch_rng)
+            self._stop(f"at batch {self.iter + 1} of {self.n_iter} of epoch {self.epoch + 1}")
+    def after_epoch(self):
+        if self._requested(): self._stop(f"after epoch {self.epoch + 1}")   # its checkpoint is written (EpochCheckpoint)
+    def after_fit(self): self._restore()
+    def _stop(self, where:str):
+        self._restore()
+        name = signal.Signals(self.signum).name if self.signum is not None else 'a signal to another process'
+        raise Interrupted(f"stopped by {name} {where}; the run resumes there from {Path(self.learn.path) / self.fname}",
+                          self.signum or signal.SIGTERM, self.learn.path)
 
 # %% ../nbs/22_scale.ipynb #8a0221ce
 from fastai.callback.progress import CSVLogger

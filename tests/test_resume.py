@@ -1,32 +1,57 @@
-"A run killed with SIGKILL in the middle and resumed ends with the same metrics and weights as an uninterrupted run."
+"""A run stopped in the middle and resumed ends with the same metrics and weights as an uninterrupted run: killed with
+SIGKILL (it resumes from its last epoch checkpoint) or stopped with SIGTERM (it saves where it is, exits with status
+143 and resumes from that batch)."""
 import csv, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
-from conftest import ROOT
+from conftest import ROOT, cli
 
 ARGS = ['--epochs', '3', '--max-items', '256', '--bs', '64', '--decoder-dim', '64', '--decoder-heads', '4', '--quiet', '--seed', '3']
 COLS = ['epoch', 'train_loss', 'valid_loss', 'pos_acc', 'sigma', 'lr']
 
 def rows(out): return [{k: r[k] for k in COLS} for r in csv.DictReader((out / 'metrics.csv').open())]
 
-def test_sigkill_and_resume_matches_uninterrupted(run_cli, tmp_path):
-    full, cut = tmp_path / 'full', tmp_path / 'cut'
-    r = run_cli('pretrain', *ARGS, '--out', full); assert r.returncode == 0, r.stderr[-2000:]
+@pytest.fixture(scope='module')
+def full(tmp_path_factory):
+    "The uninterrupted run."
+    out = tmp_path_factory.mktemp('full') / 'run'
+    r = cli('pretrain', *ARGS, '--out', out); assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+def stop_after_first_epoch(cut, signum):
+    "Start the run, send it `signum` once its first epoch is logged and checkpointed; returns the finished process."
     exe = Path(sys.executable).with_name('droppos_nb')
-    p = subprocess.Popen([str(exe), 'pretrain', *ARGS, '--out', str(cut)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen([str(exe), 'pretrain', *ARGS, '--out', str(cut)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     while not ((cut / 'checkpoint.pt').exists() and len((cut / 'metrics.csv').read_text().splitlines()) >= 2):
-        assert p.poll() is None and time.time() - t0 < 300, "the run ended before it could be killed"
+        assert p.poll() is None and time.time() - t0 < 300, "the run ended before it could be stopped"
         time.sleep(0.05)
-    p.send_signal(signal.SIGKILL); p.wait()
-    assert len(rows(cut)) < 3, "the run finished before it was killed"
-    r = run_cli('pretrain', '--resume', cut, '--quiet')
+    p.send_signal(signum); p.wait(timeout=300)
+    assert len(rows(cut)) < 3, "the run finished before it was stopped"
+    return p
+
+def resume_matches(cut, full):
+    r = cli('pretrain', '--resume', cut, '--quiet')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'resuming' in r.stdout
     assert rows(cut) == rows(full)                       # every logged figure, to the last digit
     a, b = load_file(full / 'encoder.safetensors'), load_file(cut / 'encoder.safetensors')
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+def test_sigkill_and_resume_matches_uninterrupted(full, tmp_path):
+    stop_after_first_epoch(tmp_path / 'cut', signal.SIGKILL)
+    resume_matches(tmp_path / 'cut', full)
+
+def test_sigterm_saves_and_resumes_where_it_stopped(full, tmp_path):
+    cut = tmp_path / 'cut'
+    p = stop_after_first_epoch(cut, signal.SIGTERM)
+    err = p.stderr.read()
+    assert p.returncode == 128 + signal.SIGTERM, (p.returncode, err[-2000:])
+    assert 'stopped by SIGTERM' in err and f'--resume {cut}' in err, err[-2000:]
+    assert not list(cut.glob('*.tmp'))
+    resume_matches(cut, full)
 
 def test_damaged_checkpoint_is_refused(run_cli, tmp_path):
     out = tmp_path / 'run'

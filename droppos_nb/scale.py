@@ -217,9 +217,10 @@ class InterruptCheckpoint(Callback):
         try: self.old = {s: signal.signal(s, self._handler) for s in self.signals}
         except ValueError: pass                     # not the main thread: signals cannot be caught here
     def _handler(self, signum, frame):
-        if self.signum is not None or getattr(self.learn, 'dl', None) is None:   # a second signal, or no fit under way
-            self._restore(); signal.raise_signal(signum); return                # the usual behaviour: stop now
-        self.signum = signum
+        again = self.signum is not None
+        if getattr(self.learn, 'dl', None) is None or (again and signum == signal.SIGINT):  # no fit under way, or Ctrl-C twice
+            self._restore(); signal.raise_signal(signum); return                           # the usual behaviour: stop now
+        if not again: self.signum = signum     # a repeated SIGTERM (a scheduler and torchrun both send one) changes nothing
     def _restore(self):
         for s, h in self.old.items(): signal.signal(s, signal.SIG_DFL if h is None else h)
         self.old = {}

@@ -3,8 +3,9 @@
 * tests/ddp_worker.py trains DropPos (attentive weights on) for 4 steps: both processes end with identical weights,
   equal to those of one process trained on the same global batches (to float rounding), and they log the same,
   reduced, metrics;
-* the command line under `torchrun`: one metrics.csv, one checkpoint, the learning rate of the effective batch."""
-import csv, json, os, subprocess, sys
+* the command line under `torchrun`: one metrics.csv, one checkpoint, the learning rate of the effective batch;
+* SIGTERM to the whole job stops both processes at the same step, and the resumed job ends as an uninterrupted one."""
+import csv, json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 from conftest import ROOT
@@ -66,3 +67,28 @@ def test_finetune_protocol_under_torchrun(tmp_path):
     assert (out / 'encoder-finetuned.safetensors').exists()
     r = torchrun(2, '-m', 'droppos_nb.cli', 'eval', '--protocol', 'knn', '--checkpoint', 'random', '--device', 'cpu', '--out', out)
     assert r.returncode != 0 and 'only the finetune protocol' in r.stderr
+
+def test_sigterm_to_a_torchrun_job_saves_and_resumes_exactly(tmp_path):
+    "SIGTERM to the whole job, as a cluster scheduler sends it (torchrun forwards its own too): both processes stop at the same step, one checkpoint, and the resumed job ends as an uninterrupted one."
+    args = ['-m', 'droppos_nb.cli', 'pretrain', '--device', 'cpu', '--epochs', '3', '--max-items', '384', '--bs', '32',
+            '--decoder-dim', '32', '--decoder-heads', '2', '--quiet', '--seed', '5']
+    full, cut = tmp_path / 'full', tmp_path / 'cut'
+    r = torchrun(2, *args, '--out', full); assert r.returncode == 0, r.stderr[-3000:]
+    p = subprocess.Popen([str(BIN / 'torchrun'), '--standalone', '--nproc_per_node=2', *args, '--out', str(cut)], cwd=ROOT, env=ENV,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    t0 = time.time()
+    while not ((cut / 'metrics.csv').exists() and len((cut / 'metrics.csv').read_text().splitlines()) >= 2):
+        assert p.poll() is None and time.time() - t0 < 300, "the job ended before it could be stopped"
+        time.sleep(0.05)
+    time.sleep(1.)                                     # into the second epoch (where exactly does not matter)
+    os.killpg(p.pid, signal.SIGTERM)
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode != 0 and err.count('stopped by SIGTERM') == 1, err[-3000:]    # the first process reports, once
+    print(next(l for l in err.splitlines() if 'stopped by SIGTERM' in l))
+    rows = lambda out: [{k: v for k, v in r.items() if k not in ('seconds', 'time')} for r in csv.DictReader((out / 'metrics.csv').open())]
+    assert len(rows(cut)) < 3
+    r = torchrun(2, '-m', 'droppos_nb.cli', 'pretrain', '--resume', cut, '--quiet', '--device', 'cpu')
+    assert r.returncode == 0 and 'resuming' in r.stdout, r.stderr[-3000:]
+    assert rows(cut) == rows(full)
+    a, b = (torch.load(d / 'checkpoint.pt', weights_only=True)['model'] for d in (full, cut))
+    assert all(torch.equal(a[k], b[k]) for k in a)

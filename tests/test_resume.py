@@ -19,8 +19,8 @@ def full(tmp_path_factory):
     r = cli('pretrain', *ARGS, '--out', out); assert r.returncode == 0, r.stderr[-2000:]
     return out
 
-def stop_after_first_epoch(cut, signum):
-    "Start the run, send it `signum` once its first epoch is logged and checkpointed; returns the finished process."
+def stop_after_first_epoch(cut, signum, wait=0.):
+    "Start the run, send it `signum` `wait` seconds after its first epoch is logged and checkpointed; returns the finished process."
     exe = Path(sys.executable).with_name('droppos_nb')
     p = subprocess.Popen([str(exe), 'pretrain', *ARGS, '--out', str(cut)], cwd=ROOT, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
@@ -28,6 +28,7 @@ def stop_after_first_epoch(cut, signum):
     while not ((cut / 'checkpoint.pt').exists() and len((cut / 'metrics.csv').read_text().splitlines()) >= 2):
         assert p.poll() is None and time.time() - t0 < 300, "the run ended before it could be stopped"
         time.sleep(0.05)
+    time.sleep(wait)
     p.send_signal(signum); p.wait(timeout=300)
     assert len(rows(cut)) < 3, "the run finished before it was stopped"
     return p
@@ -46,8 +47,9 @@ def test_sigkill_and_resume_matches_uninterrupted(full, tmp_path):
 
 def test_sigterm_saves_and_resumes_where_it_stopped(full, tmp_path):
     cut = tmp_path / 'cut'
-    p = stop_after_first_epoch(cut, signal.SIGTERM)
+    p = stop_after_first_epoch(cut, signal.SIGTERM, wait=0.5)     # most likely in the middle of the second epoch
     err = p.stderr.read()
+    print(err.strip().splitlines()[-1])
     assert p.returncode == 128 + signal.SIGTERM, (p.returncode, err[-2000:])
     assert 'stopped by SIGTERM' in err and f'--resume {cut}' in err, err[-2000:]
     assert not list(cut.glob('*.tmp'))

@@ -1,4 +1,4 @@
-import os, sys, subprocess
+import os, sys, subprocess, time
 from pathlib import Path
 import pytest
 
@@ -12,3 +12,11 @@ def cli(*args, timeout=600):
 
 @pytest.fixture
 def run_cli(): return cli
+
+def wait_for_first_epoch(p:subprocess.Popen, out:Path, timeout:float=300):
+    "Wait until the run of process `p` writing to `out` has logged and checkpointed its first epoch (it must still run)."
+    t0 = time.time()
+    while not ((out / 'checkpoint.pt').exists() and (out / 'metrics.csv').exists()
+               and len((out / 'metrics.csv').read_text().splitlines()) >= 2):
+        assert p.poll() is None and time.time() - t0 < timeout, "the run ended before it could be stopped"
+        time.sleep(0.05)

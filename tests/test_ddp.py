@@ -8,14 +8,15 @@
 import csv, json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
-from conftest import ROOT
+from conftest import ROOT, wait_for_first_epoch
 
 BIN = Path(sys.executable).parent
 ENV = dict(os.environ, ACCELERATE_USE_CPU='true', OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', MPLBACKEND='Agg')
 
+def torchrun_cmd(n, *args): return [str(BIN / 'torchrun'), '--standalone', f'--nproc_per_node={n}', *map(str, args)]
+
 def torchrun(n, *args, timeout=300):
-    return subprocess.run([str(BIN / 'torchrun'), '--standalone', f'--nproc_per_node={n}', *map(str, args)],
-                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(torchrun_cmd(n, *args), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 def max_diff(a, b):
     "Largest weight difference, leaving out attention's key bias (its gradient is zero up to rounding, see nbs/22_scale)."
@@ -74,12 +75,9 @@ def test_sigterm_to_a_torchrun_job_saves_and_resumes_exactly(tmp_path):
             '--decoder-dim', '32', '--decoder-heads', '2', '--quiet', '--seed', '5']
     full, cut = tmp_path / 'full', tmp_path / 'cut'
     r = torchrun(2, *args, '--out', full); assert r.returncode == 0, r.stderr[-3000:]
-    p = subprocess.Popen([str(BIN / 'torchrun'), '--standalone', '--nproc_per_node=2', *args, '--out', str(cut)], cwd=ROOT, env=ENV,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    t0 = time.time()
-    while not ((cut / 'metrics.csv').exists() and len((cut / 'metrics.csv').read_text().splitlines()) >= 2):
-        assert p.poll() is None and time.time() - t0 < 300, "the job ended before it could be stopped"
-        time.sleep(0.05)
+    p = subprocess.Popen(torchrun_cmd(2, *args, '--out', cut), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    wait_for_first_epoch(p, cut)
     time.sleep(1.)                                     # into the second epoch (where exactly does not matter)
     os.killpg(p.pid, signal.SIGTERM)
     err = p.communicate(timeout=120)[1]

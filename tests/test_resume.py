@@ -5,7 +5,7 @@ import csv, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
-from conftest import ROOT, cli
+from conftest import ROOT, cli, wait_for_first_epoch
 
 ARGS = ['--epochs', '3', '--max-items', '256', '--bs', '64', '--decoder-dim', '64', '--decoder-heads', '4', '--quiet', '--seed', '3']
 COLS = ['epoch', 'train_loss', 'valid_loss', 'pos_acc', 'sigma', 'lr']
@@ -24,10 +24,7 @@ def stop_after_first_epoch(cut, signum, wait=0.):
     exe = Path(sys.executable).with_name('droppos_nb')
     p = subprocess.Popen([str(exe), 'pretrain', *ARGS, '--out', str(cut)], cwd=ROOT, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
-    t0 = time.time()
-    while not ((cut / 'checkpoint.pt').exists() and len((cut / 'metrics.csv').read_text().splitlines()) >= 2):
-        assert p.poll() is None and time.time() - t0 < 300, "the run ended before it could be stopped"
-        time.sleep(0.05)
+    wait_for_first_epoch(p, cut)
     time.sleep(wait)
     p.send_signal(signum); p.wait(timeout=300)
     assert len(rows(cut)) < 3, "the run finished before it was stopped"

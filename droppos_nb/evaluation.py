@@ -22,6 +22,7 @@ from fastai.metrics import accuracy
 from timm.models.vision_transformer import VisionTransformer
 from .core import set_seed, default_device, rank_world
 from .distributed import distributed_ctx, init_distributed, launched_processes, finish_distributed
+from .scale import precision_callbacks, PRECISIONS
 from .data import (TensorData, TensorItems, TensorDL, BatchRandomResizedCrop, resize_images, mnist5k, photos,
                              find_valid_folder, folder_labels, IMAGENETTE_URLS, BUILTIN_DATASETS)
 from .masking import n_keep
@@ -418,18 +419,19 @@ def save_finetuned(model:FineTuneModel, path, **meta) -> Path:
 def finetune(vit:VisionTransformer, data:TensorData, epochs:int=10, lr:float=1e-3, bs:int=64, layer_decay:float=0.75,
              wd:float=0.05, warmup_epochs:float|None=None, min_lr:float=0., pool:str='mean', label_smoothing:float=0.1,
              mixup:float=0., cutmix:float=0., scale=(0.8, 1.), flip_p:float=0.5, seed:int=0, save:str|Path|None=None,
-             verbose:bool=False) -> dict:
+             precision:str='fp32', verbose:bool=False) -> dict:
     "Fine-tune all of `vit` (in place; build it with `drop_path_rate=0.1`) on `data`'s training images; top-1 on the validation images."
     set_seed(seed)
     dls = eval_dls(data, bs, augment=True, scale=scale, flip_p=flip_p, seed=seed, device=next(vit.parameters()).device)
     learn = finetune_learner(vit, dls, pool, label_smoothing, mixup, cutmix, verbose)
+    learn.add_cbs(precision_callbacks(precision, dls.device))     # bf16 (CPU or CUDA) or fp16 (CUDA) autocast; fp32: none
     depth = len(vit.blocks)
     with distributed_ctx(learn):        # DDP when launched on several processes (torchrun), as in pretraining
         learn.fit_warmup_cos(epochs, layer_decay_lrs(lr, depth, layer_decay), warmup_epochs=_warmup(warmup_epochs, epochs),
                              min_lr=layer_decay_lrs(min_lr, depth, layer_decay), wd=wd)
     loss, acc = learn.validate()[:2]
     res = dict(acc=float(acc), valid_loss=float(loss), pool=pool, n_classes=len(data.classes), chance=1 / len(data.classes),
-               lrs=layer_decay_lrs(lr, depth, layer_decay).tolist())
+               lrs=layer_decay_lrs(lr, depth, layer_decay).tolist(), precision=precision)
     if save is not None and rank_world()[0] == 0: res['encoder'] = str(save_finetuned(learn.model, save))
     vit.eval()
     return res
@@ -466,6 +468,7 @@ def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     a('--mixup', type=float, default=0., help="finetune: mixup alpha (0: off)"); a('--cutmix', type=float, default=0., help="finetune: cutmix alpha (0: off)")
     a('--flip-p', type=float, default=None, help="finetune: horizontal flip probability (default 0.5, 0 on mnist5k)")
     a('--min-scale', type=float, default=0.8, help="finetune: smallest area share of the random resized crop (1: no crop)")
+    a('--precision', default='fp32', choices=PRECISIONS, help="finetune: fp32, bf16 (CPU or CUDA; about 2x faster on a CPU core) or fp16 (CUDA)")
     a('--save-encoder', action='store_true', help="finetune: write the fine-tuned encoder to OUT/encoder-finetuned.safetensors")
     a('--max-items', type=int, default=None, help="use only the first N training images"); a('--max-valid', type=int, default=None, help="and N validation images")
     a('--device', default=None, choices=[None, 'cpu', 'cuda'])
@@ -495,9 +498,10 @@ def run_eval(args) -> dict:
     if args.protocol == 'finetune':
         flip = args.flip_p if args.flip_p is not None else 0. if str(args.data) == 'mnist5k' else 0.5
         s.update(layer_decay=args.layer_decay, drop_path=args.drop_path, label_smoothing=args.label_smoothing,
-                 mixup=args.mixup, cutmix=args.cutmix, flip_p=flip, min_scale=args.min_scale)
+                 mixup=args.mixup, cutmix=args.cutmix, flip_p=flip, min_scale=args.min_scale, precision=args.precision)
         layer_decay_lrs(1., 1, args.layer_decay)
         if args.mixup and args.cutmix: raise ValueError("use --mixup or --cutmix, not both")
+        precision_callbacks(args.precision, device=args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))   # fp16 without CUDA fails here, before any work
     world = launched_processes()
     if world > 1 and args.protocol != 'finetune':
         raise ValueError(f"only the finetune protocol trains on several processes: run --protocol {args.protocol} as one process "
@@ -518,7 +522,7 @@ def run_eval(args) -> dict:
     else:
         m = finetune(vit, data, pool=s['pool'], layer_decay=args.layer_decay, label_smoothing=args.label_smoothing, mixup=args.mixup,
                      cutmix=args.cutmix, flip_p=s['flip_p'], scale=(args.min_scale, 1.), save=out / 'encoder-finetuned.safetensors' if args.save_encoder else None,
-                     verbose=verbose, **ks)
+                     precision=args.precision, verbose=verbose, **ks)
     rec = dict(protocol=args.protocol, checkpoint=str(args.checkpoint), data=str(args.data),
                encoder={k: v for k, v in vit.eval_config.items() if k != 'checkpoint'},
                n_train=len(data.train_x), n_valid=len(data.valid_x), settings=s, metrics=m,

@@ -468,7 +468,7 @@ def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     a('--mixup', type=float, default=0., help="finetune: mixup alpha (0: off)"); a('--cutmix', type=float, default=0., help="finetune: cutmix alpha (0: off)")
     a('--flip-p', type=float, default=None, help="finetune: horizontal flip probability (default 0.5, 0 on mnist5k)")
     a('--min-scale', type=float, default=0.8, help="finetune: smallest area share of the random resized crop (1: no crop)")
-    a('--precision', default='fp32', choices=PRECISIONS, help="finetune: fp32, bf16 (CPU or CUDA; about 2x faster on a CPU core) or fp16 (CUDA)")
+    a('--precision', default='fp32', choices=PRECISIONS, help="finetune: fp32, bf16 (CPU or CUDA) or fp16 (CUDA)")
     a('--save-encoder', action='store_true', help="finetune: write the fine-tuned encoder to OUT/encoder-finetuned.safetensors")
     a('--max-items', type=int, default=None, help="use only the first N training images"); a('--max-valid', type=int, default=None, help="and N validation images")
     a('--device', default=None, choices=[None, 'cpu', 'cuda'])

@@ -1,6 +1,6 @@
 """The small-scale results table: pretrain, then measure every encoder with every protocol, for several seeds.
 
-    python bench/results.py                      # mnist5k, seeds 0 1 2 (about 100 minutes on 2 CPU cores)
+    python bench/results.py                      # mnist5k, seeds 0 1 2 (141 min on 2 CPU cores for the committed table)
     python bench/results.py --seeds 0 --quick --out bench/out/quick   # a smoke test of the whole pipeline (minutes)
     python bench/results.py --seeds 3 4          # add seeds to the table in bench/results/small_scale (kept: the others)
 
@@ -27,6 +27,8 @@ p.add_argument('--data', default='mnist5k')
 p.add_argument('--jobs', type=int, default=2, help="jobs at a time (each with cores / jobs threads)")
 p.add_argument('--work', default='bench/out/small_scale'); p.add_argument('--out', default='bench/results/small_scale')
 p.add_argument('--quick', action='store_true', help="tiny settings (1 epoch, few images): checks the pipeline, measures nothing")
+p.add_argument('--table-only', action='store_true', help="run nothing: make the table from the finished jobs (the motivating "
+               "experiment from the seeds whose fine-tuned encoders are probed)")
 p.add_argument('--fresh', action='store_true', help="start a new table instead of adding these seeds to the one in --out")
 args = p.parse_args()
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +39,7 @@ QUICK_PRE = ['--epochs', '1', '--max-items', '256', '--bs', '64'] if args.quick 
 QUICK_EVAL = ['--epochs', '1', '--max-items', '512', '--max-valid', '256'] if args.quick else []
 # The table's settings beyond the built-in defaults: pretraining and fine-tuning in bf16 autocast (faster on a CPU
 # core: bench/scaling.py measures it against fp32; the official MAE recipe trains in mixed precision too) and 5
-# fine-tuning epochs instead of 10, so that three seeds fit in about 100 minutes of two cores. The probes keep their
+# fine-tuning epochs instead of 10, so that three seeds fit into one session on two cores. The probes keep their
 # defaults (fp32).
 PRE = ['--precision', 'bf16']
 FINETUNE = ['--precision', 'bf16', '--epochs', '5']
@@ -114,7 +116,7 @@ def run_all():
                 n = running.pop(f); f.result(); done.add(n)
                 print(f"{time.perf_counter() - t:6.0f} s  done: {' '.join(map(str, n))}", flush=True)
 
-run_all()
+if not args.table_only: run_all()
 
 # the table
 def metric(row, seed, protocol, finetuned=False):
@@ -141,7 +143,10 @@ for row in ROWS:
         per_seed[str(s)] = dict(pretrain_pos_acc=acc, pretrain_seconds=secs,
                                 **{p: metric(row, s, p) for p in PROTOCOLS if not (row == 'random init' and p == 'finetune')})
     table[row] = per_seed
-motivating = {row: {str(s): dict(before=metric(row, s, 'position'), after=metric(row, s, 'position', finetuned=True)) for s in S}
+probed = lambda row, s: (encoder_of('supervised' if row == 'random init' else row, s)[1] / ('' if row == 'random init' else 'finetuned')
+                         / 'eval-position.json').exists()
+motivating = {row: {str(s): dict(before=metric(row, s, 'position'), after=metric(row, s, 'position', finetuned=True))
+                    for s in S if probed(row, s)}
               for row in ['random init', *PRETRAINED]}
 cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
 runs = [dict(seeds=S, cpu=cpu, machine=platform.platform(), jobs=args.jobs, threads_per_job=THREADS,
@@ -168,7 +173,7 @@ def summary(vals):
 res = dict(data=args.data, seeds=SEEDS, quick=args.quick, settings=SETTINGS, runs=runs, cpu=runs[-1]['cpu'], jobs=args.jobs,
            threads_per_job=THREADS, table=table, summary={r: {c: summary([table[r][s].get(c) for s in S]) for c in COLS} for r in ROWS},
            motivating=motivating,
-           motivating_summary={r: {k: summary([motivating[r][s][k] for s in S]) for k in ('before', 'after')} for r in motivating})
+           motivating_summary={r: {k: summary([v[k] for v in motivating[r].values()]) for k in ('before', 'after')} for r in motivating})
 OUT.mkdir(parents=True, exist_ok=True)
 (OUT / 'results.json').write_text(json.dumps(res, indent=1, ensure_ascii=False))
 
@@ -189,7 +194,8 @@ for r in ROWS:
         v = table[r][s]
         md.append(f"| {r} | {s} | " + ' | '.join(cell(v.get(c), c != 'pretrain_seconds') for c in COLS) + ' |')
     md.append(f"| **{r}** | mean ± sd | " + ' | '.join(mcell(res['summary'][r][c], c != 'pretrain_seconds') for c in COLS) + ' |')
-md += ['', '| encoder | position probe before fine-tuning (%) | after fine-tuning (%) |', '|---|---|---|']
+MS = sorted({s for r in motivating for s in motivating[r]}, key=int)
+md += ['', f"| encoder (seeds {', '.join(MS)}) | position probe before fine-tuning (%) | after fine-tuning (%) |", '|---|---|---|']
 md += [f"| {r} | {mcell(res['motivating_summary'][r]['before'])} | {mcell(res['motivating_summary'][r]['after'])} |" for r in motivating]
 (OUT / 'results.md').write_text('\n'.join(md) + '\n')
 print('\n'.join(md))

@@ -119,13 +119,17 @@ def run_all():
 if not args.table_only: run_all()
 
 # the table
-def metric(row, seed, protocol, finetuned=False):
-    "A protocol's figure for a row and seed; `finetuned`: measured on the row's encoder after fine-tuning."
+def result_file(row, seed, protocol, finetuned=False):
+    "The record of a protocol for a row and seed; `finetuned`: measured on the row's encoder after fine-tuning."
     if finetuned and row == 'random init': d = encoder_of('supervised', seed)[1]    # random init, fine-tuned = supervised
     elif finetuned: d = encoder_of(row, seed)[1] / 'finetuned'
     elif row == 'supervised' and protocol == 'finetune': d = encoder_of('random init', seed)[1]   # the run that trained it
     else: d = encoder_of(row, seed)[1]
-    m = json.loads((d / f'eval-{protocol}.json').read_text())['metrics']
+    return d / f'eval-{protocol}.json'
+
+def metric(row, seed, protocol, finetuned=False):
+    "A protocol's figure for a row and seed (see `result_file`)."
+    m = json.loads(result_file(row, seed, protocol, finetuned).read_text())['metrics']
     return m['pos_acc'] if protocol == 'position' else m['acc']
 
 def pretrain_figures(row, seed):
@@ -143,8 +147,7 @@ for row in ROWS:
         per_seed[str(s)] = dict(pretrain_pos_acc=acc, pretrain_seconds=secs,
                                 **{p: metric(row, s, p) for p in PROTOCOLS if not (row == 'random init' and p == 'finetune')})
     table[row] = per_seed
-probed = lambda row, s: (encoder_of('supervised' if row == 'random init' else row, s)[1] / ('' if row == 'random init' else 'finetuned')
-                         / 'eval-position.json').exists()
+probed = lambda row, s: result_file(row, s, 'position', finetuned=True).exists()
 motivating = {row: {str(s): dict(before=metric(row, s, 'position'), after=metric(row, s, 'position', finetuned=True))
                     for s in S if probed(row, s)}
               for row in ['random init', *PRETRAINED]}

@@ -29,6 +29,9 @@ def pretrain_parser(p:argparse.ArgumentParser):
     a('--data', default='mnist5k', help="built-in dataset (mnist5k, photos), imagenette, cifar10, or an image folder with train/ and valid/")
     a('--arch', default='vit_tiny', help="vit_tiny, vit_small, vit_base, vit_large or a timm ViT name")
     a('--img-size', type=int, default=32); a('--patch-size', type=int, default=4)
+    a('--depth', type=int, default=None, help="encoder blocks (default: the architecture's)")
+    a('--embed-dim', type=int, default=None, help="encoder width (default: the architecture's)")
+    a('--num-heads', type=int, default=None, help="encoder attention heads (default: the architecture's)")
     a('--epochs', type=int, default=8); a('--bs', type=int, default=128, help="batch size per process")
     a('--blr', type=float, default=1.5e-4, help="base learning rate: lr = blr * batch / 256")
     a('--lr', type=float, default=None, help="absolute learning rate (overrides --blr)")
@@ -46,6 +49,7 @@ def pretrain_parser(p:argparse.ArgumentParser):
     a('--norm-pix-loss', action='store_true', help="mae, cae: per-patch normalised pixel targets")
     a('--align-weight', type=float, default=2., help="cae: weight of the alignment loss (0 switches alignment off)")
     a('--regressor-depth', type=int, default=4, help="cae: cross-attention blocks of the latent contextual regressor")
+    a('--min-scale', type=float, default=0.2, help="augmentation strength: smallest area share of the random resized crop (1: no crop)")
     a('--max-items', type=int, default=None, help="use only the first N training images (quick trials)")
     a('--seed', type=int, default=0); a('--device', default=None, choices=[None, 'cpu', 'cuda'])
     a('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'], help="fp32 (the paper), bf16 (CPU or CUDA), fp16 (CUDA)")
@@ -60,7 +64,8 @@ def pretrain_parser(p:argparse.ArgumentParser):
 def model_kwargs(args) -> dict:
     "The method model's constructor arguments from parsed CLI `args`."
     kw = dict(arch=args.arch, img_size=args.img_size, patch_size=args.patch_size, mask_ratio=args.mask_ratio,
-              decoder_dim=args.decoder_dim, decoder_depth=args.decoder_depth, decoder_heads=args.decoder_heads)
+              decoder_dim=args.decoder_dim, decoder_depth=args.decoder_depth, decoder_heads=args.decoder_heads,
+              depth=getattr(args, 'depth', None), embed_dim=getattr(args, 'embed_dim', None), num_heads=getattr(args, 'num_heads', None))
     if args.method == 'droppos':
         kw.update(pos_mask_ratio=args.pos_mask_ratio, sigma=args.sigma, tau=args.tau, mask_token=args.mask_token)
     if args.method in ('mae', 'cae'): kw.update(norm_pix_loss=args.norm_pix_loss)
@@ -128,7 +133,7 @@ def pretrain(args) -> Path:
     set_seed(args.seed)                            # the same seed everywhere: `core.rank_share` splits the draws
     mkw = model_kwargs(args)
     dls = get_dls(args.data, img_size=args.img_size, bs=args.bs, seed=args.seed, device=device,
-                  max_items=args.max_items, num_workers=args.num_workers)
+                  max_items=args.max_items, num_workers=args.num_workers, scale=(getattr(args, 'min_scale', 0.2), 1.))
     batch = effective_batch(args.bs, args.accum)
     lr = args.lr if args.lr is not None else scaled_lr(args.blr, batch)
     config = dict(vars(args), model=mkw, lr=lr, effective_batch=batch, world_size=world, timm_arch=timm_arch(args.arch),

@@ -63,16 +63,18 @@ def checkpoint_config(path) -> dict:
     cfg = {k: shapes[k] for k in ('arch', 'img_size', 'patch_size', 'depth') if k in shapes}
     if any(k.endswith('.ls1.gamma') for k in sd): cfg['init_values'] = 0.1   # layer scale (CAE); the file's values replace 0.1
     if meta.get('method') in METHODS and 'config' in meta: cfg.update(_vit_kwargs(meta['method'], json.loads(meta['config'])))
-    for k in ('arch', 'img_size', 'patch_size', 'depth'):
+    for k in ('arch', 'img_size', 'patch_size', 'depth', 'embed_dim', 'num_heads'):
         if k in meta: cfg[k] = meta[k] if k == 'arch' else int(meta[k])
     if 'arch' not in cfg: raise ValueError(f"cannot tell the architecture of {path}: {err}. Pass --arch, --img-size and --patch-size")
     return cfg
 
 # %% ../nbs/30_evaluation.ipynb #b3baf147
 def load_eval_encoder(checkpoint='random', arch:str|None=None, img_size:int|None=None, patch_size:int|None=None,
-                      depth:int|None=None, seed:int=0, device=None, **vit_kwargs) -> VisionTransformer:
+                      depth:int|None=None, seed:int=0, device=None, embed_dim:int|None=None, num_heads:int|None=None,
+                      **vit_kwargs) -> VisionTransformer:
     "A timm ViT from `checkpoint` (a path, or `'random'`: seeded random init); settings left `None` come from the file."
-    given = {k: v for k, v in dict(arch=arch, img_size=img_size, patch_size=patch_size, depth=depth).items() if v is not None}
+    given = {k: v for k, v in dict(arch=arch, img_size=img_size, patch_size=patch_size, depth=depth, embed_dim=embed_dim,
+                                   num_heads=num_heads).items() if v is not None}
     if str(checkpoint) == 'random':
         cfg = {**dict(arch='vit_tiny', img_size=32, patch_size=4), **given}
         set_seed(seed)
@@ -453,6 +455,8 @@ def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     a('--img-size', type=int, default=None, help="default: the checkpoint's (32 for random)")
     a('--patch-size', type=int, default=None, help="default: the checkpoint's (4 for random)")
     a('--depth', type=int, default=None, help="blocks of a random encoder (default: the architecture's)")
+    a('--embed-dim', type=int, default=None, help="width of a random encoder (default: the architecture's)")
+    a('--num-heads', type=int, default=None, help="attention heads of a random encoder (default: the architecture's)")
     a('--epochs', type=int, default=None, help="default: position 5, linear 30, finetune 10")
     a('--bs', type=int, default=None, help="batch size (default: position 128, linear 256, knn 256, finetune 64)")
     a('--lr', type=float, default=None, help="learning rate (default: probes 1e-2; finetune 1e-3 for the head, layers below decay)")
@@ -510,7 +514,8 @@ def run_eval(args) -> dict:
     else: device = default_device(None if args.device is None else args.device == 'cuda')
     main_process = rank_world()[0] == 0
     vkw = dict(drop_path_rate=args.drop_path) if args.protocol == 'finetune' else {}
-    vit = load_eval_encoder(args.checkpoint, args.arch, args.img_size, args.patch_size, args.depth, seed=args.seed, device=device, **vkw)
+    vit = load_eval_encoder(args.checkpoint, args.arch, args.img_size, args.patch_size, args.depth, seed=args.seed, device=device,
+                            embed_dim=getattr(args, 'embed_dim', None), num_heads=getattr(args, 'num_heads', None), **vkw)
     data = eval_data(args.data, vit.patch_embed.img_size[0], max_items=args.max_items, max_valid=args.max_valid)
     out = Path(args.out) if args.out else Path('runs/eval-random') if str(args.checkpoint) == 'random' else Path(args.checkpoint).parent
     if main_process: out.mkdir(parents=True, exist_ok=True)

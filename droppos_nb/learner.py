@@ -174,7 +174,7 @@ def atomic_save(tensors:dict, path, metadata:dict|None=None):
 def export_encoder(model:nn.Module, path, **meta) -> Path:
     "Save the timm encoder of `model` (`model.encoder`) as safetensors with timm key names."
     enc = unwrap(model).encoder
-    meta = dict(format='timm', embed_dim=enc.embed_dim, depth=len(enc.blocks), **meta)
+    meta = dict(format='timm', embed_dim=enc.embed_dim, depth=len(enc.blocks), num_heads=enc.blocks[0].attn.num_heads, **meta)
     return atomic_save(enc.state_dict(), path, meta)
 
 # %% ../nbs/20_learner.ipynb #6435b77e

@@ -21,7 +21,7 @@ from droppos_nb.core import set_seed, patchify
 from droppos_nb.data import get_dls
 from droppos_nb.learner import pretrain_learner, save_model, load_model
 from droppos_nb.mae import mae_outputs
-from droppos_nb.cae import encoder_decoder_error, plot_alignment_reconstruction, plot_attention_comparison
+from droppos_nb.viz import encoder_decoder_error, plot_alignment_reconstruction, plot_attention_comparison
 
 p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
 p.add_argument('--data', default='mnist5k'); p.add_argument('--epochs', type=int, default=10)

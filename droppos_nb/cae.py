@@ -7,14 +7,14 @@ from __future__ import annotations
 from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 from timm.models.vision_transformer import Block
-from timm.layers import Mlp, LayerScale
+from timm.layers import Mlp, LayerScale, DropPath
+from .registry import MethodSpec, register_method, OutputMean, VIT_ARGS
 from .core import grid_size, patchify, unpatchify, sincos_2d
 from .masking import check_ratio, block_masking, mask_ids, gather_tokens
 from .vit import create_vit, encode_tokens, encode_image, init_mae_weights_
 
 # %% auto #0
-__all__ = ['CrossAttention', 'RegressorBlock', 'LatentRegressor', 'CAE', 'encoder_decoder_error', 'plot_alignment_reconstruction',
-           'plot_attention_comparison', 'MaskedModelExplorer']
+__all__ = ['CAE_OFFICIAL', 'CAE_LAPTOP', 'CrossAttention', 'RegressorBlock', 'LatentRegressor', 'CAE']
 
 # %% ../nbs/12_cae.ipynb #dfacfa36
 class CrossAttention(nn.Module):
@@ -33,24 +33,25 @@ class CrossAttention(nn.Module):
 
 class RegressorBlock(nn.Module):
     "CAE's regressor block: queries attend to [visible; queries] (pe on queries and keys, none on values), then an MLP."
-    def __init__(self, dim:int, num_heads:int, mlp_ratio:float=4., qkv_bias:bool=True, init_values:float|None=0.1):
+    def __init__(self, dim:int, num_heads:int, mlp_ratio:float=4., qkv_bias:bool=True, init_values:float|None=0.1, drop_path:float=0.):
         super().__init__()
         norm = partial(nn.LayerNorm, eps=1e-6)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm1_q, self.norm1_k, self.norm1_v, self.norm2 = norm(dim), norm(dim), norm(dim), norm(dim)
         self.cross_attn = CrossAttention(dim, num_heads, qkv_bias)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.ls1 = LayerScale(dim, init_values) if init_values else nn.Identity()
         self.ls2 = LayerScale(dim, init_values) if init_values else nn.Identity()
     def forward(self, x_q, x_kv, pos_q, pos_k):
-        x = x_q + self.ls1(self.cross_attn(self.norm1_q(x_q + pos_q), self.norm1_k(x_kv + pos_k), self.norm1_v(x_kv)))
+        x = x_q + self.drop_path(self.ls1(self.cross_attn(self.norm1_q(x_q + pos_q), self.norm1_k(x_kv + pos_k), self.norm1_v(x_kv))))
         x = self.norm2(x)
-        return x + self.ls2(self.mlp(x))
+        return x + self.drop_path(self.ls2(self.mlp(x)))
 
 class LatentRegressor(nn.Module):
     "`depth` regressor blocks and a final norm: predicted latents of the masked patches from the visible latents."
-    def __init__(self, dim:int, depth:int=4, num_heads:int=12, mlp_ratio:float=4., init_values:float|None=0.1):
+    def __init__(self, dim:int, depth:int=4, num_heads:int=12, mlp_ratio:float=4., init_values:float|None=0.1, drop_path:float=0.):
         super().__init__()
-        self.blocks = nn.ModuleList([RegressorBlock(dim, num_heads, mlp_ratio, init_values=init_values) for _ in range(depth)])
+        self.blocks = nn.ModuleList([RegressorBlock(dim, num_heads, mlp_ratio, init_values=init_values, drop_path=drop_path) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=1e-6)
     def forward(self, x_vis, pos_vis, queries, pos_masked):
         "Returns `(predicted latents (B, M, D), x_vis)`: the visible latents are keys and values only, never updated."
@@ -83,8 +84,8 @@ class CAE(nn.Module):
         self.encoder_to_decoder = nn.Sequential(nn.Linear(D, dd), nn.LayerNorm(dd, eps=1e-6)) if dd != D else nn.Identity()
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
         self.decoder_pos_embed = nn.Parameter(torch.from_numpy(sincos_2d(dd, self.grid))[None], requires_grad=False)
-        self.regressor = LatentRegressor(dd, regressor_depth, heads, mlp_ratio, layer_scale or None)
-        self.decoder_blocks = nn.ModuleList([Block(dd, heads, mlp_ratio, qkv_bias=True, init_values=layer_scale or None,
+        self.regressor = LatentRegressor(dd, regressor_depth, heads, mlp_ratio, layer_scale or None, drop_path=drop_path_rate)
+        self.decoder_blocks = nn.ModuleList([Block(dd, heads, mlp_ratio, qkv_bias=True, init_values=layer_scale or None, drop_path=drop_path_rate,
                                                    norm_layer=partial(nn.LayerNorm, eps=1e-6)) for _ in range(decoder_depth)])
         self.decoder_norm = nn.LayerNorm(dd, eps=1e-6)
         self.tokenizer = tokenizer
@@ -107,11 +108,11 @@ class CAE(nn.Module):
         mask = block_masking(B, self.grid, self.n_masked, self.min_block, device=device, generator=self.generator)
         return (mask, *mask_ids(mask))
 
-    def forward_encoder(self, imgs:torch.Tensor, ids_keep:torch.Tensor) -> torch.Tensor:
-        "Encoder features (B, 1+K, D) of [CLS] + the patches `ids_keep` with their position embeddings."
+    def forward_encoder(self, imgs:torch.Tensor, ids_keep:torch.Tensor) -> dict:
+        "`x`: encoder features (B, 1+K, D) of [CLS] + the patches `ids_keep` with their position embeddings (and `ids_keep`)."
         B = imgs.shape[0]
         tokens, pe = self.encoder.patch_embed(imgs), self.encoder.pos_embed[:, 1:].expand(B, -1, -1)
-        return encode_tokens(self.encoder, gather_tokens(tokens, ids_keep), gather_tokens(pe, ids_keep))
+        return dict(x=encode_tokens(self.encoder, gather_tokens(tokens, ids_keep), gather_tokens(pe, ids_keep)), ids_keep=ids_keep)
 
     def forward_regressor(self, x:torch.Tensor, ids_keep:torch.Tensor, ids_masked:torch.Tensor) -> torch.Tensor:
         "Predicted latents (B, M, dd) of the masked patches from encoder features `x` (B, 1+K, D); [CLS] is not used."
@@ -124,7 +125,7 @@ class CAE(nn.Module):
     @torch.no_grad()
     def alignment_target(self, imgs:torch.Tensor, ids_masked:torch.Tensor) -> torch.Tensor:
         "The current encoder, under stop-gradient, on [CLS] + the masked patches: their latents (B, M, dd)."
-        return self.encoder_to_decoder(self.forward_encoder(imgs, ids_masked)[:, 1:]).detach()
+        return self.encoder_to_decoder(self.forward_encoder(imgs, ids_masked)['x'][:, 1:]).detach()
 
     def forward_decoder(self, z:torch.Tensor, ids:torch.Tensor) -> torch.Tensor:
         "Decoder on latents `z` (B, M, dd) of patches `ids` (B, M) with their pe: predictions (B, M, out)."
@@ -153,7 +154,7 @@ class CAE(nn.Module):
 
     def forward(self, imgs:torch.Tensor) -> dict:
         mask, ids_keep, ids_masked = self.masks(imgs.shape[0], imgs.device)
-        x = self.forward_encoder(imgs, ids_keep)
+        x = self.forward_encoder(imgs, ids_keep)['x']
         latent_pred = self.forward_regressor(x, ids_keep, ids_masked)
         latent_target = self.alignment_target(imgs, ids_masked)
         pred = self.forward_decoder(latent_pred, ids_masked)
@@ -185,85 +186,19 @@ class CAE(nn.Module):
         ids = torch.arange(self.num_patches, device=imgs.device).expand(imgs.shape[0], -1)
         return self._to_image(self.forward_decoder(z, ids), imgs)
 
-# %% ../nbs/12_cae.ipynb #51b72a80
-@torch.no_grad()
-def encoder_decoder_error(model:CAE, imgs:torch.Tensor, bs:int=128) -> float:
-    "Pixel MSE (normalised units) between `imgs` and `model.encode_decode(imgs)`, over all patches."
-    model.eval()
-    dev = next(model.parameters()).device
-    imgs = imgs.as_subclass(torch.Tensor)
-    errs = [F.mse_loss(model.encode_decode(x.to(dev)), x.to(dev), reduction='sum').item() for x in imgs.split(bs)]
-    return sum(errs) / imgs.numel()
+# %% ../nbs/12_cae.ipynb #34920971
+CAE_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-3 * 256 / 2048, min_lr=1e-5,
+                    warmup_epochs=1., wd=0.05, betas=(0.9, 0.999), clip='global:3', drop_path=0.1, min_scale=0.08,
+                    mask_ratio=0.5, layer_scale=0.1, decoder_depth=4, regressor_depth=4, align_weight=2., norm_pix_loss=False)
+CAE_LAPTOP = dict(CAE_OFFICIAL)
 
-def plot_alignment_reconstruction(models:dict, imgs:torch.Tensor, n:int=8, size:float=1.2, title:str|None=None):
-    "Originals and, per CAE in `models` ({name: model}), all patches through encoder then decoder (no regressor)."
-    from droppos_nb.data import denormalize
-    from droppos_nb.viz import show_image_grid
-    imgs = imgs[:n].as_subclass(torch.Tensor)
-    rows, names = [denormalize(imgs).cpu()], ['original']
-    for name, m in models.items():
-        dev = next(m.parameters()).device
-        m.eval()
-        rows.append(denormalize(m.encode_decode(imgs.to(dev))).cpu())
-        names.append(f"{name}\nMSE {encoder_decoder_error(m, imgs):.2f}")
-    return show_image_grid(rows, names, size=size, suptitle=title or "all patches → encoder → decoder (no regressor)")
-
-# %% ../nbs/12_cae.ipynb #64067472
-def plot_attention_comparison(models:dict, imgs:torch.Tensor, layer:int=-1, n:int=8, size:float=1.2, alpha:float=0.6):
-    "Images and the head-mean [CLS] attention of `layer` of each model's encoder ({name: model}) over them."
-    from droppos_nb.data import denormalize
-    from droppos_nb.viz import show_image_grid, attention_maps, cls_attention, patch_heat
-    imgs = imgs[:n].as_subclass(torch.Tensor)
-    shown = denormalize(imgs).cpu()
-    rows, names, heats = [shown], ['image'], [None]
-    for name, m in models.items():
-        enc = getattr(m, 'encoder', m).eval()
-        a = attention_maps(enc, imgs)
-        rows.append(shown); names.append(name); heats.append(patch_heat(cls_attention(a, layer).float().mean(1)))
-    return show_image_grid(rows, names, heats=heats, size=size, alpha=alpha,
-                           suptitle=f"[CLS] attention (head mean), layer {layer % len(a) + 1} of {len(a)}")
-
-# %% ../nbs/12_cae.ipynb #8b6480a2
-class MaskedModelExplorer:
-    "ipywidgets: choose an image of `imgs` and a model of `models` ({name: model or path}); see reconstruction, alignment path and attention."
-    dpi = 80
-    def __init__(self, models:dict, imgs:torch.Tensor, seed:int=0):
-        import ipywidgets as W
-        from droppos_nb.official import load_any
-        if not models: raise ValueError("give at least one model: {name: model or checkpoint path}")
-        self.models = {k: load_any(v).eval() for k, v in models.items()}
-        self.imgs = imgs.as_subclass(torch.Tensor) if isinstance(imgs, torch.Tensor) else torch.as_tensor(imgs)
-        self.image = W.Dropdown(options=[(f"image {i}", i) for i in range(len(self.imgs))], value=0, description='image')
-        self.model = W.Dropdown(options=list(self.models), value=list(self.models)[0], description='model')
-        self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='mask seed')
-        self.rec, self.align, self.attn = [W.Image(format='png') for _ in range(3)]
-        self.info = W.HTML()
-        for w in (self.image, self.model, self.seed): w.observe(self.update, names='value')
-        self.widget = W.VBox([W.HBox([self.image, self.model, self.seed]), self.info,
-                              W.HBox([self.rec, self.align, self.attn], layout=W.Layout(align_items='flex-start'))])
-        self.update()
-
-    def figures(self) -> dict:
-        "The current figures as PNG bytes: {'rec', 'align', 'attn'} (missing where the model has no such view)."
-        from droppos_nb.viz import fig_to_png, attention_maps, plot_attention
-        from droppos_nb.data import denormalize
-        from droppos_nb.mae import plot_mae
-        m, x = self.models[self.model.value], self.imgs[self.image.value:self.image.value + 1]
-        figs = {}
-        if hasattr(m, 'reconstruct') and getattr(m, 'tokenizer', None) is None:
-            figs['rec'] = fig_to_png(plot_mae(m, x, seed=self.seed.value, n=1), self.dpi)
-        if isinstance(m, CAE) and m.tokenizer is None:
-            figs['align'] = fig_to_png(plot_alignment_reconstruction({self.model.value: m}, x, n=1, size=1.6), self.dpi)
-        figs['attn'] = fig_to_png(plot_attention(denormalize(x).cpu(), attention_maps(m.encoder, x)), self.dpi)
-        return figs
-
-    def update(self, *_):
-        figs = self.figures()
-        for k in ('rec', 'align', 'attn'):
-            w = getattr(self, k)
-            w.value = figs.get(k, b''); w.layout.display = None if k in figs else 'none'
-        self.info.value = f"<b>{self.model.value}</b>: {type(self.models[self.model.value]).__name__}, image {self.image.value}"
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+register_method(MethodSpec(
+    'cae', CAE, "predict the latents of masked patches from the visible ones, aligned with the encoder, then decode them",
+    options=[(('--norm-pix-loss',), dict(action='store_true', default=None, help="per-patch normalised pixel targets")),
+             (('--align-weight',), dict(type=float, help="weight of the alignment loss (0 switches alignment off)")),
+             (('--regressor-depth',), dict(type=int, help="cross-attention blocks of the latent contextual regressor")),
+             (('--layer-scale',), dict(type=float, help="layer-scale init of every block (0: none)"))],
+    model_args=(*VIT_ARGS, 'mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'norm_pix_loss', 'align_weight',
+                'regressor_depth', 'layer_scale'),
+    metrics=lambda: [OutputMean('loss_rec'), OutputMean('loss_align')],
+    official=CAE_OFFICIAL, laptop=CAE_LAPTOP, figure='reconstructions'))

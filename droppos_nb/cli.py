@@ -11,66 +11,84 @@ from fastai.callback.progress import ProgressCallback
 from .core import set_seed, default_device, grid_size, rank_world
 from .distributed import launched_processes, init_distributed, distributed_ctx, effective_batch, finish_distributed
 from .scale import (precision_callbacks, accumulation_callbacks, NonFiniteGuard, NonFiniteLoss, EpochCheckpoint,
-                               InterruptCheckpoint, Interrupted,
-                               ResumableCSVLogger, load_checkpoint, resume_)
+                               InterruptCheckpoint, Interrupted, ResumableCSVLogger, load_checkpoint, resume_, PRECISIONS)
 from .vit import timm_arch
-from .learner import (METHODS, pretrain_learner, scaled_lr, export_encoder, save_model, SaveModelEveryEpoch,
-                                unwrap)
+from .checkpoint import export_encoder, save_model, unwrap
+from .registry import get_method, method_names, resolve_config, seeded_masks
+from .learner import pretrain_learner, scaled_lr, SaveModelEveryEpoch
+from .evaluation import (POOLS, PROTOCOLS, PROTOCOL_DEFAULTS, eval_data, finetune, knn_eval, layer_decay_lrs, linear_probe,
+                                   load_eval_encoder, position_drop_mask, position_probe)
 
 # %% auto #0
-__all__ = ['VIZ_FIGURES', 'pretrain_parser', 'model_kwargs', 'save_position_figure', 'save_reconstruction_figure', 'resume_args',
-           'pretrain', 'viz_parser', 'viz', 'main']
+__all__ = ['FALLBACK', 'RUN_KEYS', 'VIZ_FIGURES', 'pretrain_parser', 'resolve_args', 'model_kwargs', 'save_position_figure',
+           'save_reconstruction_figure', 'resume_args', 'pretrain', 'viz_parser', 'viz', 'main', 'eval_parser',
+           'run_eval']
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
+FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1., wd=0.05,
+                betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, precision='fp32')
+RUN_KEYS = ('command', 'method', 'recipe', 'data', 'max_items', 'seed', 'device', 'accum', 'num_workers', 'out', 'resume', 'quiet')
+
 def pretrain_parser(p:argparse.ArgumentParser):
-    "Arguments of `droppos_nb pretrain`."
+    "Arguments of `droppos_nb pretrain`: the run, the recipe's settings (all default to the recipe), then each method's own options."
     a = p.add_argument
-    a('--method', default='droppos', help=f"pretraining method ({', '.join(METHODS)})")
+    a('--method', default='droppos', choices=method_names(), help="pretraining method")
+    a('--recipe', default='laptop', choices=['laptop', 'paper'],
+      help="laptop (default): settings measured to learn fast on 2 CPU cores; paper: the method's official recipe (its notebook lists it)")
     a('--data', default='mnist5k', help="built-in dataset (mnist5k, photos), imagenette, cifar10, or an image folder with train/ and valid/")
-    a('--arch', default='vit_tiny', help="vit_tiny, vit_small, vit_base, vit_large or a timm ViT name")
-    a('--img-size', type=int, default=32); a('--patch-size', type=int, default=4)
-    a('--depth', type=int, default=None, help="encoder blocks (default: the architecture's)")
-    a('--embed-dim', type=int, default=None, help="encoder width (default: the architecture's)")
-    a('--num-heads', type=int, default=None, help="encoder attention heads (default: the architecture's)")
-    a('--epochs', type=int, default=8); a('--bs', type=int, default=128, help="batch size per process")
-    a('--blr', type=float, default=1.5e-4, help="base learning rate: lr = blr * batch / 256")
-    a('--lr', type=float, default=None, help="absolute learning rate (overrides --blr)")
-    a('--min-lr', type=float, default=0.); a('--warmup-epochs', type=float, default=1.)
-    a('--wd', type=float, default=0.05, help="AdamW weight decay (none on biases and norms)")
-    a('--mask-ratio', type=float, default=None, help="share of patches masked (default: the method's; 0.75 for droppos and mae, 0.5 for cae)")
-    a('--pos-mask-ratio', type=float, default=0.75, help="gamma_pos: share of visible patches whose position is dropped")
-    a('--sigma', type=float, default=1., help="sigma_0 of position smoothing (0: one-hot targets)")
-    a('--no-sigma-decay', action='store_true', help="keep sigma constant instead of sigma_0 * (1 - epoch/epochs)")
-    a('--tau', type=float, default=0.1, help="attentive reconstruction temperature (inf: uniform weights)")
-    a('--mask-token', default='param', choices=['param', 'zeros', 'wrong_pos'])
-    a('--decoder-dim', type=int, default=None, help="decoder width (default: the method's; droppos 512, mae 128, cae the encoder's)")
-    a('--decoder-depth', type=int, default=None, help="decoder blocks (default: droppos 2, mae 2, cae 4)")
-    a('--decoder-heads', type=int, default=None, help="decoder heads (default: droppos 16, mae 4, cae the encoder's)")
-    a('--norm-pix-loss', action='store_true', help="mae, cae: per-patch normalised pixel targets")
-    a('--align-weight', type=float, default=2., help="cae: weight of the alignment loss (0 switches alignment off)")
-    a('--regressor-depth', type=int, default=4, help="cae: cross-attention blocks of the latent contextual regressor")
-    a('--min-scale', type=float, default=0.2, help="augmentation strength: smallest area share of the random resized crop (1: no crop)")
-    a('--max-items', type=int, default=None, help="use only the first N training images (quick trials)")
-    a('--seed', type=int, default=0); a('--device', default=None, choices=[None, 'cpu', 'cuda'])
-    a('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'], help="fp32 (the paper), bf16 (CPU or CUDA), fp16 (CUDA)")
-    a('--accum', type=int, default=1, help="accumulate gradients over N batches (the update of an N-times larger batch)")
-    a('--num-workers', type=int, default=None)
-    a('--out', default=None, help="output folder (default runs/<method>-<data>-<time>)")
-    a('--resume', default=None, metavar='DIR', help="continue the run in DIR from its last finished epoch (its config.json gives every other setting)")
-    a('--quiet', action='store_true', help="no progress bars")
+    g = p.add_argument_group("model and training (every default comes from the recipe)").add_argument
+    g('--arch', help="vit_tiny, vit_small, vit_base, vit_large or a timm ViT name")
+    g('--img-size', type=int); g('--patch-size', type=int)
+    g('--depth', type=int, help="encoder blocks (default: the architecture's)")
+    g('--embed-dim', type=int, help="encoder width (default: the architecture's)")
+    g('--num-heads', type=int, help="encoder attention heads (default: the architecture's)")
+    g('--epochs', type=int); g('--bs', type=int, help="batch size per process")
+    g('--blr', type=float, help="base learning rate: lr = blr * batch / 256")
+    g('--lr', type=float, help="absolute learning rate (overrides --blr)")
+    g('--min-lr', type=float); g('--warmup-epochs', type=float)
+    g('--wd', type=float, help="AdamW weight decay (none on biases and norms)")
+    g('--betas', type=float, nargs=2, metavar=('B1', 'B2'), help="AdamW betas")
+    g('--clip', help="gradient clipping: none, param:V (each tensor's norm) or global:V")
+    g('--drop-path', type=float, help="stochastic depth rate")
+    g('--min-scale', type=float, help="augmentation strength: smallest area share of the random resized crop (1: no crop)")
+    g('--precision', choices=PRECISIONS, help="fp32, bf16 (CPU or CUDA), fp16 (CUDA)")
+    g('--mask-ratio', type=float, help="share of patches masked")
+    g('--decoder-dim', type=int, help="decoder width"); g('--decoder-depth', type=int, help="decoder blocks")
+    g('--decoder-heads', type=int, help="decoder heads")
+    r = p.add_argument_group("the run").add_argument
+    r('--max-items', type=int, default=None, help="use only the first N training images (quick trials)")
+    r('--seed', type=int, default=0); r('--device', default=None, choices=[None, 'cpu', 'cuda'])
+    r('--accum', type=int, default=1, help="accumulate gradients over N batches (the update of an N-times larger batch)")
+    r('--num-workers', type=int, default=None)
+    r('--out', default=None, help="output folder (default runs/<method>-<data>-<time>)")
+    r('--resume', default=None, metavar='DIR', help="continue the run in DIR from its last finished epoch (its config.json gives every other setting)")
+    r('--quiet', action='store_true', help="no progress bars")
+    seen = {o: 'all methods' for act in p._actions for o in act.option_strings}
+    for name in method_names():
+        spec = get_method(name)
+        grp = p.add_argument_group(f"{name}: {spec.summary}")
+        for flags, kw in spec.options:
+            if flags[0] in seen: continue            # an option two methods share (--norm-pix-loss) is added once
+            grp.add_argument(*flags, **{'default': None, **kw}); seen[flags[0]] = name
+    p.method_options = {name: {f[0].lstrip('-').replace('-', '_') for f, _ in get_method(name).options} for name in method_names()}
     return p
+
+def resolve_args(args, method_options:dict|None=None):
+    "Fill every setting left `None` in `args` from the method's recipe (`args.recipe`), then the fallbacks; refuse another method's options."
+    spec = get_method(args.method)
+    for name, opts in (method_options or {}).items():
+        for k in sorted(opts - (method_options or {}).get(args.method, set())):
+            if getattr(args, k, None) is not None:
+                raise ValueError(f"--{k.replace('_', '-')} is an option of {name}, which {args.method} does not use: leave it out")
+    given = {k: v for k, v in vars(args).items() if k not in RUN_KEYS}
+    for k, v in resolve_config(spec, args.recipe, given, FALLBACK).items(): setattr(args, k, v)
+    args.betas = tuple(args.betas)
+    return args
 
 # %% ../nbs/90_cli.ipynb #aa3303c4
 def model_kwargs(args) -> dict:
-    "The method model's constructor arguments from parsed CLI `args`."
-    kw = dict(arch=args.arch, img_size=args.img_size, patch_size=args.patch_size, mask_ratio=args.mask_ratio,
-              decoder_dim=args.decoder_dim, decoder_depth=args.decoder_depth, decoder_heads=args.decoder_heads,
-              depth=getattr(args, 'depth', None), embed_dim=getattr(args, 'embed_dim', None), num_heads=getattr(args, 'num_heads', None))
-    if args.method == 'droppos':
-        kw.update(pos_mask_ratio=args.pos_mask_ratio, sigma=args.sigma, tau=args.tau, mask_token=args.mask_token)
-    if args.method in ('mae', 'cae'): kw.update(norm_pix_loss=args.norm_pix_loss)
-    if args.method == 'cae': kw.update(align_weight=args.align_weight, regressor_depth=args.regressor_depth)
-    return {k: v for k, v in kw.items() if v is not None}   # None: the method's own default
+    "The method model's constructor arguments from parsed, resolved CLI `args`."
+    return get_method(args.method).model_kwargs(vars(args))
 
 # %% ../nbs/90_cli.ipynb #48a56f2b
 def save_position_figure(learn, path, n:int=8):
@@ -80,9 +98,7 @@ def save_position_figure(learn, path, n:int=8):
     import matplotlib.pyplot as plt
     model = unwrap(learn.model).eval()
     x = learn.dls.valid.one_batch()[0][:n]
-    model.generator = torch.Generator(x.device).manual_seed(0)
-    with torch.no_grad(): out = model(x)
-    model.generator = None
+    with torch.no_grad(), seeded_masks(model, 0): out = model(x)
     acc = (out['acc_num'] / out['acc_den']).item()
     fig = plot_position_reconstruction(denormalize(x).cpu(), out, model.encoder.patch_embed.patch_size[0],
                                        n=n, title=f"position accuracy on these images: {acc:.0%} (masked: black, wrong: white)")
@@ -92,7 +108,7 @@ def save_position_figure(learn, path, n:int=8):
 # %% ../nbs/90_cli.ipynb #aeb85665
 def save_reconstruction_figure(learn, path, n:int=8):
     "MAE/CAE: original, masked, reconstruction and reconstruction + visible of the first validation images (fixed masks)."
-    from droppos_nb.mae import plot_mae
+    from droppos_nb.viz import plot_mae
     import matplotlib.pyplot as plt
     x = learn.dls.valid.one_batch()[0][:n]
     fig = plot_mae(unwrap(learn.model), x, seed=0, n=n)
@@ -107,7 +123,7 @@ def resume_args(args) -> dict:
     ck = load_checkpoint(run / 'checkpoint.pt')
     config = json.loads((run / 'config.json').read_text())
     for k, v in config.items():
-        if hasattr(args, k) and k not in ('resume', 'quiet', 'device', 'num_workers'): setattr(args, k, v)
+        if hasattr(args, k) and k not in ('resume', 'quiet', 'device', 'num_workers', 'method_options', 'command'): setattr(args, k, v)
     args.out = str(run)
     if ck['epoch'] >= args.epochs: raise ValueError(f"the run in {run} already finished its {args.epochs} epochs")
     was, now = config.get('world_size', 1), launched_processes()
@@ -122,6 +138,8 @@ def pretrain(args) -> Path:
     "Run `droppos_nb pretrain` with parsed `args` (on every process of a `torchrun`/`accelerate launch` job); returns the output folder."
     from droppos_nb.data import get_dls
     ck = resume_args(args) if args.resume else None
+    resolve_args(args, getattr(args, 'method_options', None))
+    spec = get_method(args.method)
     grid_size(args.img_size, args.patch_size)      # fail before any data is read
     precision_callbacks(args.precision, 'cuda' if args.device == 'cuda' else args.device); accumulation_callbacks(args.accum, args.bs)
     world = launched_processes()
@@ -133,13 +151,14 @@ def pretrain(args) -> Path:
     set_seed(args.seed)                            # the same seed everywhere: `core.rank_share` splits the draws
     mkw = model_kwargs(args)
     dls = get_dls(args.data, img_size=args.img_size, bs=args.bs, seed=args.seed, device=device,
-                  max_items=args.max_items, num_workers=args.num_workers, scale=(getattr(args, 'min_scale', 0.2), 1.))
+                  max_items=args.max_items, num_workers=args.num_workers, scale=(args.min_scale, 1.), views=spec.views)
     batch = effective_batch(args.bs, args.accum)
     lr = args.lr if args.lr is not None else scaled_lr(args.blr, batch)
-    config = dict(vars(args), model=mkw, lr=lr, effective_batch=batch, world_size=world, timm_arch=timm_arch(args.arch),
+    config = dict({k: v for k, v in vars(args).items() if k != 'method_options'}, model=mkw, lr=lr, effective_batch=batch, world_size=world, timm_arch=timm_arch(args.arch),
                   device=str(device), machine=platform.platform(), torch=torch.__version__)
     if ck is None and main_process: (out / 'config.json').write_text(json.dumps(config, indent=2, default=str))
-    learn = pretrain_learner(dls, args.method, path=out, seed=args.seed, sigma_decay=not args.no_sigma_decay, csv=None,
+    learn = pretrain_learner(dls, args.method, path=out, seed=args.seed, sigma_decay=not getattr(args, 'no_sigma_decay', False), csv=None,
+                             recipe=args.recipe, betas=args.betas, clip=args.clip,
                              cbs=[ResumableCSVLogger('metrics.csv'), SaveModelEveryEpoch('model.safetensors', mkw), EpochCheckpoint(), InterruptCheckpoint(), NonFiniteGuard(),
                                   *precision_callbacks(args.precision, device), *accumulation_callbacks(args.accum, args.bs)], **mkw)
     if args.quiet:
@@ -154,8 +173,8 @@ def pretrain(args) -> Path:
     if main_process:
         export_encoder(learn.model, out / 'encoder.safetensors', arch=timm_arch(args.arch), img_size=args.img_size, patch_size=args.patch_size)
         save_model(learn.model, out / 'model.safetensors', args.method, mkw)
-        if args.method == 'droppos': save_position_figure(learn, out / 'positions.png')
-        if args.method in ('mae', 'cae'): save_reconstruction_figure(learn, out / 'reconstructions.png')
+        if spec.figure == 'positions': save_position_figure(learn, out / 'positions.png')
+        if spec.figure == 'reconstructions': save_reconstruction_figure(learn, out / 'reconstructions.png')
         final = dict(zip(learn.recorder.metric_names[1:], learn.recorder.values[-1])) if learn.recorder.values else {}
         print(f"done: {args.method} on {args.data}, {args.epochs} epochs"
               + (f" on {world} processes" if world > 1 else "") + "; last epoch: "
@@ -181,6 +200,7 @@ def viz_parser(p:argparse.ArgumentParser):
     a('--sigma', type=float, default=None, help="position-smoothing sigma for the loss and the smoothing figure (default: the model's; 0, .5, 1, 2 drawn)")
     a('--tau', type=float, default=None, help="attentive-weight temperature (default: the model's)")
     a('--dpi', type=int, default=120, help="resolution of the PNGs"); a('--device', default=None, choices=[None, 'cpu', 'cuda'])
+    a('--decoder-heads', type=int, default=None, help="official checkpoints: the decoder's heads when its args do not say (default 16, with a warning)")
     return p
 
 def viz(args) -> list:
@@ -194,7 +214,7 @@ def viz(args) -> list:
     bad = [w for w in what if w not in VIZ_FIGURES]
     if bad: raise ValueError(f"unknown figure(s) {', '.join(bad)}: choose from {', '.join(VIZ_FIGURES)}")
     device = default_device(None if args.device is None else args.device == 'cuda')
-    model = load_any(args.model).to(device).eval()
+    model = load_any(args.model, **({'decoder_heads': args.decoder_heads} if args.decoder_heads else {})).to(device).eval()
     enc = getattr(model, 'encoder', model)
     img_size, p = enc.patch_embed.img_size[0], enc.patch_embed.patch_size[0]
     dls = get_dls(args.data, img_size=img_size, bs=args.n, seed=args.seed, device=device, num_workers=0)
@@ -224,16 +244,15 @@ def viz(args) -> list:
     return written
 
 # %% ../nbs/90_cli.ipynb #c0dc67b3
-from .evaluation import eval_parser, run_eval
-
 def main(argv=None):
     "Entry point of the `droppos_nb` command."
     parser = argparse.ArgumentParser(prog='droppos_nb', description="Self-supervised ViT pretraining workbook: DropPos and friends")
     sub = parser.add_subparsers(dest='command', required=True)
-    pretrain_parser(sub.add_parser('pretrain', help="pretrain an encoder and write metrics, checkpoints and figures"))
+    pp = pretrain_parser(sub.add_parser('pretrain', help="pretrain an encoder and write metrics, checkpoints and figures"))
     eval_parser(sub.add_parser('eval', help="measure an encoder: position probe, linear probe, kNN or fine-tuning"))
     viz_parser(sub.add_parser('viz', help="draw the figures of a checkpoint as PNGs (no Jupyter needed)"))
     args = parser.parse_args(argv)
+    if args.command == 'pretrain': args.method_options = pp.method_options
     try:
         if args.command == 'pretrain': pretrain(args)
         elif args.command == 'eval': run_eval(args)
@@ -248,6 +267,102 @@ def main(argv=None):
         if rank_world()[0] == 0:
             print(f"droppos_nb {args.command}: {e.msg}; continue with: droppos_nb pretrain --resume {e.run}", file=sys.stderr)
         sys.exit(128 + e.signum)    # the status of a program killed by that signal
+
+# %% ../nbs/90_cli.ipynb #8d98b212
+def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
+    "Arguments of `droppos_nb eval`."
+    a = p.add_argument
+    a('--protocol', required=True, choices=PROTOCOLS, help="position probe, linear probe, kNN or fine-tuning")
+    a('--checkpoint', required=True, help="a run's encoder.safetensors or model.safetensors, an official .pth, or 'random'")
+    a('--data', default='mnist5k', help="built-in dataset (mnist5k, photos), imagenette, cifar10, or an image folder with train/ and valid/")
+    a('--arch', default=None, help="default: the checkpoint's (vit_tiny for random)")
+    a('--img-size', type=int, default=None, help="default: the checkpoint's (32 for random)")
+    a('--patch-size', type=int, default=None, help="default: the checkpoint's (4 for random)")
+    a('--depth', type=int, default=None, help="blocks of a random encoder (default: the architecture's)")
+    a('--embed-dim', type=int, default=None, help="width of a random encoder (default: the architecture's)")
+    a('--num-heads', type=int, default=None, help="attention heads of a random encoder (default: the architecture's)")
+    a('--epochs', type=int, default=None, help="default: position 5, linear 30, finetune 10")
+    a('--bs', type=int, default=None, help="batch size (default: position 128, linear 256, knn 256, finetune 64)")
+    a('--lr', type=float, default=None, help="learning rate (default: probes 1e-2; finetune 1e-3 for the head, layers below decay)")
+    a('--wd', type=float, default=None, help="AdamW weight decay (default: 0 for the probes, 0.05 for finetune)")
+    a('--warmup-epochs', type=float, default=None, help="default: a tenth of the epochs")
+    a('--seed', type=int, default=0)
+    a('--drop-ratio', type=float, default=0.75, help="position: share of patches whose position embedding is dropped, in [0, 1)")
+    a('--pool', default=None, choices=POOLS, help="linear, knn: default cls; finetune: default mean (MAE)")
+    a('--k', type=int, default=20, help="knn: neighbours"); a('--temperature', type=float, default=0.07, help="knn: vote temperature T")
+    a('--layer-decay', type=float, default=0.75, help="finetune: layer-wise learning-rate decay (1: none)")
+    a('--drop-path', type=float, default=0.1, help="finetune: stochastic depth rate")
+    a('--label-smoothing', type=float, default=0.1, help="finetune")
+    a('--mixup', type=float, default=0., help="finetune: mixup alpha (0: off)"); a('--cutmix', type=float, default=0., help="finetune: cutmix alpha (0: off)")
+    a('--flip-p', type=float, default=None, help="finetune: horizontal flip probability (default 0.5, 0 on mnist5k)")
+    a('--min-scale', type=float, default=0.8, help="finetune: smallest area share of the random resized crop (1: no crop)")
+    a('--precision', default='fp32', choices=PRECISIONS, help="finetune: fp32, bf16 (CPU or CUDA) or fp16 (CUDA)")
+    a('--save-encoder', action='store_true', help="finetune: write the fine-tuned encoder to OUT/encoder-finetuned.safetensors")
+    a('--max-items', type=int, default=None, help="use only the first N training images"); a('--max-valid', type=int, default=None, help="and N validation images")
+    a('--device', default=None, choices=[None, 'cpu', 'cuda'])
+    a('--out', default=None, help="output folder (default: the checkpoint's folder, runs/eval-random for random)")
+    a('--quiet', action='store_true', help="no progress bars")
+    return p
+
+# %% ../nbs/90_cli.ipynb #55ec5343
+def _headline(protocol:str, m:dict) -> str:
+    if protocol == 'position':
+        return (f"position probe: top-1 position accuracy {m['pos_acc']:.4f} on the {m['scored']} "
+                f"({m['drop_ratio']:.0%} of positions dropped; chance {m['chance']:.4f})")
+    name = dict(linear='linear probe', knn=f"kNN (k={m.get('k')})", finetune='fine-tuning')[protocol]
+    return f"{name}: top-1 accuracy {m['acc']:.4f} (chance {m['chance']:.4f})"
+
+def run_eval(args) -> dict:
+    "Run `droppos_nb eval` with parsed `args`: print the figure, write `eval-<protocol>.json` into the output folder; returns the record."
+    t0 = time.perf_counter()
+    if args.protocol not in PROTOCOLS: raise ValueError(f"unknown protocol {args.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    d = PROTOCOL_DEFAULTS[args.protocol]
+    s = dict(epochs=args.epochs or d['epochs'], lr=args.lr if args.lr is not None else d['lr'], bs=args.bs or d['bs'],
+             wd=args.wd if args.wd is not None else d['wd'], pool=args.pool or d['pool'], seed=args.seed,
+             warmup_epochs=args.warmup_epochs, max_items=args.max_items, max_valid=args.max_valid)
+    if args.protocol == 'position':
+        position_drop_mask(1, 1, args.drop_ratio); s.update(drop_ratio=args.drop_ratio); s.pop('pool')
+    if args.protocol == 'knn': s = dict(k=args.k, T=args.temperature, pool=s['pool'], bs=s['bs'], max_items=args.max_items, max_valid=args.max_valid)
+    if args.protocol == 'finetune':
+        flip = args.flip_p if args.flip_p is not None else 0. if str(args.data) == 'mnist5k' else 0.5
+        s.update(layer_decay=args.layer_decay, drop_path=args.drop_path, label_smoothing=args.label_smoothing,
+                 mixup=args.mixup, cutmix=args.cutmix, flip_p=flip, min_scale=args.min_scale, precision=args.precision)
+        layer_decay_lrs(1., 1, args.layer_decay)
+        if args.mixup and args.cutmix: raise ValueError("use --mixup or --cutmix, not both")
+        precision_callbacks(args.precision, device=args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))   # fp16 without CUDA fails here, before any work
+    world = launched_processes()
+    if world > 1 and args.protocol != 'finetune':
+        raise ValueError(f"only the finetune protocol trains on several processes: run --protocol {args.protocol} as one process "
+                         "(python, not torchrun); the frozen protocols take seconds to minutes")
+    if world > 1: device = init_distributed(cpu=args.device == 'cpu' or not torch.cuda.is_available()).device
+    else: device = default_device(None if args.device is None else args.device == 'cuda')
+    main_process = rank_world()[0] == 0
+    vkw = dict(drop_path_rate=args.drop_path) if args.protocol == 'finetune' else {}
+    vit = load_eval_encoder(args.checkpoint, args.arch, args.img_size, args.patch_size, args.depth, seed=args.seed, device=device,
+                            embed_dim=getattr(args, 'embed_dim', None), num_heads=getattr(args, 'num_heads', None), **vkw)
+    data = eval_data(args.data, vit.patch_embed.img_size[0], max_items=args.max_items, max_valid=args.max_valid)
+    out = Path(args.out) if args.out else Path('runs/eval-random') if str(args.checkpoint) == 'random' else Path(args.checkpoint).parent
+    if main_process: out.mkdir(parents=True, exist_ok=True)
+    verbose = not args.quiet
+    ks = {k: s[k] for k in ('epochs', 'lr', 'bs', 'wd', 'warmup_epochs', 'seed')} if args.protocol != 'knn' else {}
+    if args.protocol == 'position': m = position_probe(vit, data, args.drop_ratio, verbose=verbose, **ks)
+    elif args.protocol == 'linear': m = linear_probe(vit, data, s['pool'], verbose=verbose, **ks)
+    elif args.protocol == 'knn': m = knn_eval(vit, data, s['pool'], args.k, args.temperature, s['bs'])
+    else:
+        m = finetune(vit, data, pool=s['pool'], layer_decay=args.layer_decay, label_smoothing=args.label_smoothing, mixup=args.mixup,
+                     cutmix=args.cutmix, flip_p=s['flip_p'], scale=(args.min_scale, 1.), save=out / 'encoder-finetuned.safetensors' if args.save_encoder else None,
+                     precision=args.precision, verbose=verbose, **ks)
+    rec = dict(protocol=args.protocol, checkpoint=str(args.checkpoint), data=str(args.data),
+               encoder={k: v for k, v in vit.eval_config.items() if k != 'checkpoint'},
+               n_train=len(data.train_x), n_valid=len(data.valid_x), settings=s, metrics=m,
+               seconds=round(time.perf_counter() - t0, 2), device=str(device), torch=torch.__version__, machine=platform.platform())
+    path = out / f'eval-{args.protocol}.json'
+    if main_process:
+        path.write_text(json.dumps(rec, indent=2, default=str))
+        print(_headline(args.protocol, m))
+        print(f"wrote {path.resolve()}" + (f" and {m['encoder']}" if 'encoder' in m else ''))
+    finish_distributed()
+    return rec
 
 # %% ../nbs/90_cli.ipynb #b1a60396
 if __name__ == '__main__' and globals().get('__spec__') is not None: main()

@@ -14,20 +14,22 @@ import torch.nn.functional as F
 from fastai.torch_core import TensorImage, TensorCategory
 from fastai.data.core import TfmdDL, DataLoaders
 from fastai.data.block import DataBlock, CategoryBlock
+from fastai.data.transforms import ItemTransform
 from fastai.data.transforms import (Transform, IntToFloatTensor, Normalize, Category, IndexSplitter, ItemGetter,
                                     get_image_files)
 from fastai.data.external import untar_data, URLs
 from fastai.distributed import rank0_first
 from fastai.vision.core import imagenet_stats
 from fastai.vision.data import ImageBlock
-from fastai.vision.augment import RandomResizedCrop
+from fastai.vision.augment import RandomResizedCrop, Resize
 from .core import default_device, rank_share
 
 # %% auto #0
 __all__ = ['PHOTO_NAMES', 'BUILTIN_DATASETS', 'VALID_NAMES', 'IMAGENETTE_URLS', 'TensorData', 'resize_images', 'mnist5k',
            'load_photo', 'load_photos', 'square_crops', 'photos', 'random_crop_boxes', 'resized_crops',
-           'BatchRandomResizedCrop', 'TensorItems', 'TensorDL', 'norm_tfms', 'tensor_dls', 'denormalize',
-           'find_valid_folder', 'folder_labels', 'folder_dls', 'imagenette_dls', 'cifar10_dls', 'get_dls']
+           'BatchRandomResizedCrop', 'TensorItems', 'TensorDL', 'view_settings', 'MultiViews', 'norm_tfms',
+           'tensor_dls', 'denormalize', 'find_valid_folder', 'folder_labels', 'folder_dls', 'data_folder',
+           'imagenette_dls', 'cifar10_dls', 'get_dls']
 
 # %% ../nbs/01_data.ipynb #8459c27b
 def _size_of(x): return tuple(x.shape[1:]) if len(x) else None
@@ -232,11 +234,45 @@ class TensorDL(TfmdDL):
         return TensorImage(self.dataset.x[i]), TensorCategory(self.dataset.y[i])
     def retain(self, res, b): return res
 
+# %% ../nbs/01_data.ipynb #74f13f2f
+def view_settings(views, scale=(0.2, 1.), flip_p:float=0.5) -> list:
+    "A list of per-view augmentation dicts (`scale`, `ratio`, `flip_p`, `tfms`) from `views`: a count, or a list of dicts (missing keys take the defaults)."
+    if isinstance(views, int):
+        if views < 1: raise ValueError(f"views must be at least 1, got {views}")
+        views = [{} for _ in range(views)]
+    res = []
+    for v in views:
+        bad = set(v) - {'scale', 'ratio', 'flip_p', 'tfms'}
+        if bad: raise ValueError(f"unknown view setting(s) {sorted(bad)}: use scale, ratio, flip_p, tfms")
+        res.append(dict(dict(scale=tuple(scale), ratio=(3/4, 4/3), flip_p=flip_p, tfms=()), **v))
+    return res
+
+class MultiViews(ItemTransform):
+    "Turn a float batch `(x, y)` into `(view_1, ..., view_k, y)`: on training batches each view gets its own random resized crop + flip (+ its `tfms`)."
+    order = 30
+    def __init__(self, size:int, views, generator=None):
+        super().__init__()
+        self.views, self.generator, self.size = view_settings(views), generator, size
+        self.crops = [BatchRandomResizedCrop(size, v['scale'], v['ratio'], v['flip_p'], generator=generator) for v in self.views]
+
+    def __call__(self, b, split_idx=None, **kwargs):
+        x, rest = b[0], tuple(b[1:])
+        if split_idx != 0: return (*[x] * len(self.views), *rest)          # validation: k plain copies
+        out = []
+        for crop, v in zip(self.crops, self.views):
+            z = crop(x, split_idx=0)
+            for f in v['tfms']: z = TensorImage(f(z))
+            out.append(z)
+        return (*out, *rest)
+
+    def decode(self, b, **kwargs): return (b[0], *b[len(self.views):])    # show_batch shows the first view
+
 # %% ../nbs/01_data.ipynb #5c25d014
-def norm_tfms(img_size:int, scale=(0.2, 1.), ratio=(3/4, 4/3), flip_p:float=0.5, generator=None) -> list:
-    "The batch transforms of pretraining: to float in [0, 1], per-image random resized crop + flip (training only), ImageNet normalisation."
-    return [IntToFloatTensor(), BatchRandomResizedCrop(img_size, scale, ratio, flip_p, generator=generator),
-            Normalize.from_stats(*imagenet_stats)]
+def norm_tfms(img_size:int, scale=(0.2, 1.), ratio=(3/4, 4/3), flip_p:float=0.5, generator=None, views=1) -> list:
+    "The batch transforms of pretraining: to float in [0, 1], per-image random resized crop + flip (training only; one per view when `views` asks for several), ImageNet normalisation."
+    if views == 1: aug = BatchRandomResizedCrop(img_size, scale, ratio, flip_p, generator=generator)
+    else: aug = MultiViews(img_size, view_settings(views, scale, flip_p), generator=generator)
+    return [IntToFloatTensor(), aug, Normalize.from_stats(*imagenet_stats)]
 
 # %% ../nbs/01_data.ipynb #6724b550
 def _check_bs(n:int, bs:int, what:str):
@@ -249,18 +285,19 @@ def _finish(dls, classes, img_size):
 
 # %% ../nbs/01_data.ipynb #356dfc23
 def tensor_dls(data:TensorData, img_size:int, bs:int=128, scale=(0.2, 1.), seed:int=0, device=None,
-               num_workers:int|None=0, max_items:int|None=None) -> DataLoaders:
-    "fastai `DataLoaders` over the uint8 tensors of `data`, with per-image random resized crops on the training set."
+               num_workers:int|None=0, max_items:int|None=None, views=1) -> DataLoaders:
+    "fastai `DataLoaders` over the uint8 tensors of `data`, with per-image random resized crops on the training set (`views`: how many augmented views per image, or a list of per-view settings)."
     tx, ty = data.train_x, data.train_y
     if max_items is not None: tx, ty = tx[:max_items], ty[:max_items]
     _check_bs(len(tx), bs, "the training set")
     vx = resize_images(data.valid_x, img_size)
     device = default_device() if device is None else torch.device(device)
     g = torch.Generator().manual_seed(seed)
-    tfms = norm_tfms(img_size, scale, generator=g)
+    tfms = norm_tfms(img_size, scale, generator=g, views=views)
     kw = dict(after_batch=tfms, device=device, num_workers=num_workers or 0)
     trn = TensorDL(TensorItems(tx, ty, data.classes, split_idx=0), bs=bs, shuffle=True, drop_last=True, **kw)
     val = TensorDL(TensorItems(vx, data.valid_y, data.classes, split_idx=1), bs=2 * bs, shuffle=False, **kw)
+    trn.dataset.n_inp = val.dataset.n_inp = len(view_settings(views))
     trn.rng = random.Random(seed)
     return _finish(DataLoaders(trn, val, device=device), data.classes, img_size)
 
@@ -304,7 +341,7 @@ def _missing_data(path):
 
 # %% ../nbs/01_data.ipynb #bff66447
 def folder_dls(path, img_size:int, bs:int=64, train:str='train', valid:str|None=None, scale=(0.2, 1.), seed:int=0,
-               num_workers:int|None=None, device=None, max_items:int|None=None) -> DataLoaders:
+               num_workers:int|None=None, device=None, max_items:int|None=None, views=1) -> DataLoaders:
     "fastai `DataLoaders` from an image folder with `train/` and a validation folder, class subfolders optional."
     path = Path(path)
     if not path.is_dir(): raise _missing_data(path)
@@ -324,9 +361,10 @@ def folder_dls(path, img_size:int, bs:int=64, train:str='train', valid:str|None=
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=classes)),
                        get_x=ItemGetter(0), get_y=ItemGetter(1),
                        splitter=IndexSplitter(list(range(len(tfiles), len(items)))),
-                       item_tfms=RandomResizedCrop(img_size, min_scale=scale[0], max_scale=scale[1]),
-                       batch_tfms=[BatchRandomResizedCrop(img_size, scale=(1., 1.), ratio=(1., 1.)),
-                                   Normalize.from_stats(*imagenet_stats)])
+                       item_tfms=RandomResizedCrop(img_size, min_scale=scale[0], max_scale=scale[1]) if views == 1 else Resize(img_size),
+                       batch_tfms=[BatchRandomResizedCrop(img_size, scale=(1., 1.), ratio=(1., 1.)) if views == 1
+                                   else MultiViews(img_size, view_settings(views, scale), generator=torch.Generator().manual_seed(seed)),
+                                   Normalize.from_stats(*imagenet_stats)], n_inp=len(view_settings(views)))
     device = default_device() if device is None else torch.device(device)
     dls = dblock.dataloaders(items, bs=bs, val_bs=2 * bs, num_workers=num_workers, device=device)
     dls.train.rng = random.Random(seed)
@@ -335,15 +373,22 @@ def folder_dls(path, img_size:int, bs:int=64, train:str='train', valid:str|None=
 # %% ../nbs/01_data.ipynb #9d2389bc
 IMAGENETTE_URLS = {'160': URLs.IMAGENETTE_160, '320': URLs.IMAGENETTE_320, 'full': URLs.IMAGENETTE}
 
+def data_folder(data, size:str='160') -> Path:
+    "The image folder behind `data`: Imagenette (`size` '160', '320' or 'full') or CIFAR-10 downloaded by fastai on the first process only (the others wait), else `data` itself. Pretraining and evaluation both find their data here."
+    if data == 'imagenette':
+        if str(size) not in IMAGENETTE_URLS: raise ValueError(f"unknown Imagenette size {size!r}: use one of {', '.join(IMAGENETTE_URLS)}")
+        return Path(rank0_first(untar_data, IMAGENETTE_URLS[str(size)]))
+    if data == 'cifar10': return Path(rank0_first(untar_data, URLs.CIFAR))
+    return Path(data)
+
 def imagenette_dls(img_size:int=160, bs:int=64, size:str='160', **kw) -> DataLoaders:
     "Imagenette (downloaded by fastai, by the first process only; `size` '160', '320' or 'full') as `folder_dls` loaders."
-    if str(size) not in IMAGENETTE_URLS: raise ValueError(f"unknown Imagenette size {size!r}: use one of {', '.join(IMAGENETTE_URLS)}")
-    return folder_dls(rank0_first(untar_data, IMAGENETTE_URLS[str(size)]), img_size, bs=bs, **kw)
+    return folder_dls(data_folder('imagenette', size), img_size, bs=bs, **kw)
 
 # %% ../nbs/01_data.ipynb #2e2d3ee8
 def cifar10_dls(img_size:int=32, bs:int=128, **kw) -> DataLoaders:
     "CIFAR-10 (downloaded by fastai on the first process, PNGs in train/ and test/) as `folder_dls` loaders."
-    return folder_dls(rank0_first(untar_data, URLs.CIFAR), img_size, bs=bs, **kw)
+    return folder_dls(data_folder('cifar10'), img_size, bs=bs, **kw)
 
 # %% ../nbs/01_data.ipynb #68495aa7
 _TENSOR_DATASETS = {'mnist5k': mnist5k, 'photos': photos}

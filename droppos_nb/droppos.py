@@ -9,12 +9,14 @@ from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 from timm.models.vision_transformer import Block
 from fastai.callback.core import Callback
+from .registry import MethodSpec, register_method, WeightedAccuracy, VIT_ARGS
 from .core import grid_size, grid_indices, rank_share
 from .masking import check_ratio, n_keep, random_masking, gather_tokens
 from .vit import create_vit, encode_tokens, encode_image, init_mae_weights_
 
 # %% auto #0
-__all__ = ['MASK_TOKEN_TYPES', 'position_smoothing', 'sigma_at', 'attentive_weights', 'droppos_loss', 'DropPos', 'SigmaSchedule']
+__all__ = ['MASK_TOKEN_TYPES', 'DROPPOS_OFFICIAL', 'DROPPOS_LAPTOP', 'position_smoothing', 'sigma_at', 'attentive_weights',
+           'droppos_loss', 'DropPos', 'SigmaSchedule']
 
 # %% ../nbs/10_droppos.ipynb #e3868dc4
 def position_smoothing(grid_size:int, sigma:float, device=None) -> torch.Tensor:
@@ -151,3 +153,23 @@ class SigmaSchedule(Callback):
     def before_epoch(self):
         model = getattr(self.learn.model, 'module', self.learn.model)
         model.sigma = sigma_at(self.epoch, self.n_epoch, self.sigma0, self.decay)
+
+# %% ../nbs/10_droppos.ipynb #e13a278d
+DROPPOS_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1.,
+                        wd=0.05, betas=(0.9, 0.95), clip='param:5', drop_path=0., min_scale=0.2, precision='fp32',
+                        mask_ratio=0.75, pos_mask_ratio=0.75, sigma=1., no_sigma_decay=False, tau=0.1, mask_token='param',
+                        decoder_dim=512, decoder_depth=2, decoder_heads=16)
+DROPPOS_LAPTOP = dict(DROPPOS_OFFICIAL)
+
+register_method(MethodSpec(
+    'droppos', DropPos, "reconstruct the grid positions of patches whose position embedding was dropped",
+    options=[(('--pos-mask-ratio',), dict(type=float, help="gamma_pos: share of visible patches whose position is dropped")),
+             (('--sigma',), dict(type=float, help="sigma_0 of position smoothing (0: one-hot targets)")),
+             (('--no-sigma-decay',), dict(action='store_true', default=None, help="keep sigma constant instead of sigma_0 * (1 - epoch/epochs)")),
+             (('--tau',), dict(type=float, help="attentive reconstruction temperature (inf: uniform weights)")),
+             (('--mask-token',), dict(choices=MASK_TOKEN_TYPES, help="what replaces a dropped position embedding"))],
+    model_args=(*VIT_ARGS, 'mask_ratio', 'pos_mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'sigma', 'tau', 'mask_token'),
+    cbs=lambda model, config: [SigmaSchedule(getattr(model, 'sigma', 1.), not config.get('no_sigma_decay'))],
+    metrics=lambda: [WeightedAccuracy('acc_num', 'acc_den', 'pos_acc')],
+    official=DROPPOS_OFFICIAL, laptop=DROPPOS_LAPTOP, figure='positions',
+    helpers=dict(position_smoothing=position_smoothing, attentive_weights=attentive_weights)))

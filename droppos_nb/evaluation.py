@@ -24,26 +24,33 @@ from .core import set_seed, default_device, rank_world
 from .distributed import distributed_ctx, init_distributed, launched_processes, finish_distributed
 from .scale import precision_callbacks, PRECISIONS
 from .data import (TensorData, TensorItems, TensorDL, BatchRandomResizedCrop, resize_images, mnist5k, photos,
-                             find_valid_folder, folder_labels, IMAGENETTE_URLS, BUILTIN_DATASETS)
+                             find_valid_folder, folder_labels, IMAGENETTE_URLS, BUILTIN_DATASETS, data_folder)
 from .masking import n_keep
-from .vit import create_vit, encode_tokens, encode_image
-from .learner import (METHODS, adamw, model_loss, WeightedAccuracy, SeededMasks, load_state_dict_file,
-                                load_encoder, export_encoder)
+from .vit import create_vit, encode_tokens, encode_image, timm_arch
+import timm
+from .checkpoint import load_state_dict_file, load_encoder, export_encoder, check_state_dict
+from .registry import get_method, WeightedAccuracy
+from .learner import adamw, model_loss, SeededMasks, PretrainLearner
 from .official import official_config, WIDTH_ARCH
 
 # %% auto #0
-__all__ = ['POOLS', 'PROTOCOLS', 'PROTOCOL_DEFAULTS', 'checkpoint_config', 'load_eval_encoder', 'folder_data', 'eval_data',
-           'normalize_images', 'eval_dls', 'position_drop_mask', 'position_features', 'freeze_', 'PositionProbe',
-           'position_probe_learner', 'position_probe', 'extract_features', 'FeatureItems', 'FeatureDL', 'feature_dls',
-           'linear_head', 'linear_probe_learner', 'linear_probe', 'knn_predict', 'knn_eval', 'layer_id',
-           'layer_decay_splitter', 'layer_decay_lrs', 'block_tokens', 'FineTuneModel', 'finetune_learner',
-           'save_finetuned', 'finetune', 'eval_parser', 'run_eval']
+__all__ = ['POOLS', 'PROTOCOLS', 'PROTOCOL_DEFAULTS', 'checkpoint_config', 'is_vit', 'require_vit', 'is_vit_arch',
+           'create_backbone', 'load_eval_encoder', 'folder_data', 'eval_data', 'normalize_images', 'eval_dls',
+           'position_drop_mask', 'position_features', 'freeze_', 'PositionProbe', 'position_probe_learner',
+           'position_probe', 'extract_features', 'FeatureItems', 'FeatureDL', 'feature_dls', 'linear_head',
+           'linear_probe_learner', 'linear_probe', 'knn_predict', 'knn_eval', 'layer_id', 'timm_layer_groups',
+           'decay_depth', 'layer_decay_splitter', 'layer_decay_lrs', 'block_tokens', 'FineTuneModel',
+           'finetune_learner', 'save_finetuned', 'finetune']
 
 # %% ../nbs/30_evaluation.ipynb #315c565f
 def _vit_kwargs(method:str, config:dict) -> dict:
     "The encoder part of a method's constructor `config`: arch, sizes and the ViT keyword arguments it passes on."
-    own = set(inspect.signature(METHODS[method]['model_cls']).parameters) - {'arch', 'img_size', 'patch_size', 'in_chans'}
+    own = set(inspect.signature(get_method(method).model_cls).parameters) - {'arch', 'img_size', 'patch_size', 'in_chans'}
     return {k: v for k, v in config.items() if k not in own}
+
+def _known_method(name) -> bool:
+    try: get_method(str(name)); return True
+    except ValueError: return False
 
 def checkpoint_config(path) -> dict:
     "Encoder settings (`arch`, `img_size`, `patch_size`, `depth`, ...) of checkpoint `path`: from its metadata, else its shapes."
@@ -62,28 +69,59 @@ def checkpoint_config(path) -> dict:
     except ValueError as e: shapes, err = {}, e
     cfg = {k: shapes[k] for k in ('arch', 'img_size', 'patch_size', 'depth') if k in shapes}
     if any(k.endswith('.ls1.gamma') for k in sd): cfg['init_values'] = 0.1   # layer scale (CAE); the file's values replace 0.1
-    if meta.get('method') in METHODS and 'config' in meta: cfg.update(_vit_kwargs(meta['method'], json.loads(meta['config'])))
+    if 'config' in meta and _known_method(meta.get('method')): cfg.update(_vit_kwargs(meta['method'], json.loads(meta['config'])))
     for k in ('arch', 'img_size', 'patch_size', 'depth', 'embed_dim', 'num_heads'):
         if k in meta: cfg[k] = meta[k] if k == 'arch' else int(meta[k])
     if 'arch' not in cfg: raise ValueError(f"cannot tell the architecture of {path}: {err}. Pass --arch, --img-size and --patch-size")
     return cfg
 
 # %% ../nbs/30_evaluation.ipynb #b3baf147
+def is_vit(model:nn.Module) -> bool:
+    "Whether `model` is a timm `VisionTransformer` (patch tokens, a [CLS] token, position embeddings)."
+    return isinstance(model, VisionTransformer)
+
+def require_vit(model:nn.Module, what:str):
+    "Raise a clear error when `what` (a ViT-only protocol or figure) is asked of another backbone."
+    if not is_vit(model):
+        raise ValueError(f"{what} needs a ViT (patch tokens and position embeddings); {type(model).__name__} has none: "
+                         "use the linear probe, kNN or fine-tuning, which work with any timm backbone")
+
+def is_vit_arch(arch:str) -> bool:
+    "Whether timm builds `arch` (an alias such as `vit_tiny` or any timm name) as a `VisionTransformer`."
+    from timm.models import model_entrypoint, is_model
+    name = timm_arch(arch) if str(arch).startswith('vit') else arch
+    if not is_model(name): raise ValueError(f"unknown architecture {arch!r}: a timm model name (vit_tiny, resnet18, ...)")
+    return model_entrypoint(name).__module__.endswith('.vision_transformer')
+
+def create_backbone(arch:str='vit_tiny', img_size:int=32, patch_size:int=4, **kwargs) -> nn.Module:
+    "A headless timm backbone: our ViT (`create_vit`) for a ViT `arch`, any other timm model (a ResNet, ...) with `num_classes=0`."
+    if is_vit_arch(arch): return create_vit(arch, img_size, patch_size, **kwargs)
+    keep = {k: v for k, v in kwargs.items() if k in ('drop_path_rate', 'in_chans')}
+    return timm.create_model(arch, pretrained=False, num_classes=0, **keep)
+
 def load_eval_encoder(checkpoint='random', arch:str|None=None, img_size:int|None=None, patch_size:int|None=None,
                       depth:int|None=None, seed:int=0, device=None, embed_dim:int|None=None, num_heads:int|None=None,
-                      **vit_kwargs) -> VisionTransformer:
-    "A timm ViT from `checkpoint` (a path, or `'random'`: seeded random init); settings left `None` come from the file."
+                      **vit_kwargs) -> nn.Module:
+    "A timm backbone from `checkpoint` (a path, or `'random'`: seeded random init); settings left `None` come from the file. A ViT unless the file or `arch` names another timm model."
     given = {k: v for k, v in dict(arch=arch, img_size=img_size, patch_size=patch_size, depth=depth, embed_dim=embed_dim,
                                    num_heads=num_heads).items() if v is not None}
     if str(checkpoint) == 'random':
         cfg = {**dict(arch='vit_tiny', img_size=32, patch_size=4), **given}
         set_seed(seed)
-        vit = create_vit(**cfg, **vit_kwargs)
+        enc = create_backbone(**cfg, **vit_kwargs)
     else:
-        cfg = {**checkpoint_config(checkpoint), **given}
-        vit = load_encoder(create_vit(**cfg, **vit_kwargs), checkpoint)
-    vit.eval_config = dict(cfg, depth=len(vit.blocks), embed_dim=vit.embed_dim, checkpoint=str(checkpoint))
-    return vit.to(default_device() if device is None else device)
+        cfg = checkpoint_config(checkpoint)
+        if 'arch' in given: cfg = {k: v for k, v in cfg.items() if k not in ('embed_dim', 'num_heads')}   # an explicit arch sets the width
+        cfg = {**cfg, **given}
+        enc = create_backbone(**cfg, **vit_kwargs)
+        if is_vit(enc): load_encoder(enc, checkpoint)
+        else:
+            sd = {k.removeprefix('encoder.'): v for k, v in load_state_dict_file(checkpoint).items()}
+            check_state_dict(enc, sd, f"checkpoint {Path(checkpoint).name}")
+            enc.load_state_dict(sd)
+    shape = dict(depth=len(enc.blocks), embed_dim=enc.embed_dim) if is_vit(enc) else dict(num_features=enc.num_features)
+    enc.eval_config = dict(cfg, **shape, checkpoint=str(checkpoint))
+    return enc.to(default_device() if device is None else device)
 
 # %% ../nbs/30_evaluation.ipynb #6f6bd1d7
 def _rgb(f, size:int) -> torch.Tensor:
@@ -124,12 +162,9 @@ def eval_data(data='mnist5k', img_size:int=32, split_seed:int=0, max_items:int|N
             td = TensorData(resize_images(td.train_x, img_size), td.train_y, resize_images(td.valid_x, img_size), td.valid_y, td.classes)
     elif data == 'mnist5k': td = mnist5k(img_size, seed=split_seed, **kw)
     elif data == 'photos': td = photos(img_size, seed=split_seed, **kw)
-    elif data == 'imagenette':
-        size = str(kw.pop('size', '160'))
-        if size not in IMAGENETTE_URLS: raise ValueError(f"unknown Imagenette size {size!r}: use one of {', '.join(IMAGENETTE_URLS)}")
-        td = folder_data(untar_data(IMAGENETTE_URLS[size]), img_size, max_items=max_items, seed=split_seed, **kw)
-    elif data == 'cifar10': td = folder_data(untar_data(URLs.CIFAR), img_size, max_items=max_items, seed=split_seed, **kw)
-    else: td = folder_data(data, img_size, max_items=max_items, seed=split_seed, **kw)
+    else:                                   # the same place `data.get_dls` finds it (downloads on the first process only)
+        folder = data_folder(data, str(kw.pop('size', '160')))
+        td = folder_data(folder, img_size, max_items=max_items, seed=split_seed, **kw)
     nt = len(td.train_x) if max_items is None else max_items
     nv = len(td.valid_x) if max_valid is None else max_valid
     return TensorData(td.train_x[:nt], td.train_y[:nt], td.valid_x[:nv], td.valid_y[:nv], td.classes)
@@ -188,6 +223,7 @@ class PositionProbe(nn.Module):
     "A frozen ViT and one linear layer that classifies each patch's grid position from its final-norm feature."
     def __init__(self, encoder:VisionTransformer, drop_ratio:float=0.75):
         super().__init__()
+        require_vit(encoder, "the position probe")
         position_drop_mask(1, 1, drop_ratio)                     # checks the ratio
         self.encoder, self.drop_ratio = freeze_(encoder), drop_ratio
         self.num_patches = math.prod(encoder.patch_embed.grid_size)
@@ -220,7 +256,7 @@ def position_probe_learner(vit:VisionTransformer, dls:DataLoaders, drop_ratio:fl
                            verbose:bool=False) -> Learner:
     "A fastai `Learner` that trains a `PositionProbe` on frozen `vit`; validation drops are seeded with `seed`."
     probe = PositionProbe(vit, drop_ratio).to(dls.device)
-    learn = Learner(dls, probe, loss_func=model_loss, opt_func=adamw(betas=(0.9, 0.999)), wd_bn_bias=False,
+    learn = PretrainLearner(dls, probe, loss_func=model_loss, opt_func=adamw(betas=(0.9, 0.999)), wd_bn_bias=False,
                     metrics=[WeightedAccuracy('acc_num', 'acc_den', 'pos_acc')], cbs=[SeededMasks(seed)])
     return learn if verbose else _quiet(learn)
 
@@ -244,16 +280,17 @@ POOLS = ('cls', 'mean')
 
 @torch.no_grad()
 def extract_features(vit:VisionTransformer, x:torch.Tensor, pool:str='cls', bs:int=256) -> torch.Tensor:
-    "Frozen features (n, D) of uint8 images `x` (n, 3, H, W): the final-norm [CLS] token or the mean of the patch tokens."
+    "Frozen features (n, D) of uint8 images `x` (n, 3, H, W): a ViT's final-norm [CLS] token or the mean of its patch tokens; another backbone's own pooled features (`pool` unused)."
     if pool not in POOLS: raise ValueError(f"unknown pool {pool!r}: use 'cls' (the [CLS] token) or 'mean' (mean of the patch tokens)")
     was_training, dev = vit.training, next(vit.parameters()).device
     vit.eval()
     out = []
     for i in range(0, len(x), bs):
+        if not is_vit(vit): out.append(vit(normalize_images(x[i:i + bs], dev)).float().cpu()); continue
         f = encode_image(vit, normalize_images(x[i:i + bs], dev))
         out.append((f[:, 0] if pool == 'cls' else f[:, 1:].mean(1)).float().cpu())
     vit.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, vit.embed_dim)
+    return torch.cat(out) if out else torch.zeros(0, vit.num_features)
 
 # %% ../nbs/30_evaluation.ipynb #9c30d9a5
 class FeatureItems:
@@ -299,7 +336,7 @@ def linear_probe_learner(vit:VisionTransformer, data:TensorData, pool:str='cls',
     feats = [extract_features(vit, x, pool) for x in (data.train_x, data.valid_x)]
     device = next(vit.parameters()).device
     dls = feature_dls(feats[0], data.train_y, feats[1], data.valid_y, bs, seed, device)
-    learn = Learner(dls, linear_head(vit.embed_dim, len(data.classes)).to(device), loss_func=CrossEntropyLossFlat(),
+    learn = PretrainLearner(dls, linear_head(vit.num_features, len(data.classes)).to(device), loss_func=CrossEntropyLossFlat(),
                     opt_func=adamw(betas=(0.9, 0.999)), metrics=accuracy, wd_bn_bias=False)
     learn.encoder, learn.pool = vit, pool
     return learn if verbose else _quiet(learn)
@@ -353,13 +390,28 @@ def layer_id(name:str, depth:int) -> int:
     if name.startswith('blocks.'): return int(name.split('.')[1]) + 1
     return depth + 1
 
+def timm_layer_groups(encoder:nn.Module) -> list:
+    "Parameter-name groups of a timm backbone from its own `group_matcher` (stem first, then stage by stage)."
+    from timm.models import group_parameters
+    return [list(v) for _, v in sorted(group_parameters(encoder, encoder.group_matcher(coarse=False)).items())]
+
+def decay_depth(encoder:nn.Module) -> int:
+    "The `depth` that `layer_decay_lrs` takes for `encoder`: its blocks (a ViT), or its timm layer groups less the stem."
+    return len(encoder.blocks) if is_vit(encoder) else len(timm_layer_groups(encoder)) - 1
+
 def layer_decay_splitter(model:nn.Module) -> list:
-    "fastai splitter: one parameter group per layer (`layer_id`), from the embeddings (group 0) to the head (last group)."
-    depth = len(model.encoder.blocks)
-    groups = [[] for _ in range(depth + 2)]
-    for n, p in model.named_parameters():
-        if p.requires_grad: groups[layer_id(n, depth)].append(p)
-    return groups
+    "fastai splitter: one parameter group per layer, from the embeddings (group 0) to the head (last group): MAE's `layer_id` for a ViT, timm's `group_matcher` for other backbones."
+    enc = model.encoder
+    if is_vit(enc):
+        depth = len(enc.blocks)
+        groups = [[] for _ in range(depth + 2)]
+        for n, p in model.named_parameters():
+            if p.requires_grad: groups[layer_id(n, depth)].append(p)
+        return groups
+    params = dict(enc.named_parameters())
+    groups = [[params[n] for n in g if params[n].requires_grad] for g in timm_layer_groups(enc)]
+    own = {id(p) for g in groups for p in g}
+    return groups + [[p for p in model.parameters() if p.requires_grad and id(p) not in own]]   # the head
 
 def layer_decay_lrs(lr:float, depth:int, decay:float=0.75) -> np.ndarray:
     "Learning rates of the `depth + 2` groups of `layer_decay_splitter`: `lr * decay ** (depth + 1 - i)`."
@@ -378,13 +430,15 @@ class FineTuneModel(nn.Module):
     def __init__(self, encoder:VisionTransformer, n_classes:int, pool:str='mean'):
         super().__init__()
         if pool not in POOLS: raise ValueError(f"unknown pool {pool!r}: use 'mean' (MAE's fine-tuning) or 'cls'")
+        if not is_vit(encoder): pool = 'timm'                  # another backbone pools its own features
         self.encoder, self.pool = encoder, pool
         self.fc_norm = nn.LayerNorm(encoder.embed_dim, eps=1e-6) if pool == 'mean' else nn.Identity()
         if pool == 'mean': encoder.norm.requires_grad_(False)   # fc_norm replaces it, as in MAE (and DDP wants no unused parameters)
-        self.head = nn.Linear(encoder.embed_dim, n_classes)
+        self.head = nn.Linear(encoder.num_features, n_classes)
         nn.init.trunc_normal_(self.head.weight, std=2e-5); nn.init.zeros_(self.head.bias)
 
     def features(self, imgs:torch.Tensor) -> torch.Tensor:
+        if self.pool == 'timm': return self.encoder(imgs)
         if self.pool == 'cls': return encode_image(self.encoder, imgs)[:, 0]
         return self.fc_norm(block_tokens(self.encoder, imgs)[:, 1:].mean(1))
 
@@ -400,16 +454,21 @@ def finetune_learner(vit:VisionTransformer, dls:DataLoaders, pool:str='mean', la
     model = FineTuneModel(vit, len(dls.classes), pool).to(dls.device)
     loss = LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else CrossEntropyLossFlat()
     cbs = [MixUp(mixup)] if mixup else [CutMix(cutmix)] if cutmix else []
-    learn = Learner(dls, model, loss_func=loss, opt_func=adamw(betas=(0.9, 0.999)), splitter=layer_decay_splitter,
+    learn = PretrainLearner(dls, model, loss_func=loss, opt_func=adamw(betas=(0.9, 0.999)), splitter=layer_decay_splitter,
                     metrics=accuracy, wd_bn_bias=False, cbs=cbs)
     learn.create_opt()
-    for p in (vit.cls_token, vit.pos_embed): learn.opt.state[p]['do_wd'] = False   # MAE's no_weight_decay list
+    names = vit.no_weight_decay() if hasattr(vit, 'no_weight_decay') else set()    # timm's list: cls_token, pos_embed for a ViT (MAE's)
+    for n, p in vit.named_parameters():
+        if n in names: learn.opt.state[p]['do_wd'] = False
     return learn if verbose else _quiet(learn)
 
 # %% ../nbs/30_evaluation.ipynb #bf46cd61
 def save_finetuned(model:FineTuneModel, path, **meta) -> Path:
     "Save the fine-tuned encoder of `model` as `encoder.safetensors` does (timm layout + arch metadata); with mean pooling `fc_norm` becomes its final norm."
     enc = copy.deepcopy(model.encoder).cpu()
+    if not is_vit(enc):
+        holder = nn.Module(); holder.encoder = enc
+        return export_encoder(holder, path, arch=getattr(model.encoder, 'eval_config', {}).get('arch', type(enc).__name__.lower()), finetuned=True, **meta)
     if model.pool == 'mean': enc.norm.load_state_dict(model.fc_norm.state_dict())
     holder = nn.Module(); holder.encoder = enc
     cfg = getattr(model.encoder, 'eval_config', {})
@@ -427,7 +486,7 @@ def finetune(vit:VisionTransformer, data:TensorData, epochs:int=10, lr:float=1e-
     dls = eval_dls(data, bs, augment=True, scale=scale, flip_p=flip_p, seed=seed, device=next(vit.parameters()).device)
     learn = finetune_learner(vit, dls, pool, label_smoothing, mixup, cutmix, verbose)
     learn.add_cbs(precision_callbacks(precision, dls.device))     # bf16 (CPU or CUDA) or fp16 (CUDA) autocast; fp32: none
-    depth = len(vit.blocks)
+    depth = decay_depth(vit)
     with distributed_ctx(learn):        # DDP when launched on several processes (torchrun), as in pretraining
         learn.fit_warmup_cos(epochs, layer_decay_lrs(lr, depth, layer_decay), warmup_epochs=_warmup(warmup_epochs, epochs),
                              min_lr=layer_decay_lrs(min_lr, depth, layer_decay), wd=wd)
@@ -445,97 +504,3 @@ PROTOCOL_DEFAULTS = dict(position=dict(epochs=5, lr=1e-2, bs=128, wd=0., pool=No
                          knn=dict(epochs=None, lr=None, bs=256, wd=None, pool='cls'),
                          finetune=dict(epochs=10, lr=1e-3, bs=64, wd=0.05, pool='mean'))
 
-def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
-    "Arguments of `droppos_nb eval`."
-    a = p.add_argument
-    a('--protocol', required=True, choices=PROTOCOLS, help="position probe, linear probe, kNN or fine-tuning")
-    a('--checkpoint', required=True, help="a run's encoder.safetensors or model.safetensors, an official .pth, or 'random'")
-    a('--data', default='mnist5k', help="built-in dataset (mnist5k, photos), imagenette, cifar10, or an image folder with train/ and valid/")
-    a('--arch', default=None, help="default: the checkpoint's (vit_tiny for random)")
-    a('--img-size', type=int, default=None, help="default: the checkpoint's (32 for random)")
-    a('--patch-size', type=int, default=None, help="default: the checkpoint's (4 for random)")
-    a('--depth', type=int, default=None, help="blocks of a random encoder (default: the architecture's)")
-    a('--embed-dim', type=int, default=None, help="width of a random encoder (default: the architecture's)")
-    a('--num-heads', type=int, default=None, help="attention heads of a random encoder (default: the architecture's)")
-    a('--epochs', type=int, default=None, help="default: position 5, linear 30, finetune 10")
-    a('--bs', type=int, default=None, help="batch size (default: position 128, linear 256, knn 256, finetune 64)")
-    a('--lr', type=float, default=None, help="learning rate (default: probes 1e-2; finetune 1e-3 for the head, layers below decay)")
-    a('--wd', type=float, default=None, help="AdamW weight decay (default: 0 for the probes, 0.05 for finetune)")
-    a('--warmup-epochs', type=float, default=None, help="default: a tenth of the epochs")
-    a('--seed', type=int, default=0)
-    a('--drop-ratio', type=float, default=0.75, help="position: share of patches whose position embedding is dropped, in [0, 1)")
-    a('--pool', default=None, choices=POOLS, help="linear, knn: default cls; finetune: default mean (MAE)")
-    a('--k', type=int, default=20, help="knn: neighbours"); a('--temperature', type=float, default=0.07, help="knn: vote temperature T")
-    a('--layer-decay', type=float, default=0.75, help="finetune: layer-wise learning-rate decay (1: none)")
-    a('--drop-path', type=float, default=0.1, help="finetune: stochastic depth rate")
-    a('--label-smoothing', type=float, default=0.1, help="finetune")
-    a('--mixup', type=float, default=0., help="finetune: mixup alpha (0: off)"); a('--cutmix', type=float, default=0., help="finetune: cutmix alpha (0: off)")
-    a('--flip-p', type=float, default=None, help="finetune: horizontal flip probability (default 0.5, 0 on mnist5k)")
-    a('--min-scale', type=float, default=0.8, help="finetune: smallest area share of the random resized crop (1: no crop)")
-    a('--precision', default='fp32', choices=PRECISIONS, help="finetune: fp32, bf16 (CPU or CUDA) or fp16 (CUDA)")
-    a('--save-encoder', action='store_true', help="finetune: write the fine-tuned encoder to OUT/encoder-finetuned.safetensors")
-    a('--max-items', type=int, default=None, help="use only the first N training images"); a('--max-valid', type=int, default=None, help="and N validation images")
-    a('--device', default=None, choices=[None, 'cpu', 'cuda'])
-    a('--out', default=None, help="output folder (default: the checkpoint's folder, runs/eval-random for random)")
-    a('--quiet', action='store_true', help="no progress bars")
-    return p
-
-# %% ../nbs/30_evaluation.ipynb #813844f3
-def _headline(protocol:str, m:dict) -> str:
-    if protocol == 'position':
-        return (f"position probe: top-1 position accuracy {m['pos_acc']:.4f} on the {m['scored']} "
-                f"({m['drop_ratio']:.0%} of positions dropped; chance {m['chance']:.4f})")
-    name = dict(linear='linear probe', knn=f"kNN (k={m.get('k')})", finetune='fine-tuning')[protocol]
-    return f"{name}: top-1 accuracy {m['acc']:.4f} (chance {m['chance']:.4f})"
-
-def run_eval(args) -> dict:
-    "Run `droppos_nb eval` with parsed `args`: print the figure, write `eval-<protocol>.json` into the output folder; returns the record."
-    t0 = time.perf_counter()
-    if args.protocol not in PROTOCOLS: raise ValueError(f"unknown protocol {args.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
-    d = PROTOCOL_DEFAULTS[args.protocol]
-    s = dict(epochs=args.epochs or d['epochs'], lr=args.lr if args.lr is not None else d['lr'], bs=args.bs or d['bs'],
-             wd=args.wd if args.wd is not None else d['wd'], pool=args.pool or d['pool'], seed=args.seed,
-             warmup_epochs=args.warmup_epochs, max_items=args.max_items, max_valid=args.max_valid)
-    if args.protocol == 'position':
-        position_drop_mask(1, 1, args.drop_ratio); s.update(drop_ratio=args.drop_ratio); s.pop('pool')
-    if args.protocol == 'knn': s = dict(k=args.k, T=args.temperature, pool=s['pool'], bs=s['bs'], max_items=args.max_items, max_valid=args.max_valid)
-    if args.protocol == 'finetune':
-        flip = args.flip_p if args.flip_p is not None else 0. if str(args.data) == 'mnist5k' else 0.5
-        s.update(layer_decay=args.layer_decay, drop_path=args.drop_path, label_smoothing=args.label_smoothing,
-                 mixup=args.mixup, cutmix=args.cutmix, flip_p=flip, min_scale=args.min_scale, precision=args.precision)
-        layer_decay_lrs(1., 1, args.layer_decay)
-        if args.mixup and args.cutmix: raise ValueError("use --mixup or --cutmix, not both")
-        precision_callbacks(args.precision, device=args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))   # fp16 without CUDA fails here, before any work
-    world = launched_processes()
-    if world > 1 and args.protocol != 'finetune':
-        raise ValueError(f"only the finetune protocol trains on several processes: run --protocol {args.protocol} as one process "
-                         "(python, not torchrun); the frozen protocols take seconds to minutes")
-    if world > 1: device = init_distributed(cpu=args.device == 'cpu' or not torch.cuda.is_available()).device
-    else: device = default_device(None if args.device is None else args.device == 'cuda')
-    main_process = rank_world()[0] == 0
-    vkw = dict(drop_path_rate=args.drop_path) if args.protocol == 'finetune' else {}
-    vit = load_eval_encoder(args.checkpoint, args.arch, args.img_size, args.patch_size, args.depth, seed=args.seed, device=device,
-                            embed_dim=getattr(args, 'embed_dim', None), num_heads=getattr(args, 'num_heads', None), **vkw)
-    data = eval_data(args.data, vit.patch_embed.img_size[0], max_items=args.max_items, max_valid=args.max_valid)
-    out = Path(args.out) if args.out else Path('runs/eval-random') if str(args.checkpoint) == 'random' else Path(args.checkpoint).parent
-    if main_process: out.mkdir(parents=True, exist_ok=True)
-    verbose = not args.quiet
-    ks = {k: s[k] for k in ('epochs', 'lr', 'bs', 'wd', 'warmup_epochs', 'seed')} if args.protocol != 'knn' else {}
-    if args.protocol == 'position': m = position_probe(vit, data, args.drop_ratio, verbose=verbose, **ks)
-    elif args.protocol == 'linear': m = linear_probe(vit, data, s['pool'], verbose=verbose, **ks)
-    elif args.protocol == 'knn': m = knn_eval(vit, data, s['pool'], args.k, args.temperature, s['bs'])
-    else:
-        m = finetune(vit, data, pool=s['pool'], layer_decay=args.layer_decay, label_smoothing=args.label_smoothing, mixup=args.mixup,
-                     cutmix=args.cutmix, flip_p=s['flip_p'], scale=(args.min_scale, 1.), save=out / 'encoder-finetuned.safetensors' if args.save_encoder else None,
-                     precision=args.precision, verbose=verbose, **ks)
-    rec = dict(protocol=args.protocol, checkpoint=str(args.checkpoint), data=str(args.data),
-               encoder={k: v for k, v in vit.eval_config.items() if k != 'checkpoint'},
-               n_train=len(data.train_x), n_valid=len(data.valid_x), settings=s, metrics=m,
-               seconds=round(time.perf_counter() - t0, 2), device=str(device), torch=torch.__version__, machine=platform.platform())
-    path = out / f'eval-{args.protocol}.json'
-    if main_process:
-        path.write_text(json.dumps(rec, indent=2, default=str))
-        print(_headline(args.protocol, m))
-        print(f"wrote {path.resolve()}" + (f" and {m['encoder']}" if 'encoder' in m else ''))
-    finish_distributed()
-    return rec

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import torch
 import ipywidgets as W
+from .viz import fig_to_png, attention_maps, plot_attention, plot_mae, plot_alignment_reconstruction
 from .data import denormalize
 from .official import load_any
 from .viz import (set_ratios, droppos_outputs, position_accuracy, plot_position_reconstruction,
@@ -14,7 +15,7 @@ from .viz import (set_ratios, droppos_outputs, position_accuracy, plot_position_
                             plot_attention, fig_to_png)
 
 # %% auto #0
-__all__ = ['DropPosExplorer', 'AttentionExplorer']
+__all__ = ['DropPosExplorer', 'AttentionExplorer', 'MaskedModelExplorer']
 
 # %% ../nbs/41_explorers.ipynb #f9a5c35f
 def _image_picker(n:int, value:int=0):
@@ -39,8 +40,8 @@ class _Explorer:
 # %% ../nbs/41_explorers.ipynb #d42538a2
 class DropPosExplorer(_Explorer):
     "Widgets to explore a DropPos model (or checkpoint path) on a batch of normalised `imgs`."
-    def __init__(self, model, imgs:torch.Tensor, seed:int=0):
-        self.model = load_any(model).eval()
+    def __init__(self, model, imgs:torch.Tensor, seed:int=0, **load_kw):
+        self.model = load_any(model, **load_kw).eval()   # load_kw: e.g. decoder_heads= for an official checkpoint
         self.imgs = imgs.as_subclass(torch.Tensor) if isinstance(imgs, torch.Tensor) else torch.as_tensor(imgs)
         self.shown = denormalize(self.imgs).cpu()
         self.patch_size = self.model.encoder.patch_embed.patch_size[0]
@@ -85,8 +86,8 @@ class DropPosExplorer(_Explorer):
 # %% ../nbs/41_explorers.ipynb #1b26b9fe
 class AttentionExplorer(_Explorer):
     "Widgets to explore the [CLS] attention of a model's ViT encoder (or a checkpoint path) on a batch of normalised `imgs`."
-    def __init__(self, model, imgs:torch.Tensor):
-        self.model = load_any(model).eval()
+    def __init__(self, model, imgs:torch.Tensor, **load_kw):
+        self.model = load_any(model, **load_kw).eval()
         enc = getattr(self.model, 'encoder', self.model)
         self.imgs = imgs.as_subclass(torch.Tensor) if isinstance(imgs, torch.Tensor) else torch.as_tensor(imgs)
         self.shown = denormalize(self.imgs).cpu()
@@ -111,3 +112,43 @@ class AttentionExplorer(_Explorer):
         fig = plot_attention(self.shown[i:i + 1], attns, self.layer.value, self.alpha.value,
                              heads=None if h < 0 else [h], rollout=True)
         self.view.value = fig_to_png(fig, self.dpi)
+
+# %% ../nbs/41_explorers.ipynb #8b6480a2
+class MaskedModelExplorer:
+    "ipywidgets: choose an image of `imgs` and a model of `models` ({name: model or path}); see reconstruction, alignment path and attention."
+    dpi = 80
+    def __init__(self, models:dict, imgs:torch.Tensor, seed:int=0):
+        if not models: raise ValueError("give at least one model: {name: model or checkpoint path}")
+        self.models = {k: load_any(v).eval() for k, v in models.items()}
+        self.imgs = imgs.as_subclass(torch.Tensor) if isinstance(imgs, torch.Tensor) else torch.as_tensor(imgs)
+        self.image = W.Dropdown(options=[(f"image {i}", i) for i in range(len(self.imgs))], value=0, description='image')
+        self.model = W.Dropdown(options=list(self.models), value=list(self.models)[0], description='model')
+        self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='mask seed')
+        self.rec, self.align, self.attn = [W.Image(format='png') for _ in range(3)]
+        self.info = W.HTML()
+        for w in (self.image, self.model, self.seed): w.observe(self.update, names='value')
+        self.widget = W.VBox([W.HBox([self.image, self.model, self.seed]), self.info,
+                              W.HBox([self.rec, self.align, self.attn], layout=W.Layout(align_items='flex-start'))])
+        self.update()
+
+    def figures(self) -> dict:
+        "The current figures as PNG bytes: {'rec', 'align', 'attn'} (missing where the model has no such view)."
+        m, x = self.models[self.model.value], self.imgs[self.image.value:self.image.value + 1]
+        figs = {}
+        if hasattr(m, 'reconstruct') and getattr(m, 'tokenizer', None) is None:
+            figs['rec'] = fig_to_png(plot_mae(m, x, seed=self.seed.value, n=1), self.dpi)
+        if hasattr(m, 'encode_decode') and getattr(m, 'tokenizer', None) is None:
+            figs['align'] = fig_to_png(plot_alignment_reconstruction({self.model.value: m}, x, n=1, size=1.6), self.dpi)
+        figs['attn'] = fig_to_png(plot_attention(denormalize(x).cpu(), attention_maps(m.encoder, x)), self.dpi)
+        return figs
+
+    def update(self, *_):
+        figs = self.figures()
+        for k in ('rec', 'align', 'attn'):
+            w = getattr(self, k)
+            w.value = figs.get(k, b''); w.layout.display = None if k in figs else 'none'
+        self.info.value = f"<b>{self.model.value}</b>: {type(self.models[self.model.value]).__name__}, image {self.image.value}"
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)

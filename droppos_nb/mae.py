@@ -7,12 +7,13 @@ from __future__ import annotations
 from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 from timm.models.vision_transformer import Block
+from .registry import MethodSpec, register_method, VIT_ARGS
 from .core import grid_size, patchify, unpatchify, sincos_2d
 from .masking import check_ratio, n_keep, random_masking, gather_tokens
 from .vit import create_vit, encode_tokens, init_mae_weights_
 
 # %% auto #0
-__all__ = ['MAE', 'mae_outputs', 'plot_mae']
+__all__ = ['MAE_OFFICIAL', 'MAE_LAPTOP', 'MAE']
 
 # %% ../nbs/11_mae.ipynb #c4a0c2f1
 class MAE(nn.Module):
@@ -68,16 +69,16 @@ class MAE(nn.Module):
         for blk in self.decoder_blocks: x = blk(x)
         return self.decoder_pred(self.decoder_norm(x))[:, 1:]
 
-    def forward_loss(self, imgs:torch.Tensor, pred:torch.Tensor, mask:torch.Tensor) -> torch.Tensor:
+    def forward_loss(self, imgs:torch.Tensor, pred:torch.Tensor, mask:torch.Tensor) -> dict:
         "Mean squared error per patch, averaged over the masked patches only."
         loss = (pred.float() - self.patch_target(imgs).float()).pow(2).mean(-1)
         m = mask.float()
-        return (loss * m).sum() / m.sum()
+        return dict(loss=(loss * m).sum() / m.sum())
 
     def forward(self, imgs:torch.Tensor) -> dict:
         enc = self.forward_encoder(imgs)
         pred = self.forward_decoder(enc['x'], enc['ids_restore'])
-        return dict(loss=self.forward_loss(imgs, pred, enc['mask']), pred=pred, mask=enc['mask'], ids_keep=enc['ids_keep'])
+        return dict(self.forward_loss(imgs, pred, enc['mask']), pred=pred, mask=enc['mask'], ids_keep=enc['ids_keep'])
 
     @torch.no_grad()
     def reconstruct(self, imgs:torch.Tensor) -> dict:
@@ -91,25 +92,14 @@ class MAE(nn.Module):
         rec = unpatchify(pred, self.patch_size, grid=(H // self.patch_size, W // self.patch_size), chans=self.in_chans)
         return dict(mask=out['mask'], rec=rec, loss=out['loss'], predicted=torch.ones_like(out['mask']))
 
-# %% ../nbs/11_mae.ipynb #59cc38de
-@torch.no_grad()
-def mae_outputs(model, imgs:torch.Tensor, seed:int=0) -> dict:
-    "`model.reconstruct(imgs)` in eval mode with masks from `seed`, on the CPU: `mask`, `rec` (input units), `loss`, `predicted`."
-    old = model.training, model.generator
-    dev = next(model.parameters()).device
-    try:
-        model.eval(); model.generator = torch.Generator(dev).manual_seed(int(seed))
-        out = model.reconstruct(imgs.to(dev))
-    finally: model.train(old[0]); model.generator = old[1]
-    return {k: v.cpu() if torch.is_tensor(v) else v for k, v in out.items()}
+# %% ../nbs/11_mae.ipynb #67492291
+MAE_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1.,
+                    wd=0.05, betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, mask_ratio=0.75, norm_pix_loss=False,
+                    decoder_dim=512, decoder_depth=8, decoder_heads=16)
+MAE_LAPTOP = dict(MAE_OFFICIAL, decoder_dim=128, decoder_depth=2, decoder_heads=4)
 
-def plot_mae(model, imgs:torch.Tensor, seed:int=0, n:int=8, title:str|None=None):
-    "Original, masked input, reconstruction and reconstruction + visible patches of the first `n` (normalised) `imgs`."
-    from droppos_nb.data import denormalize
-    from droppos_nb.viz import plot_reconstruction
-    imgs = imgs[:n].as_subclass(torch.Tensor)
-    out = mae_outputs(model, imgs, seed)
-    if title is None: title = f"masked-patch MSE {out['loss']:.3f} (normalised pixels)"
-    p = model.patch_size
-    shown = denormalize(out['rec']) * F.interpolate(out['predicted'].float().reshape(-1, 1, *(s // p for s in imgs.shape[-2:])), scale_factor=p)
-    return plot_reconstruction(denormalize(imgs).cpu(), out['mask'], shown, p, n=n, title=title)
+register_method(MethodSpec(
+    'mae', MAE, "reconstruct the pixels of masked patches",
+    options=[(('--norm-pix-loss',), dict(action='store_true', default=None, help="per-patch normalised pixel targets"))],
+    model_args=(*VIT_ARGS, 'mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'norm_pix_loss'),
+    official=MAE_OFFICIAL, laptop=MAE_LAPTOP, figure='reconstructions'))

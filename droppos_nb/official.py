@@ -8,12 +8,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch, torch.nn as nn
-from .learner import load_state_dict_file, load_model
-from .droppos import DropPos
+import warnings
+from .checkpoint import load_state_dict_file, _safe_torch_load
+from .registry import load_model, get_method
 
 # %% auto #0
-__all__ = ['ENCODER_PREFIXES', 'METHOD_PREFIXES', 'WIDTH_ARCH', 'official_key', 'to_ours', 'LoadReport', 'load_official',
-           'official_config', 'droppos_from_official', 'load_any']
+__all__ = ['ENCODER_PREFIXES', 'METHOD_PREFIXES', 'WIDTH_ARCH', 'ARGS_KEYS', 'official_key', 'to_ours', 'LoadReport',
+           'load_official', 'official_config', 'checkpoint_args', 'droppos_from_official', 'load_any']
 
 # %% ../nbs/21_official.ipynb #a2d9aca0
 ENCODER_PREFIXES = ('cls_token', 'reg_token', 'pos_embed', 'patch_embed.', 'norm_pre.', 'blocks.', 'norm.', 'fc_norm.', 'head.')
@@ -89,12 +90,32 @@ def official_config(sd:dict) -> dict:
                    decoder_depth=len({k.split('.')[1] for k in sd if k.startswith('decoder_blocks.')}))
     return cfg
 
+ARGS_KEYS = dict(decoder_num_heads='decoder_heads', decoder_heads='decoder_heads', decoder_embed_dim='decoder_dim',
+                 decoder_dim='decoder_dim', decoder_depth='decoder_depth')
+
+def checkpoint_args(src) -> dict:
+    "The decoder settings stored in a checkpoint's `args` (an `argparse.Namespace` or dict), in our names; {} when there are none."
+    if not isinstance(src, (str, Path)) or Path(src).suffix == '.safetensors': return {}
+    raw = _safe_torch_load(Path(src))
+    a = raw.get('args') if isinstance(raw, dict) else None
+    a = vars(a) if hasattr(a, '__dict__') else a if isinstance(a, dict) else {}
+    return {ours: a[k] for k, ours in ARGS_KEYS.items() if isinstance(a.get(k), int)}
+
 def droppos_from_official(src, verbose:bool=True, **overrides):
-    "A DropPos model built from the shapes of an official checkpoint (path or state dict) and loaded with it; returns `(model, report)`."
+    "A DropPos model built from the shapes (and stored `args`) of an official checkpoint (path or state dict) and loaded with it; returns `(model, report)`."
     sd = load_state_dict_file(src) if isinstance(src, (str, Path)) else src
-    cfg = {**official_config(sd), **overrides}
-    cfg.setdefault('decoder_heads', 16 if cfg.get('decoder_dim', 512) % 16 == 0 else 1)
-    model = DropPos(**cfg)
+    cfg = official_config(sd)
+    stored = checkpoint_args(src)
+    for k in ('decoder_dim', 'decoder_depth'):
+        if k in stored and k in cfg and stored[k] != cfg[k]:
+            raise ValueError(f"{Path(src).name}: its args say {k}={stored[k]} but its weights have {cfg[k]}: the file is inconsistent")
+    if 'decoder_heads' in stored: cfg['decoder_heads'] = stored['decoder_heads']
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    if 'decoder_heads' not in cfg and 'decoder_dim' in cfg:
+        cfg['decoder_heads'] = 16 if cfg['decoder_dim'] % 16 == 0 else 1
+        warnings.warn(f"{Path(src).name if isinstance(src, (str, Path)) else 'the checkpoint'} does not say how many heads its decoder "
+                      f"has: assuming {cfg['decoder_heads']} (the official DropPos/MAE value); pass decoder_heads= (--decoder-heads) if it differs")
+    model = get_method('droppos').model_cls(**cfg)
     rep = load_official(model, sd)
     rep.source = Path(src).name if isinstance(src, (str, Path)) else 'state dict'
     model.config, model.method = cfg, 'droppos'

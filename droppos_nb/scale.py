@@ -88,17 +88,10 @@ class NonFiniteGuard(Callback):
 import os, random
 from pathlib import Path
 import numpy as np
-from fastcore.basics import patch
 from fastcore.foundation import L
 from fastai.learner import Learner
-from fastai.callback.core import CancelEpochException, CancelBatchException
-
-@patch
-def _do_fit(self:Learner):
-    "fastai's epoch loop, starting at `self.start_epoch` (0 unless a run is resumed)."
-    for epoch in range(getattr(self, 'start_epoch', 0), self.n_epoch):
-        self.epoch = epoch
-        self._with_events(self._do_epoch, 'epoch', CancelEpochException)
+from fastai.callback.core import CancelBatchException
+from .checkpoint import unwrap, check_state_dict
 
 # %% ../nbs/22_scale.ipynb #06556dd8
 def _inner(dl):
@@ -132,7 +125,6 @@ def set_rng_state(st:dict, dls=None):
 # %% ../nbs/22_scale.ipynb #79afdbb6
 def save_training_state(learn:Learner, path, **extra):
     "Atomically write `learn`'s model, optimiser, random states, smoothed loss and `extra` (the position in training) to `path`; first process only."
-    from droppos_nb.learner import unwrap
     if rank_world()[0] != 0: return     # every process holds the same weights and random states
     path = Path(path)
     tmp = path.with_name(path.name + '.tmp')
@@ -186,8 +178,7 @@ def load_checkpoint(path) -> dict:
     return ck
 
 def resume_(learn:Learner, ck:dict) -> int:
-    "Load model, optimiser and random states of checkpoint `ck` into `learn`; the next `fit` starts at `ck['epoch']` (and batch `ck['iter']`)."
-    from droppos_nb.learner import unwrap, check_state_dict
+    "Load model, optimiser and random states of checkpoint `ck` into `learn`; the next `fit` of a `PretrainLearner` starts at `ck['epoch']` (and batch `ck['iter']`)."
     model = unwrap(learn.model)
     check_state_dict(model, ck['model'], 'training checkpoint')
     model.load_state_dict(ck['model'])
@@ -197,7 +188,7 @@ def resume_(learn:Learner, ck:dict) -> int:
         set_rng_state(ck['rng_epoch'], learn.dls)
         learn.add_cb(ReplayBatches(ck['iter'], ck['rng']))
     else: set_rng_state(ck['rng'], learn.dls)
-    learn.start_epoch = ck['epoch']
+    learn.resume_epoch = ck['epoch']   # read by `PretrainLearner`'s epoch loop, which resets it after the fit
     if 'smooth_loss' in ck: learn.add_cb(RestoreSmoothLoss(*ck['smooth_loss'], scaler=ck.get('scaler')))
     return ck['epoch']
 
@@ -250,10 +241,10 @@ class InterruptCheckpoint(Callback):
 from fastai.callback.progress import CSVLogger
 
 class ResumableCSVLogger(CSVLogger):
-    "fastai's `CSVLogger`, writing from the first process only; on a resumed run it keeps the rows of epochs before `learn.start_epoch` and appends."
+    "fastai's `CSVLogger`, writing from the first process only; on a resumed run it keeps the rows of epochs before `learn.resume_epoch` and appends."
     def before_fit(self):
         if rank_world()[0] != 0: self.file = None; return
-        start, path = getattr(self.learn, 'start_epoch', 0), Path(self.path) / self.fname
+        start, path = getattr(self.learn, 'resume_epoch', 0), Path(self.path) / self.fname
         if not (start and path.exists()): return super().before_fit()
         path.write_text(''.join(path.read_text().splitlines(keepends=True)[:start + 1]))
         self.file = path.open('a')

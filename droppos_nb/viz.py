@@ -5,6 +5,7 @@
 # %% ../nbs/40_viz.ipynb #c85dbb60
 from __future__ import annotations
 import torch, torch.nn.functional as F
+from .data import denormalize
 import matplotlib
 import matplotlib.pyplot as plt
 from .core import patchify, unpatchify
@@ -14,7 +15,8 @@ __all__ = ['position_reconstruction', 'masked_input', 'to_hwc', 'overlay_heat', 
            'plot_position_reconstruction', 'set_ratios', 'droppos_outputs', 'position_accuracy', 'patch_heat',
            'paste_patches', 'plot_reconstruction', 'patch_probabilities', 'plot_patch_probabilities', 'plot_smoothing',
            'full_attentive_weights', 'plot_attentive_weights', 'attention_maps', 'cls_attention', 'attention_rollout',
-           'plot_attention', 'plot_rollout', 'fig_to_png', 'fig_to_array']
+           'plot_attention', 'plot_rollout', 'mae_outputs', 'plot_mae', 'encoder_decoder_error',
+           'plot_alignment_reconstruction', 'plot_attention_comparison', 'fig_to_png', 'fig_to_array']
 
 # %% ../nbs/40_viz.ipynb #05021828
 def position_reconstruction(imgs:torch.Tensor, ids_keep:torch.Tensor, mask_pos:torch.Tensor, pred:torch.Tensor,
@@ -107,15 +109,16 @@ def set_ratios(model, gamma:float|None=None, gamma_pos:float|None=None):
 @torch.no_grad()
 def droppos_outputs(model, imgs:torch.Tensor, seed:int=0, sigma:float|None=None, tau:float|None=None) -> dict:
     "The output dict of DropPos `model` on `imgs` (eval, no grad) with masks drawn from `seed`; `sigma`/`tau` override the model's for this call."
-    old = model.training, model.generator, model.sigma, model.tau
+    from droppos_nb.registry import seeded_masks
+    old = model.training, model.sigma, model.tau
     dev = next(model.parameters()).device
     try:
-        model.eval(); model.generator = torch.Generator(dev).manual_seed(int(seed))
+        model.eval()
         if sigma is not None: model.sigma = float(sigma)
         if tau is not None: model.tau = float(tau)
-        out = model(imgs.to(dev))
+        with seeded_masks(model, seed): out = model(imgs.to(dev))
     finally:
-        model.train(old[0]); model.generator, model.sigma, model.tau = old[1:]
+        model.train(old[0]); model.sigma, model.tau = old[1:]
     return {k: v.cpu() if torch.is_tensor(v) else v for k, v in out.items()}
 
 def position_accuracy(out:dict) -> float:
@@ -180,13 +183,17 @@ def plot_patch_probabilities(img:torch.Tensor, out:dict, b:int, i:int|None=None,
     return fig
 
 # %% ../nbs/40_viz.ipynb #296462f6
+def _droppos(name:str):
+    "Function `name` of the registered DropPos method, found through the registry (viz imports no method module)."
+    from droppos_nb.registry import get_method
+    return get_method('droppos').helpers[name]
+
 def plot_smoothing(g:int=8, sigmas=(0., 0.5, 1., 2.), cell:int|None=None, size:float=1.5):
     "The smoothed target of `cell` (the centre by default) on a `g`x`g` grid at each σ in `sigmas`."
-    from droppos_nb.droppos import position_smoothing
     cell = (g // 2) * g + g // 2 if cell is None else cell
     fig, axs = plt.subplots(1, len(sigmas), figsize=(len(sigmas) * size, size + .35), squeeze=False)
     for ax, s in zip(axs[0], sigmas):
-        w = position_smoothing(g, s)[cell].reshape(g, g)
+        w = _droppos('position_smoothing')(g, s)[cell].reshape(g, g)
         ax.imshow(w.numpy(), cmap='viridis', vmin=0, interpolation='nearest'); _frame(ax, cell, g, 1, 'white', lw=.8)
         ax.set_title(f"σ = {s:g}: peak {w.max():.2f}", fontsize=7); ax.set_xticks([]); ax.set_yticks([])
     fig.tight_layout()
@@ -196,11 +203,10 @@ def plot_smoothing(g:int=8, sigmas=(0., 0.5, 1., 2.), cell:int|None=None, size:f
 def full_attentive_weights(encoder, imgs:torch.Tensor, tau:float=0.1) -> torch.Tensor:
     "Attentive weights (B, N) of all patches of `imgs` from the full-image features of ViT `encoder`."
     from droppos_nb.vit import encode_image
-    from droppos_nb.droppos import attentive_weights
     dev = next(encoder.parameters()).device
     feats = encode_image(encoder, imgs.to(dev)).cpu()
     ids = torch.arange(feats.shape[1] - 1).expand(len(imgs), -1)
-    return attentive_weights(feats, ids, tau)
+    return _droppos('attentive_weights')(feats, ids, tau)
 
 def plot_attentive_weights(imgs:torch.Tensor, weights:torch.Tensor, alpha:float=0.7, title:str|None=None):
     "Images in [0, 1], the attentive weights (B, N) over them, and the weights alone (each map scaled to its maximum)."
@@ -214,6 +220,9 @@ def plot_attentive_weights(imgs:torch.Tensor, weights:torch.Tensor, alpha:float=
 def attention_maps(encoder, imgs:torch.Tensor) -> list:
     "Attention probabilities of every layer of ViT `encoder` on full images, a list of (B, heads, 1+N, 1+N) on the CPU."
     from droppos_nb.vit import encode_image
+    from timm.models.vision_transformer import VisionTransformer
+    if not isinstance(encoder, VisionTransformer):
+        raise ValueError(f"attention maps need a ViT encoder (a [CLS] token attending over patches); {type(encoder).__name__} has none")
     dev = next(encoder.parameters()).device
     return [a.cpu() for a in encode_image(encoder, imgs.to(dev), return_attn=True)[1]]
 
@@ -248,6 +257,67 @@ def plot_rollout(imgs:torch.Tensor, attns:list, alpha:float=0.6):
     return show_image_grid([imgs, imgs, imgs], ['image', 'last layer', 'rollout'], alpha=alpha,
                            heats=[None, patch_heat(cls_attention(attns).mean(1)), patch_heat(attention_rollout(attns))],
                            suptitle=f"attention rollout over {len(attns)} layers")
+
+# %% ../nbs/40_viz.ipynb #59cc38de
+@torch.no_grad()
+def mae_outputs(model, imgs:torch.Tensor, seed:int=0) -> dict:
+    "`model.reconstruct(imgs)` in eval mode with masks from `seed`, on the CPU: `mask`, `rec` (input units), `loss`, `predicted`."
+    from droppos_nb.registry import seeded_masks
+    old, dev = model.training, next(model.parameters()).device
+    try:
+        model.eval()
+        with seeded_masks(model, seed): out = model.reconstruct(imgs.to(dev))
+    finally: model.train(old)
+    return {k: v.cpu() if torch.is_tensor(v) else v for k, v in out.items()}
+
+def plot_mae(model, imgs:torch.Tensor, seed:int=0, n:int=8, title:str|None=None):
+    "Original, masked input, reconstruction and reconstruction + visible patches of the first `n` (normalised) `imgs`."
+    from droppos_nb.data import denormalize
+    from droppos_nb.viz import plot_reconstruction
+    imgs = imgs[:n].as_subclass(torch.Tensor)
+    out = mae_outputs(model, imgs, seed)
+    if title is None: title = f"masked-patch MSE {out['loss']:.3f} (normalised pixels)"
+    p = model.patch_size
+    shown = denormalize(out['rec']) * F.interpolate(out['predicted'].float().reshape(-1, 1, *(s // p for s in imgs.shape[-2:])), scale_factor=p)
+    return plot_reconstruction(denormalize(imgs).cpu(), out['mask'], shown, p, n=n, title=title)
+
+# %% ../nbs/40_viz.ipynb #51b72a80
+@torch.no_grad()
+def encoder_decoder_error(model, imgs:torch.Tensor, bs:int=128) -> float:
+    "Pixel MSE (normalised units) between `imgs` and `model.encode_decode(imgs)` (CAE: every patch through encoder then decoder), over all patches."
+    model.eval()
+    dev = next(model.parameters()).device
+    imgs = imgs.as_subclass(torch.Tensor)
+    errs = [F.mse_loss(model.encode_decode(x.to(dev)), x.to(dev), reduction='sum').item() for x in imgs.split(bs)]
+    return sum(errs) / imgs.numel()
+
+def plot_alignment_reconstruction(models:dict, imgs:torch.Tensor, n:int=8, size:float=1.2, title:str|None=None):
+    "Originals and, per CAE in `models` ({name: model}), all patches through encoder then decoder (no regressor)."
+    from droppos_nb.data import denormalize
+    from droppos_nb.viz import show_image_grid
+    imgs = imgs[:n].as_subclass(torch.Tensor)
+    rows, names = [denormalize(imgs).cpu()], ['original']
+    for name, m in models.items():
+        dev = next(m.parameters()).device
+        m.eval()
+        rows.append(denormalize(m.encode_decode(imgs.to(dev))).cpu())
+        names.append(f"{name}\nMSE {encoder_decoder_error(m, imgs):.2f}")
+    return show_image_grid(rows, names, size=size, suptitle=title or "all patches → encoder → decoder (no regressor)")
+
+# %% ../nbs/40_viz.ipynb #64067472
+def plot_attention_comparison(models:dict, imgs:torch.Tensor, layer:int=-1, n:int=8, size:float=1.2, alpha:float=0.6):
+    "Images and the head-mean [CLS] attention of `layer` of each model's encoder ({name: model}) over them."
+    from droppos_nb.data import denormalize
+    from droppos_nb.viz import show_image_grid, attention_maps, cls_attention, patch_heat
+    imgs = imgs[:n].as_subclass(torch.Tensor)
+    shown = denormalize(imgs).cpu()
+    rows, names, heats = [shown], ['image'], [None]
+    for name, m in models.items():
+        enc = getattr(m, 'encoder', m).eval()
+        a = attention_maps(enc, imgs)
+        rows.append(shown); names.append(name); heats.append(patch_heat(cls_attention(a, layer).float().mean(1)))
+    return show_image_grid(rows, names, heats=heats, size=size, alpha=alpha,
+                           suptitle=f"[CLS] attention (head mean), layer {layer % len(a) + 1} of {len(a)}")
 
 # %% ../nbs/40_viz.ipynb #ab27cd75
 def fig_to_png(fig, dpi:int=100, close:bool=True) -> bytes:

@@ -20,3 +20,20 @@ def wait_for_first_epoch(p:subprocess.Popen, out:Path, timeout:float=300):
                and len((out / 'metrics.csv').read_text().splitlines()) >= 2):
         assert p.poll() is None and time.time() - t0 < timeout, "the run ended before it could be stopped"
         time.sleep(0.05)
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', "slow: trains a model or drives a browser or several processes (seconds to minutes); "
+                            "`pytest -m 'not slow'` (or `QUICK=1 bash tools/test.sh`) skips them, CI runs everything")
+
+@pytest.fixture
+def run_main(capsys):
+    "Run `droppos_nb.cli.main` in this process (for errors and help, where a subprocess is not the point); returns returncode, stdout, stderr."
+    from types import SimpleNamespace
+    def run(*args):
+        from droppos_nb.cli import main
+        capsys.readouterr()
+        try: main([str(a) for a in args]); code = 0
+        except SystemExit as e: code = e.code if isinstance(e.code, int) else 1
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+    return run

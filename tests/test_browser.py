@@ -7,6 +7,8 @@ import os, re, shutil, socket, subprocess, sys, time, secrets, urllib.request
 from pathlib import Path
 import pytest
 
+pytestmark = pytest.mark.slow   # trains models, or drives processes or a browser: `pytest -m 'not slow'` skips it
+
 ROOT = Path(__file__).resolve().parents[1]
 ART = ROOT / 'tests' / '_artifacts'
 NB = ROOT / 'nbs' / '41_explorers.ipynb'

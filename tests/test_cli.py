@@ -7,6 +7,7 @@ from PIL import Image
 
 TINY = ['--epochs', '2', '--max-items', '256', '--bs', '64', '--decoder-dim', '64', '--decoder-heads', '4', '--quiet']
 
+@pytest.mark.slow
 def test_pretrain_writes_everything(run_cli, tmp_path):
     out = tmp_path / 'run'
     r = run_cli('pretrain', '--method', 'droppos', '--data', 'mnist5k', '--arch', 'vit_tiny', '--img-size', '32',
@@ -28,37 +29,38 @@ def test_pretrain_writes_everything(run_cli, tmp_path):
     img = np.asarray(Image.open(out / 'positions.png'))
     assert img.ndim == 3 and img.shape[0] > 100 and img.std() > 10
 
-def test_bad_image_size(run_cli, tmp_path):
-    r = run_cli('pretrain', '--img-size', '30', '--patch-size', '4', '--out', tmp_path / 'x')
+def test_bad_image_size(run_main, tmp_path):
+    r = run_main('pretrain', '--img-size', '30', '--patch-size', '4', '--out', tmp_path / 'x')
     assert r.returncode == 2 and 'not divisible by patch size 4' in r.stderr
 
 @pytest.mark.parametrize('opt,val', [('--mask-ratio', '1.5'), ('--pos-mask-ratio', '0')])
-def test_bad_ratio(run_cli, tmp_path, opt, val):
-    r = run_cli('pretrain', opt, val, *TINY, '--out', tmp_path / 'x')
+def test_bad_ratio(run_main, tmp_path, opt, val):
+    r = run_main('pretrain', opt, val, *TINY, '--out', tmp_path / 'x')
     assert r.returncode == 2 and 'outside (0, 1)' in r.stderr, r.stderr[-2000:]
 
-def test_missing_and_empty_folder(run_cli, tmp_path):
-    r = run_cli('pretrain', '--data', tmp_path / 'nowhere', *TINY, '--out', tmp_path / 'x')
+def test_missing_and_empty_folder(run_main, tmp_path):
+    r = run_main('pretrain', '--data', tmp_path / 'nowhere', *TINY, '--out', tmp_path / 'x')
     assert r.returncode == 2 and 'does not exist' in r.stderr, r.stderr[-2000:]
     (tmp_path / 'empty' / 'train').mkdir(parents=True); (tmp_path / 'empty' / 'valid').mkdir()
-    r = run_cli('pretrain', '--data', tmp_path / 'empty', *TINY, '--out', tmp_path / 'y')
+    r = run_main('pretrain', '--data', tmp_path / 'empty', *TINY, '--out', tmp_path / 'y')
     assert r.returncode == 2 and 'no images' in r.stderr.lower(), r.stderr[-2000:]
 
-def test_help_lists_options(run_cli):
-    r = run_cli('pretrain', '--help')
+def test_help_lists_options(run_main):
+    r = run_main('pretrain', '--help')
     for o in ['--method', '--data', '--arch', '--img-size', '--patch-size', '--epochs', '--bs', '--out', '--tau', '--sigma']:
         assert o in r.stdout
 
+@pytest.mark.slow
 def test_bf16_with_accumulation(run_cli, tmp_path):
     out = tmp_path / 'bf16'
     r = run_cli('pretrain', '--epochs', '1', '--max-items', '128', '--bs', '32', '--accum', '2', '--precision', 'bf16',
                 '--decoder-dim', '64', '--decoder-heads', '4', '--quiet', '--out', out)
     assert r.returncode == 0, r.stderr[-3000:]
     cfg = json.loads((out / 'config.json').read_text())
-    assert cfg['effective_batch'] == 64 and abs(cfg['lr'] - 1.5e-4 * 64 / 256) < 1e-12
+    assert cfg['effective_batch'] == 64 and abs(cfg['lr'] - cfg['blr'] * 64 / 256) < 1e-12
     rows = list(csv.DictReader((out / 'metrics.csv').open()))
     assert len(rows) == 1 and float(rows[0]['train_loss']) > 0
 
-def test_fp16_on_cpu_is_refused(run_cli, tmp_path):
-    r = run_cli('pretrain', '--precision', 'fp16', '--device', 'cpu', '--out', tmp_path / 'x')
+def test_fp16_on_cpu_is_refused(run_main, tmp_path):
+    r = run_main('pretrain', '--precision', 'fp16', '--device', 'cpu', '--out', tmp_path / 'x')
     assert r.returncode == 2 and 'fp16 training needs CUDA' in r.stderr

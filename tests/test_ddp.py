@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest, torch
 from conftest import ROOT, wait_for_first_epoch
 
+pytestmark = pytest.mark.slow   # trains models, or drives processes or a browser: `pytest -m 'not slow'` skips it
+
 BIN = Path(sys.executable).parent
 ENV = dict(os.environ, ACCELERATE_USE_CPU='true', OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', MPLBACKEND='Agg')
 

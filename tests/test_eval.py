@@ -145,6 +145,7 @@ def test_cli_writes_json(run_cli, tmp_path, protocol, metric):
     assert rec['encoder']['img_size'] == 16 and rec['encoder']['depth'] == 1
     assert f"{rec['metrics'][metric]:.4f}" in r.stdout                # the figure is printed
 
+@pytest.mark.slow
 def test_cli_finetune_then_position_probe(run_cli, tmp_path):
     "Fine-tune, save the encoder, and position-probe it with nothing but --checkpoint: its settings come from the file."
     r = run_cli('eval', '--protocol', 'finetune', '--checkpoint', 'random', *TINY, '--bs', '32', '--save-encoder', '--out', tmp_path)
@@ -171,11 +172,11 @@ def tiny_encoder(tmp_path):
     (['--protocol', 'linear', '--img-size', '32'], 'another architecture'),
     (['--protocol', 'finetune', '--layer-decay', '1.5'], 'layer decay must be in (0, 1]'),
 ])
-def test_cli_bad_input(run_cli, tmp_path, tiny_encoder, extra, message):
-    r = run_cli('eval', '--checkpoint', tiny_encoder, '--max-items', '128', '--max-valid', '16', '--quiet', *extra,
+def test_cli_bad_input(run_main, tmp_path, tiny_encoder, extra, message):
+    r = run_main('eval', '--checkpoint', tiny_encoder, '--max-items', '128', '--max-valid', '16', '--quiet', *extra,
                 '--out', tmp_path / 'out')
     assert r.returncode == 2 and message in r.stderr, (r.returncode, r.stderr[-2000:])
 
-def test_cli_missing_checkpoint(run_cli, tmp_path):
-    r = run_cli('eval', '--protocol', 'knn', '--checkpoint', tmp_path / 'none.safetensors')
+def test_cli_missing_checkpoint(run_main, tmp_path):
+    r = run_main('eval', '--protocol', 'knn', '--checkpoint', tmp_path / 'none.safetensors')
     assert r.returncode == 2 and 'does not exist' in r.stderr and "'random'" in r.stderr

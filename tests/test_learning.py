@@ -7,6 +7,8 @@ from droppos_nb.core import set_seed
 from droppos_nb.data import get_dls
 from droppos_nb.learner import pretrain_learner
 
+pytestmark = pytest.mark.slow   # trains models, or drives processes or a browser: `pytest -m 'not slow'` skips it
+
 def short_run(epochs, items, lr=3e-4, leak=False, **kw):
     set_seed(0)
     dls = get_dls('mnist5k', img_size=32, bs=64, seed=0, max_items=items)

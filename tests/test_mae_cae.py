@@ -9,6 +9,8 @@ from droppos_nb.data import get_dls
 from droppos_nb.learner import pretrain_learner
 from droppos_nb.mae import mae_outputs
 
+pytestmark = pytest.mark.slow   # trains models, or drives processes or a browser: `pytest -m 'not slow'` skips it
+
 def short_run(method, epochs=4, items=1024, lr=2e-3, **kw):
     set_seed(0)
     dls = get_dls('photos', img_size=32, bs=64, seed=0, max_items=items)

@@ -7,6 +7,8 @@ import pytest, torch
 from safetensors.torch import load_file
 from conftest import ROOT, cli, wait_for_first_epoch
 
+pytestmark = pytest.mark.slow   # trains models, or drives processes or a browser: `pytest -m 'not slow'` skips it
+
 ARGS = ['--epochs', '3', '--max-items', '256', '--bs', '64', '--decoder-dim', '64', '--decoder-heads', '4', '--quiet', '--seed', '3']
 COLS = ['epoch', 'train_loss', 'valid_loss', 'pos_acc', 'sigma', 'lr']
 

@@ -23,9 +23,9 @@ def test_viz_official_checkpoint(run_cli, tmp_path):
     assert 'everything fitted' in r.stdout
     assert sorted(p.name for p in (tmp_path / 'figs').iterdir()) == ['attention.png', 'positions.png']
 
-def test_viz_errors(run_cli, tmp_path):
-    r = run_cli('viz', '--model', tmp_path / 'none.safetensors', '--out', tmp_path / 'figs')
+def test_viz_errors(run_main, tmp_path):
+    r = run_main('viz', '--model', tmp_path / 'none.safetensors', '--out', tmp_path / 'figs')
     assert r.returncode == 2 and 'does not exist' in r.stderr
     ck = save_model(DropPos(**CFG), tmp_path / 'model.safetensors', 'droppos', CFG)
-    r = run_cli('viz', '--model', ck, '--what', 'pictures', '--out', tmp_path / 'figs')
+    r = run_main('viz', '--model', ck, '--what', 'pictures', '--out', tmp_path / 'figs')
     assert r.returncode == 2 and 'unknown figure' in r.stderr

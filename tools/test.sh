@@ -10,7 +10,9 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     || echo "could not install chromium: tests/test_browser.py will skip (or fail under CI=true)" >&2
 fi
 export MPLBACKEND=Agg PYTHONWARNINGS=ignore
+# QUICK=1: the developers' quick loop, without the cells and tests marked slow; the default (and CI) runs everything
+if [ "${QUICK:-0}" = 1 ]; then FLAGS=(); MARK=(-m "not slow"); else FLAGS=(--flags slow); MARK=(); fi
 echo "== nbdev_test: every notebook in nbs/ =="
-.venv/bin/nbdev_test --n_workers 2 --timing
+.venv/bin/nbdev_test --n_workers 2 --timing "${FLAGS[@]}"
 echo "== pytest: tests/ =="
-.venv/bin/python -m pytest -q tests "$@"
+.venv/bin/python -m pytest -q tests "${MARK[@]}" "$@"

@@ -1,0 +1,183 @@
+"""The method registry (issue 12): imports flow one way, recipes match the official code, a method registered outside
+the library trains through the same calls as the built-in ones, and a plain fastai Learner is left alone."""
+import ast, json, math, warnings
+from pathlib import Path
+import pytest, torch, torch.nn as nn
+import droppos_nb
+from droppos_nb.registry import MethodSpec, register_method, get_method, METHODS, VIT_ARGS, OutputMean
+
+PKG = Path(droppos_nb.__file__).parent
+# the layers, lowest first: a module may import from its own layer or any layer below, never above
+LAYERS = [{'core'}, {'data', 'masking', 'vit', 'checkpoint'}, {'registry'}, {'droppos', 'mae', 'cae'},
+          {'scale', 'distributed'}, {'learner'}, {'evaluation', 'official', 'viz'}, {'explorers'}, {'cli'}]
+LAYER = {m: i for i, ms in enumerate(LAYERS) for m in ms}
+METHOD_MODULES = LAYERS[3]
+
+def import_graph() -> dict:
+    "{module: set of droppos_nb modules it imports}, read from the source with ast (function-level imports included)."
+    g = {}
+    for f in PKG.glob('*.py'):
+        if f.stem.startswith('_'): continue
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                mod = node.module or ''
+                if node.level == 1: deps.add(mod.split('.')[0] if mod else None)
+                elif mod.startswith('droppos_nb.'): deps.add(mod.split('.')[1])
+                elif mod == 'droppos_nb': deps.update(a.name for a in node.names)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name.split('.')[1] for a in node.names if a.name.startswith('droppos_nb.'))
+        g[f.stem] = {d for d in deps if d and d != f.stem}
+    return g
+
+def test_every_module_has_a_layer():
+    assert set(import_graph()) == set(LAYER), set(import_graph()) ^ set(LAYER)
+
+def test_imports_flow_one_way():
+    bad = [(m, d) for m, ds in import_graph().items() for d in ds if LAYER[d] > LAYER[m]]
+    assert not bad, f"upward imports: {bad}"
+    shared = [(m, d) for m, ds in import_graph().items() if m not in METHOD_MODULES for d in ds if d in METHOD_MODULES]
+    assert not shared, f"shared modules importing a method: {shared}"
+
+def test_no_import_cycles():
+    g = import_graph(); state = {}
+    def visit(m, path):
+        if state.get(m) == 1: raise AssertionError(f"import cycle: {' -> '.join(path + [m])}")
+        if state.get(m) == 2: return
+        state[m] = 1
+        for d in g.get(m, ()): visit(d, path + [m])
+        state[m] = 2
+    for m in g: visit(m, [])
+
+def test_graph_checker_can_fail(tmp_path):
+    "The checker sees a function-level upward import (the kind that hid the old circle)."
+    src = "def f():\n    from droppos_nb.learner import unwrap\n"
+    deps = {n.module for n in ast.walk(ast.parse(src)) if isinstance(n, ast.ImportFrom)}
+    assert deps == {'droppos_nb.learner'}
+
+# official values, field by field, from each method's official code (see shared/METHODS.md)
+OFFICIAL = {
+    'droppos': dict(blr=1.5e-4, betas=(0.9, 0.95), wd=0.05, clip='param:5', drop_path=0., min_scale=0.2, mask_ratio=0.75,
+                    pos_mask_ratio=0.75, sigma=1., tau=0.1, decoder_dim=512, decoder_depth=2, decoder_heads=16),
+    'mae': dict(blr=1.5e-4, betas=(0.9, 0.95), wd=0.05, clip='none', drop_path=0., min_scale=0.2, mask_ratio=0.75,
+                decoder_dim=512, decoder_depth=8, decoder_heads=16),
+    'cae': dict(blr=1.5e-3 * 256 / 2048, betas=(0.9, 0.999), wd=0.05, clip='global:3', drop_path=0.1, min_lr=1e-5,
+                min_scale=0.08, mask_ratio=0.5, layer_scale=0.1, regressor_depth=4, decoder_depth=4, align_weight=2.),
+}
+
+@pytest.mark.parametrize('method', OFFICIAL)
+def test_paper_recipe_is_official(method):
+    rec = get_method(method).recipe('paper')
+    for k, v in OFFICIAL[method].items():
+        assert k in rec, f"{method}: the paper recipe has no {k}"
+        assert (math.isclose(rec[k], v) if isinstance(v, float) else tuple(rec[k]) == v if isinstance(v, tuple) else rec[k] == v), \
+            f"{method}.{k}: {rec[k]!r} != official {v!r}"
+
+def test_droppos_paper_recipe_is_the_old_default():
+    "`--recipe paper` resolves, field by field, to the settings `droppos_nb pretrain` used before recipes existed."
+    from droppos_nb.cli import pretrain_parser, resolve_args
+    import argparse
+    p = pretrain_parser(argparse.ArgumentParser())
+    a = resolve_args(p.parse_args(['--recipe', 'paper']), p.method_options)
+    old = dict(method='droppos', data='mnist5k', arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, lr=None,
+               min_lr=0., warmup_epochs=1., wd=0.05, mask_ratio=0.75, pos_mask_ratio=0.75, sigma=1., tau=0.1, mask_token='param',
+               decoder_dim=512, decoder_depth=2, decoder_heads=16, precision='fp32', min_scale=0.2, betas=(0.9, 0.95), clip='param:5',
+               drop_path=0., depth=None, embed_dim=None, num_heads=None)
+    for k, v in old.items(): assert getattr(a, k) == v, f"{k}: {getattr(a, k)!r} != {v!r}"
+
+def test_cae_drop_path_reaches_regressor_and_decoder():
+    m = get_method('cae').build(dict(img_size=16, patch_size=4, depth=1, decoder_depth=1, regressor_depth=1, drop_path=0.1))
+    assert m.regressor.blocks[0].drop_path.drop_prob == 0.1 and m.decoder_blocks[0].drop_path1.drop_prob == 0.1
+
+# a method that no library file knows: SimMIM-style, linear pixel head on all tokens, mask token in the input
+class TinySimMIM(nn.Module):
+    def __init__(self, img_size=16, patch_size=4, depth=1, mask_ratio=0.5, **kw):
+        super().__init__()
+        from droppos_nb.vit import create_vit
+        self.encoder = create_vit('vit_tiny', img_size, patch_size, depth=depth, embed_dim=48, num_heads=3)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, 48)); self.p, self.ratio, self.generator = patch_size, mask_ratio, None
+        self.head = nn.Linear(48, patch_size ** 2 * 3)
+    def forward(self, imgs):
+        from droppos_nb.core import patchify
+        from droppos_nb.vit import encode_tokens
+        x = self.encoder.patch_embed(imgs); B, N, D = x.shape
+        mask = torch.rand(B, N, generator=self.generator, device=x.device).argsort(1).argsort(1) < int(N * self.ratio)
+        x = torch.where(mask[..., None], self.mask_token.expand(B, N, D), x)
+        pos = self.encoder.pos_embed[:, 1:].expand(B, -1, -1)
+        z = encode_tokens(self.encoder, x, pos)[:, 1:]
+        loss = ((self.head(z) - patchify(imgs, self.p)) ** 2).mean(-1)[mask].mean()
+        return dict(loss=loss, loss_rec=loss.detach())
+
+register_method(MethodSpec('tiny_simmim', TinySimMIM, "SimMIM in a test file", model_args=('img_size', 'patch_size', 'depth', 'mask_ratio'),
+                           metrics=lambda: [OutputMean('loss_rec')], official=dict(blr=1e-3, clip='none'),
+                           laptop=dict(img_size=16, patch_size=4, epochs=2, bs=32, blr=2e-3, clip='global:3', betas=(0.9, 0.999))))
+
+@pytest.mark.slow
+def test_outside_method_trains_through_pretrain_learner(tmp_path):
+    from droppos_nb.data import get_dls
+    from droppos_nb.learner import pretrain_learner
+    from droppos_nb.core import set_seed
+    set_seed(0)
+    dls = get_dls('mnist5k', img_size=16, bs=32, max_items=256, device='cpu')
+    learn = pretrain_learner(dls, 'tiny_simmim', path=tmp_path, img_size=16, patch_size=4)
+    assert learn.betas == (0.9, 0.999) and learn.clip == 'global:3'    # from its laptop recipe
+    with learn.no_bar(), learn.no_logging(): learn.fit_warmup_cos(3, 2e-3, warmup_epochs=0.5)
+    losses = [v[0] for v in learn.recorder.values]
+    assert losses[-1] < losses[0] * 0.9, losses
+
+@pytest.mark.slow
+def test_outside_method_trains_through_the_cli(tmp_path):
+    from droppos_nb.cli import main
+    out = tmp_path / 'run'
+    main(['pretrain', '--method', 'tiny_simmim', '--max-items', '128', '--out', str(out), '--quiet', '--epochs', '1'])
+    cfg = json.loads((out / 'config.json').read_text())
+    assert cfg['method'] == 'tiny_simmim' and cfg['bs'] == 32 and cfg['clip'] == 'global:3'
+    assert (out / 'encoder.safetensors').exists() and (out / 'metrics.csv').read_text().startswith('epoch,train_loss,valid_loss,loss_rec')
+
+def test_plain_fastai_learner_is_untouched():
+    "Importing the library patches nothing in fastai: a plain Learner keeps its own epoch loop and has no extra methods."
+    from fastai.learner import Learner
+    import fastai.learner
+    import droppos_nb.cli, droppos_nb.explorers   # everything
+    from droppos_nb.learner import PretrainLearner
+    assert Learner._do_fit.__module__ == 'fastai.learner' and not hasattr(Learner, 'fit_warmup_cos')
+    assert PretrainLearner._do_fit is not Learner._do_fit
+
+def test_resume_leaves_nothing_behind(tmp_path):
+    "A resumed fit starts at the checkpoint's epoch without a warning, and the Learner forgets it after the fit."
+    from droppos_nb.data import get_dls
+    from droppos_nb.learner import pretrain_learner
+    from droppos_nb.scale import EpochCheckpoint, resume_, load_checkpoint
+    dls = get_dls('mnist5k', img_size=16, bs=32, max_items=64, device='cpu')
+    kw = dict(img_size=16, patch_size=4, depth=1, decoder_dim=32, decoder_heads=2, decoder_depth=1)
+    learn = pretrain_learner(dls, 'droppos', path=tmp_path, cbs=[EpochCheckpoint()], **kw)
+    with learn.no_bar(), learn.no_logging(): learn.fit_warmup_cos(1, 1e-3)
+    learn2 = pretrain_learner(dls, 'droppos', path=tmp_path, cbs=[EpochCheckpoint()], **kw)
+    resume_(learn2, load_checkpoint(tmp_path / 'checkpoint.pt'))
+    assert learn2.resume_epoch == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        with learn2.no_bar(), learn2.no_logging(): learn2.fit_warmup_cos(2, 1e-3)
+    assert learn2.resume_epoch == 0 and len(learn2.recorder.values) == 1 and not hasattr(learn2, 'start_epoch')
+
+@pytest.mark.parametrize('method', ['droppos', 'mae', 'cae'])
+def test_forward_contract(method):
+    "Every built-in method keeps the same return types: forward_encoder a dict with `x`, forward a dict with a scalar `loss`."
+    from droppos_nb.registry import seeded_masks
+    spec = get_method(method)
+    m = spec.build(dict(img_size=16, patch_size=4, depth=1, decoder_dim=32, decoder_depth=1, decoder_heads=2)).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with seeded_masks(m, 0): out = m(x)
+    assert isinstance(out, dict) and out['loss'].ndim == 0
+    with seeded_masks(m, 0): out2 = m(x)
+    assert torch.equal(out['loss'], out2['loss'])                    # one way to seed masks, and it repeats
+    enc = m.forward_encoder(x, out['ids_keep']) if method == 'cae' else m.forward_encoder(x)
+    assert isinstance(enc, dict) and torch.is_tensor(enc['x'])
+    if method == 'mae': assert isinstance(m.forward_loss(x, out['pred'], out['mask']), dict)
+
+def test_views_reach_the_model():
+    "A spec asking for two views gets batches of two differently augmented views (and the labels last)."
+    from droppos_nb.data import get_dls
+    dls = get_dls('mnist5k', img_size=16, bs=8, max_items=64, device='cpu', views=2)
+    b = dls.train.one_batch()
+    assert dls.n_inp == 2 and len(b) == 3 and not torch.equal(b[0], b[1]) and b[2].shape == (8,)

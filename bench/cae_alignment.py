@@ -19,8 +19,10 @@ import matplotlib; matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 from droppos_nb.core import set_seed, patchify
 from droppos_nb.data import get_dls
-from droppos_nb.learner import pretrain_learner, save_model, load_model
-from droppos_nb.mae import mae_outputs
+from droppos_nb.learner import pretrain_learner
+from droppos_nb.checkpoint import save_model
+from droppos_nb.registry import load_model
+from droppos_nb.viz import mae_outputs
 from droppos_nb.viz import encoder_decoder_error, plot_alignment_reconstruction, plot_attention_comparison
 
 p = argparse.ArgumentParser(description=__doc__.split('\n')[0])

@@ -4,8 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=bench/results/default_run bash tools/pretrain.sh --quiet "$@"
 python3 - <<'PY' > bench/results/default_run/machine.txt
-import os, platform
+import json, os, platform
 cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
-print(f"{cpu}, {os.cpu_count()} cores, CPU fp32")
+precision = json.load(open('bench/results/default_run/config.json'))['precision']
+print(f"{cpu}, {os.cpu_count()} cores, CPU {precision}")
 PY
-rm -f bench/results/default_run/*.safetensors   # keep the repository small (the weights are 20+ MB)
+rm -f bench/results/default_run/*.safetensors bench/results/default_run/checkpoint.pt   # keep the repository small

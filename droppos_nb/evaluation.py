@@ -40,7 +40,7 @@ __all__ = ['POOLS', 'PROTOCOLS', 'PROTOCOL_DEFAULTS', 'checkpoint_config', 'is_v
            'position_probe', 'extract_features', 'FeatureItems', 'FeatureDL', 'feature_dls', 'linear_head',
            'linear_probe_learner', 'linear_probe', 'knn_predict', 'knn_eval', 'layer_id', 'timm_layer_groups',
            'decay_depth', 'layer_decay_splitter', 'layer_decay_lrs', 'block_tokens', 'FineTuneModel',
-           'finetune_learner', 'save_finetuned', 'finetune']
+           'finetune_learner', 'save_finetuned', 'finetune', 'pixel_floors']
 
 # %% ../nbs/30_evaluation.ipynb #315c565f
 def _vit_kwargs(method:str, config:dict) -> dict:
@@ -496,6 +496,30 @@ def finetune(vit:VisionTransformer, data:TensorData, epochs:int=10, lr:float=1e-
     if save is not None and rank_world()[0] == 0: res['encoder'] = str(save_finetuned(learn.model, save))
     vit.eval()
     return res
+
+# %% ../nbs/30_evaluation.ipynb #8ed39f56
+def pixel_floors(data:TensorData, k:int=20, T:float=0.07, C:float=1.0, max_iter:int=2000, seed:int=0) -> dict:
+    "Validation top-1 of classifiers on the raw pixels of `data`: `logreg` (scikit-learn, L2 with `C`), `knn_euclidean`, `knn_cosine` (k-NN, majority vote) and `knn_protocol` (`knn_predict` on ImageNet-normalised pixels)."
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    def flat(x):
+        x = x[:, :1] if bool((x == x[:, :1]).all()) else x         # grey images: one channel
+        return x.reshape(len(x), -1).float().numpy() / 255
+    Xt, Xv, yt, yv = flat(data.train_x), flat(data.valid_x), data.train_y.numpy(), data.valid_y.numpy()
+    res, secs = {}, {}
+    t = time.perf_counter()
+    lr = LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(Xt, yt)
+    res['logreg'], secs['logreg'] = float((lr.predict(Xv) == yv).mean()), time.perf_counter() - t
+    for metric in ('euclidean', 'cosine'):
+        t = time.perf_counter()
+        kn = KNeighborsClassifier(n_neighbors=k, metric=metric).fit(Xt, yt)
+        res[f'knn_{metric}'], secs[f'knn_{metric}'] = float((kn.predict(Xv) == yv).mean()), time.perf_counter() - t
+    t = time.perf_counter()
+    bank, queries = (normalize_images(x).reshape(len(x), -1) for x in (data.train_x, data.valid_x))
+    scores = knn_predict(bank, data.train_y, queries, k, T, n_classes=len(data.classes))
+    res['knn_protocol'], secs['knn_protocol'] = float((scores.argmax(1) == data.valid_y).float().mean()), time.perf_counter() - t
+    return dict(acc=res, seconds={n: round(v, 2) for n, v in secs.items()}, n_train=len(Xt), n_valid=len(Xv), n_features=Xt.shape[1],
+                img_size=int(data.train_x.shape[-1]), settings=dict(k=k, T=T, logreg_C=C, logreg_max_iter=max_iter))
 
 # %% ../nbs/30_evaluation.ipynb #cfdf3dae
 PROTOCOLS = ('position', 'linear', 'knn', 'finetune')

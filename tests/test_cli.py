@@ -24,7 +24,7 @@ def test_pretrain_writes_everything(run_cli, tmp_path):
     assert cfg['model']['pos_mask_ratio'] == 0.75 and cfg['timm_arch'] == 'vit_tiny_patch16_224'
     # the encoder loads into timm with no missing or unexpected keys (timm loads strictly)
     m = timm.create_model('vit_tiny_patch16_224', pretrained=True, pretrained_cfg_overlay=dict(file=str(out / 'encoder.safetensors')),
-                          img_size=32, patch_size=4, num_classes=0)
+                          img_size=32, patch_size=4, depth=cfg['depth'], num_classes=0)
     assert m(torch.randn(1, 3, 32, 32)).shape == (1, 192)
     img = np.asarray(Image.open(out / 'positions.png'))
     assert img.ndim == 3 and img.shape[0] > 100 and img.std() > 10

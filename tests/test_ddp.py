@@ -47,7 +47,7 @@ def test_two_processes_take_the_steps_of_one(tmp_path):
 
 def test_cli_under_torchrun(tmp_path):
     out = tmp_path / 'run'
-    r = torchrun(2, '-m', 'droppos_nb.cli', 'pretrain', '--device', 'cpu', '--epochs', '2', '--max-items', '256', '--bs', '32',
+    r = torchrun(2, '-m', 'droppos_nb.cli', 'pretrain', '--recipe', 'paper', '--device', 'cpu', '--epochs', '2', '--max-items', '256', '--bs', '32',
                  '--decoder-dim', '32', '--decoder-heads', '2', '--quiet', '--out', out)
     assert r.returncode == 0, r.stderr[-3000:]
     cfg = json.loads((out / 'config.json').read_text())
@@ -73,7 +73,7 @@ def test_finetune_protocol_under_torchrun(tmp_path):
 
 def test_sigterm_to_a_torchrun_job_saves_and_resumes_exactly(tmp_path):
     "SIGTERM to the whole job, as a cluster scheduler sends it (torchrun forwards its own too): both processes stop at the same step, one checkpoint, and the resumed job ends as an uninterrupted one."
-    args = ['-m', 'droppos_nb.cli', 'pretrain', '--device', 'cpu', '--epochs', '3', '--max-items', '384', '--bs', '32',
+    args = ['-m', 'droppos_nb.cli', 'pretrain', '--recipe', 'paper', '--device', 'cpu', '--epochs', '3', '--max-items', '384', '--bs', '32',
             '--decoder-dim', '32', '--decoder-heads', '2', '--quiet', '--seed', '5']
     full, cut = tmp_path / 'full', tmp_path / 'cut'
     r = torchrun(2, *args, '--out', full); assert r.returncode == 0, r.stderr[-3000:]

@@ -14,7 +14,7 @@ from PIL import Image
 from droppos_nb.core import set_seed
 from droppos_nb.data import TensorData
 from droppos_nb.droppos import DropPos
-from droppos_nb.learner import export_encoder
+from droppos_nb.checkpoint import export_encoder
 from droppos_nb.evaluation import (eval_data, eval_dls, load_eval_encoder, finetune, linear_probe, linear_probe_learner,
                                    knn_eval, position_probe, position_probe_learner)
 

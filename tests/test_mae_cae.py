@@ -7,7 +7,7 @@ import pytest, torch
 from droppos_nb.core import set_seed, patchify
 from droppos_nb.data import get_dls
 from droppos_nb.learner import pretrain_learner
-from droppos_nb.mae import mae_outputs
+from droppos_nb.viz import mae_outputs
 
 pytestmark = pytest.mark.slow   # trains models, or drives processes or a browser: `pytest -m 'not slow'` skips it
 
@@ -57,6 +57,6 @@ def test_cli_pretrain_writes_reconstructions(run_cli, tmp_path, method):
     for f in ['metrics.csv', 'config.json', 'encoder.safetensors', 'model.safetensors', 'reconstructions.png']: assert (out / f).exists(), f
     header = (out / 'metrics.csv').read_text().splitlines()[0].split(',')
     if method == 'cae': assert 'loss_rec' in header and 'loss_align' in header, header
-    from droppos_nb.learner import load_model
+    from droppos_nb.registry import load_model
     m = load_model(out / 'model.safetensors')
     assert type(m).__name__ == method.upper()

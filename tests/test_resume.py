@@ -9,7 +9,8 @@ from conftest import ROOT, cli, wait_for_first_epoch
 
 pytestmark = pytest.mark.slow   # trains models, or drives processes or a browser: `pytest -m 'not slow'` skips it
 
-ARGS = ['--epochs', '3', '--max-items', '256', '--bs', '64', '--decoder-dim', '64', '--decoder-heads', '4', '--quiet', '--seed', '3']
+ARGS = ['--epochs', '3', '--max-items', '256', '--bs', '64', '--decoder-dim', '64', '--decoder-heads', '4', '--quiet', '--seed', '3',
+        '--recipe', 'paper']   # the settings these tests were written for (ViT-Tiny, 4 px patches, fp32), before the laptop recipe
 COLS = ['epoch', 'train_loss', 'valid_loss', 'pos_acc', 'sigma', 'lr']
 
 def rows(out): return [{k: r[k] for k in COLS} for r in csv.DictReader((out / 'metrics.csv').open())]

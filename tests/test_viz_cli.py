@@ -3,7 +3,7 @@ import argparse
 import numpy as np, torch
 from PIL import Image
 from droppos_nb.droppos import DropPos
-from droppos_nb.learner import save_model
+from droppos_nb.checkpoint import save_model
 
 CFG = dict(img_size=32, patch_size=4, depth=2, decoder_dim=32, decoder_heads=16, decoder_depth=1)
 

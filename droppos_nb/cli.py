@@ -20,9 +20,9 @@ from .evaluation import (POOLS, PROTOCOLS, PROTOCOL_DEFAULTS, eval_data, finetun
                                    load_eval_encoder, position_drop_mask, position_probe)
 
 # %% auto #0
-__all__ = ['FALLBACK', 'RUN_KEYS', 'VIZ_FIGURES', 'pretrain_parser', 'resolve_args', 'model_kwargs', 'save_position_figure',
-           'save_reconstruction_figure', 'resume_args', 'pretrain', 'viz_parser', 'viz', 'main', 'eval_parser',
-           'run_eval']
+__all__ = ['FALLBACK', 'RUN_KEYS', 'VIZ_FIGURES', 'pretrain_parser', 'resolve_args', 'check_numbers', 'model_kwargs',
+           'save_position_figure', 'save_reconstruction_figure', 'resume_args', 'pretrain', 'viz_parser', 'viz', 'main',
+           'eval_parser', 'run_eval']
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
 FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1., wd=0.05,
@@ -83,7 +83,28 @@ def resolve_args(args, method_options:dict|None=None):
     given = {k: v for k, v in vars(args).items() if k not in RUN_KEYS}
     for k, v in resolve_config(spec, args.recipe, given, FALLBACK).items(): setattr(args, k, v)
     args.betas = tuple(args.betas)
+    check_numbers(args)
     return args
+
+def _bad(flag:str, value, need:str): raise ValueError(f"--{flag} {value} is not allowed: it must be {need}")
+
+def check_numbers(args):
+    "Refuse numeric settings that cannot train (checked before anything is written): each message names the flag and what it must be."
+    a = vars(args)
+    for k in ('epochs', 'bs', 'accum'):
+        if a.get(k) is not None and not (isinstance(a[k], int) and a[k] >= 1): _bad(k.replace('_', '-'), a[k], "a whole number of at least 1")
+    if a.get('lr') is not None and not a['lr'] > 0: _bad('lr', a['lr'], "> 0 (or leave it out to use --blr)")
+    if a.get('lr') is None and a.get('blr') is not None and not a['blr'] > 0: _bad('blr', a['blr'], "> 0")
+    for k in ('min_lr', 'warmup_epochs', 'wd'):
+        if a.get(k) is not None and not a[k] >= 0: _bad(k.replace('_', '-'), a[k], ">= 0")
+    if a.get('min_scale') is not None and not 0 < a['min_scale'] <= 1: _bad('min-scale', a['min_scale'], "in (0, 1] (1: no crop)")
+    if a.get('drop_path') is not None and not 0 <= a['drop_path'] < 1: _bad('drop-path', a['drop_path'], "in [0, 1)")
+    for dim, heads in (('decoder_dim', 'decoder_heads'), ('embed_dim', 'num_heads')):
+        d, h = a.get(dim), a.get(heads)
+        if h is not None and not (isinstance(h, int) and h >= 1): _bad(heads.replace('_', '-'), h, "a whole number of at least 1")
+        if d is not None and h is not None and d % h:
+            raise ValueError(f"--{heads.replace('_', '-')} {h} does not divide --{dim.replace('_', '-')} {d}: attention splits the width "
+                             f"evenly over the heads; use a divisor of {d} (e.g. {max(x for x in range(1, min(d, 16) + 1) if d % x == 0)})")
 
 # %% ../nbs/90_cli.ipynb #aa3303c4
 def model_kwargs(args) -> dict:
@@ -317,7 +338,11 @@ def run_eval(args) -> dict:
     t0 = time.perf_counter()
     if args.protocol not in PROTOCOLS: raise ValueError(f"unknown protocol {args.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     d = PROTOCOL_DEFAULTS[args.protocol]
-    s = dict(epochs=args.epochs or d['epochs'], lr=args.lr if args.lr is not None else d['lr'], bs=args.bs or d['bs'],
+    for k in ('epochs', 'bs'):                       # 0 is given, not "use the default": refuse it
+        v = getattr(args, k)
+        if v is not None and v < 1: raise ValueError(f"--{k} {v} is not allowed: it must be at least 1 (leave it out for the protocol's default)")
+    s = dict(epochs=args.epochs if args.epochs is not None else d['epochs'], lr=args.lr if args.lr is not None else d['lr'],
+             bs=args.bs if args.bs is not None else d['bs'],
              wd=args.wd if args.wd is not None else d['wd'], pool=args.pool or d['pool'], seed=args.seed,
              warmup_epochs=args.warmup_epochs, max_items=args.max_items, max_valid=args.max_valid)
     if args.protocol == 'position':

@@ -64,3 +64,23 @@ def test_bf16_with_accumulation(run_cli, tmp_path):
 def test_fp16_on_cpu_is_refused(run_main, tmp_path):
     r = run_main('pretrain', '--precision', 'fp16', '--device', 'cpu', '--out', tmp_path / 'x')
     assert r.returncode == 2 and 'fp16 training needs CUDA' in r.stderr
+
+BAD_PRETRAIN = [   # flags -> the words the one-line message must contain (exit status 2, nothing written)
+    (['--epochs', '0'], '--epochs 0 is not allowed'), (['--epochs', '-1'], '--epochs -1 is not allowed'),
+    (['--bs', '0'], '--bs 0 is not allowed'), (['--lr', '-0.001'], '--lr -0.001 is not allowed'), (['--lr', '0'], '--lr 0.0 is not allowed'),
+    (['--blr', '0'], '--blr 0.0 is not allowed'), (['--warmup-epochs', '-1'], '--warmup-epochs -1.0 is not allowed'),
+    (['--decoder-heads', '7'], '--decoder-heads 7 does not divide --decoder-dim 128'), (['--min-scale', '0'], '--min-scale 0.0 is not allowed'),
+    (['--method', 'mae', '--tau', '1'], '--tau is an option of droppos'), (['--img-size', '30'], 'not divisible by patch size 8'),
+]
+
+@pytest.mark.parametrize('flags,message', BAD_PRETRAIN)
+def test_bad_pretrain_flags(run_main, tmp_path, flags, message):
+    out = tmp_path / 'run'
+    r = run_main('pretrain', *flags, '--out', out)
+    assert r.returncode == 2 and message in r.stderr and 'Traceback' not in r.stderr, (r.returncode, r.stderr[-1000:])
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()       # one line, nothing written
+
+@pytest.mark.parametrize('flags', [['--epochs', '0'], ['--bs', '0']])
+def test_eval_zero_is_not_the_default(run_main, tmp_path, flags):
+    r = run_main('eval', '--protocol', 'linear', '--checkpoint', 'random', *flags, '--out', tmp_path / 'e')
+    assert r.returncode == 2 and 'is not allowed' in r.stderr, r.stderr[-1000:]

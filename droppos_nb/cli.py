@@ -27,7 +27,8 @@ __all__ = ['FALLBACK', 'RUN_KEYS', 'VIZ_FIGURES', 'pretrain_parser', 'resolve_ar
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
 FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1., wd=0.05,
                 betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, precision='fp32')
-RUN_KEYS = ('command', 'method', 'recipe', 'data', 'max_items', 'seed', 'device', 'accum', 'num_workers', 'out', 'resume', 'quiet')
+RUN_KEYS = ('command', 'method', 'recipe', 'data', 'max_items', 'seed', 'device', 'accum', 'num_workers', 'out', 'resume', 'quiet',
+            'method_options')
 
 def pretrain_parser(p:argparse.ArgumentParser):
     "Arguments of `droppos_nb pretrain`: the run, the recipe's settings (all default to the recipe), then each method's own options."

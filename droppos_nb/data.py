@@ -252,7 +252,7 @@ class MultiViews(ItemTransform):
     order = 30
     def __init__(self, size:int, views, generator=None):
         super().__init__()
-        self.views, self.generator, self.size = view_settings(views), generator, size
+        self.views, self.generator = view_settings(views), generator
         self.crops = [BatchRandomResizedCrop(size, v['scale'], v['ratio'], v['flip_p'], generator=generator) for v in self.views]
 
     def __call__(self, b, split_idx=None, **kwargs):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_evaluation.ipynb #ae84ce16
 from __future__ import annotations
-import argparse, copy, inspect, json, math, platform, random, time
+import copy, inspect, json, math, random, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
@@ -12,7 +12,6 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.data.transforms import IntToFloatTensor, Normalize, get_image_files
-from fastai.data.external import untar_data, URLs
 from fastai.vision.core import imagenet_stats
 from fastai.learner import Learner
 from fastai.callback.mixup import MixUp, CutMix
@@ -21,10 +20,10 @@ from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
 from fastai.metrics import accuracy
 from timm.models.vision_transformer import VisionTransformer
 from .core import set_seed, default_device, rank_world
-from .distributed import distributed_ctx, init_distributed, launched_processes, finish_distributed
-from .scale import precision_callbacks, PRECISIONS
+from .distributed import distributed_ctx
+from .scale import precision_callbacks
 from .data import (TensorData, TensorItems, TensorDL, BatchRandomResizedCrop, resize_images, mnist5k, photos,
-                             find_valid_folder, folder_labels, IMAGENETTE_URLS, BUILTIN_DATASETS, data_folder)
+                             find_valid_folder, folder_labels, BUILTIN_DATASETS, data_folder)
 from .masking import n_keep
 from .vit import create_vit, encode_tokens, encode_image, timm_arch
 import timm

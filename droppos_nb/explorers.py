@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import torch
 import ipywidgets as W
-from .viz import fig_to_png, attention_maps, plot_attention, plot_mae, plot_alignment_reconstruction
+from .viz import plot_mae, plot_alignment_reconstruction
 from .data import denormalize
 from .official import load_any
 from .viz import (set_ratios, droppos_outputs, position_accuracy, plot_position_reconstruction,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_learner.ipynb #b7e14cef
 from __future__ import annotations
-import json, math, os, time
+import time
 from functools import partial
 from pathlib import Path
 import torch, torch.nn as nn
@@ -18,7 +18,7 @@ from fastai.metrics import ValueMetric
 from fastai.optimizer import Adam
 from .core import rank_world
 from .checkpoint import unwrap, save_model
-from .registry import get_method, MethodSpec, seeded_masks
+from .registry import get_method, seeded_masks
 from .scale import ResumableCSVLogger, GlobalLossNorm
 
 # %% auto #0

@@ -5,7 +5,7 @@
 # %% ../nbs/11_mae.ipynb #e55e8777
 from __future__ import annotations
 from functools import partial
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn as nn
 from timm.models.vision_transformer import Block
 from .registry import MethodSpec, register_method, VIT_ARGS
 from .core import grid_size, patchify, unpatchify, sincos_2d

@@ -272,7 +272,6 @@ def mae_outputs(model, imgs:torch.Tensor, seed:int=0) -> dict:
 
 def plot_mae(model, imgs:torch.Tensor, seed:int=0, n:int=8, title:str|None=None):
     "Original, masked input, reconstruction and reconstruction + visible patches of the first `n` (normalised) `imgs`."
-    from droppos_nb.data import denormalize
     from droppos_nb.viz import plot_reconstruction
     imgs = imgs[:n].as_subclass(torch.Tensor)
     out = mae_outputs(model, imgs, seed)
@@ -293,7 +292,6 @@ def encoder_decoder_error(model, imgs:torch.Tensor, bs:int=128) -> float:
 
 def plot_alignment_reconstruction(models:dict, imgs:torch.Tensor, n:int=8, size:float=1.2, title:str|None=None):
     "Originals and, per CAE in `models` ({name: model}), all patches through encoder then decoder (no regressor)."
-    from droppos_nb.data import denormalize
     from droppos_nb.viz import show_image_grid
     imgs = imgs[:n].as_subclass(torch.Tensor)
     rows, names = [denormalize(imgs).cpu()], ['original']
@@ -307,7 +305,6 @@ def plot_alignment_reconstruction(models:dict, imgs:torch.Tensor, n:int=8, size:
 # %% ../nbs/40_viz.ipynb #64067472
 def plot_attention_comparison(models:dict, imgs:torch.Tensor, layer:int=-1, n:int=8, size:float=1.2, alpha:float=0.6):
     "Images and the head-mean [CLS] attention of `layer` of each model's encoder ({name: model}) over them."
-    from droppos_nb.data import denormalize
     from droppos_nb.viz import show_image_grid, attention_maps, cls_attention, patch_heat
     imgs = imgs[:n].as_subclass(torch.Tensor)
     shown = denormalize(imgs).cpu()

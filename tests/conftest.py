@@ -1,4 +1,4 @@
-import os, sys, subprocess, time
+import os, shutil, sys, subprocess, time
 from pathlib import Path
 import pytest
 
@@ -37,3 +37,15 @@ def run_main(capsys):
         out = capsys.readouterr()
         return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
     return run
+
+CHROMIUM = os.environ.get('CHROMIUM', shutil.which('chromium') or '/usr/bin/chromium')
+
+def local_page(pw):
+    "Launch Debian's headless Chromium with Playwright (never `playwright install`); returns `(browser, page)` with every request not to 127.0.0.1 refused."
+    import re
+    browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                 args=['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+                                       '--disable-dev-shm-usage', '--no-first-run'])
+    page = browser.new_page(viewport=dict(width=1400, height=1000))
+    page.route(re.compile(r'^(?!http://127\.0\.0\.1:).*'), lambda route: route.abort())   # nothing leaves the machine
+    return browser, page

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow   # trains models, or drives processes or a browse
 ROOT = Path(__file__).resolve().parents[1]
 ART = ROOT / 'tests' / '_artifacts'
 NB = ROOT / 'nbs' / '41_explorers.ipynb'
-CHROMIUM = os.environ.get('CHROMIUM', shutil.which('chromium') or '/usr/bin/chromium')
+from conftest import CHROMIUM, local_page
 CI = os.environ.get('CI', '').lower() in ('true', '1')
 
 def _need(cond, why):
@@ -86,12 +86,7 @@ def test_explorer_in_jupyterlab(lab):
     url, token = lab
     ART.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                                           '--disable-dev-shm-usage', '--no-first-run'])
-        page = browser.new_page(viewport=dict(width=1400, height=1000))
-        # nothing leaves the machine: every request that is not to our server is refused
-        page.route(re.compile(r'^(?!http://127\.0\.0\.1:).*'), lambda route: route.abort())
+        browser, page = local_page(pw)      # Debian's chromium; every request not to our server is refused
         shot = lambda name: page.screenshot(path=str(ART / f'explorer_{name}.png'), full_page=True)
         try:
             page.goto(f'{url}/lab/tree/{NB.name}?token={token}')

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow   # trains models, or drives processes or a browse
 ROOT = Path(__file__).resolve().parents[1]
 ART = ROOT / 'tests' / '_artifacts'
 SITE, NBS = ROOT / '_docs', ROOT / 'nbs'
-CHROMIUM = os.environ.get('CHROMIUM', shutil.which('chromium') or '/usr/bin/chromium')
+from conftest import CHROMIUM, local_page
 CI = os.environ.get('CI', '').lower() in ('true', '1')
 PREFERRED = ['40_viz.ipynb', '12_cae.ipynb']   # the figure-bearing page to open, if it stores figures
 
@@ -76,12 +76,7 @@ def test_docs_in_browser(server):
     home = NBS / 'index.ipynb'
     ART.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                                           '--disable-dev-shm-usage', '--no-first-run'])
-        page = browser.new_page(viewport=dict(width=1400, height=1000))
-        # nothing leaves the machine: every request that is not to our server is refused (CDN scripts just fail)
-        page.route(re.compile(r'^(?!http://127\.0\.0\.1:).*'), lambda route: route.abort())
+        browser, page = local_page(pw)      # Debian's chromium; every request not to our server is refused (CDN scripts just fail)
         try:
             for nb in ([home] if home in nbs else []) + [fig_nb]:
                 rel = nb.relative_to(NBS).with_suffix('.html')

@@ -37,6 +37,8 @@ LIB = Path(os.environ.get('DROPPOS_LIB', ''))
 EXE = [sys.executable, '-m', 'droppos_nb.cli'] if str(LIB) not in ('', '.') else [str(Path(sys.executable).with_name('droppos_nb'))]
 CWD = LIB if str(LIB) not in ('', '.') else ROOT
 RECIPE = [] if str(LIB) not in ('', '.') else ['--recipe', 'paper']   # fa32b40 had no --recipe
+# a run cut short is started again (a finished one is skipped before): --overwrite, where the library has it
+OVERWRITE = ['--overwrite'] if '--overwrite' in ((LIB if str(LIB) not in ('', '.') else ROOT) / 'droppos_nb/cli.py').read_text() else []
 
 # --- the configs ---------------------------------------------------------------------------------------------------
 # The centre: a 4-block ViT of ViT-Tiny's width (192, 3 heads), a small decoder (128 wide, 2 blocks, 4 heads), a
@@ -126,7 +128,7 @@ def epoch_seconds(c):
         d = WORK / '_cal' / str(len(cache))
         shutil.rmtree(d, ignore_errors=True)
         flags = {**c['flags'], '--epochs': 1, '--max-items': CAL_ITEMS}
-        run([*EXE, 'pretrain', '--method', c['method'], *RECIPE, *flag_list(flags), '--quiet', '--out', str(d)], d.with_suffix('.log'))
+        run([*EXE, 'pretrain', '--method', c['method'], *RECIPE, *flag_list(flags), *OVERWRITE, '--quiet', '--out', str(d)], d.with_suffix('.log'))
         cache[key] = CAL_FACTOR * float(read_metrics(d)[-1]['seconds'])
         cache_f.write_text(json.dumps(cache, indent=1))
         log(f"calibrated {key}: ~{cache[key]:.1f} s per epoch")
@@ -143,7 +145,7 @@ def pretrain(c, budget):
         d.mkdir(parents=True, exist_ok=True); plan_f.write_text(json.dumps(plan))
     flags = {**c['flags'], '--epochs': plan['epochs']}
     log(f"pretrain {c['name']}: {c['method']} {' '.join(flag_list(flags))}")
-    secs = run([*EXE, 'pretrain', '--method', c['method'], *RECIPE, *flag_list(flags), '--seed', '0', '--quiet', '--out', str(d)],
+    secs = run([*EXE, 'pretrain', '--method', c['method'], *RECIPE, *flag_list(flags), *OVERWRITE, '--seed', '0', '--quiet', '--out', str(d)],
                WORK / 'logs' / f"pretrain-{c['name']}.log")
     (d / 'wallclock.json').write_text(json.dumps(dict(seconds=secs, threads=1, epochs=plan['epochs'])))
     m = read_metrics(d)

@@ -4,14 +4,14 @@
 
 # %% ../nbs/04_checkpoint.ipynb #afb3689b
 from __future__ import annotations
-import json, math, os, argparse
+import json, math, os, re, argparse, inspect
 from pathlib import Path
 import torch, torch.nn as nn
 from safetensors.torch import save_file, load_file
 
 # %% auto #0
-__all__ = ['ENCODER_KEYS', 'unwrap', 'atomic_save', 'export_encoder', 'save_model', 'load_state_dict_file', 'check_state_dict',
-           'load_encoder']
+__all__ = ['META_TYPES', 'ENCODER_KEYS', 'unwrap', 'atomic_save', 'export_encoder', 'save_model', 'check_checkpoint_file',
+           'load_state_dict_file', 'read_metadata', 'check_model_config', 'check_state_dict', 'load_encoder']
 
 # %% ../nbs/04_checkpoint.ipynb #4bdc6613
 def unwrap(model:nn.Module) -> nn.Module:
@@ -45,28 +45,111 @@ def save_model(model:nn.Module, path, method:str, config:dict) -> Path:
     return atomic_save(unwrap(model).state_dict(), path, dict(method=method, config=json.dumps(config)))
 
 # %% ../nbs/04_checkpoint.ipynb #bd93123a
-def _safe_torch_load(path):
-    try: return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            try: return torch.load(path, map_location='cpu', weights_only=True)
-            except Exception as e:
-                raise ValueError(f"{path} cannot be loaded as a weights-only checkpoint ({type(e).__name__}: {str(e)[:200]}). "
-                                 "It needs objects beyond tensors and argparse.Namespace, which we refuse to unpickle: "
-                                 "re-save it as a plain state dict or as safetensors") from None
+def check_checkpoint_file(path) -> Path:
+    "`path` as a `Path` when it is a non-empty file; else a one-line error naming the file, the problem and the fix."
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist: pass a run's model.safetensors or encoder.safetensors, "
+                                "or an official DropPos/MAE .pth (eval also takes 'random' for a random encoder)")
+    if path.is_dir():
+        inside = [n for n in ('model.safetensors', 'encoder.safetensors') if (path / n).is_file()]
+        raise ValueError(f"checkpoint {path} is a folder, not a file: pass a checkpoint file"
+                         + (f" such as {path / inside[0]}" if inside else " (a run's model.safetensors or encoder.safetensors)"))
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint {path} is empty (0 bytes): the copy, download or save was cut short; copy or export it again")
+    return path
 
+
+# %% ../nbs/04_checkpoint.ipynb #c4e1a7d1
+def _reason(e:Exception) -> str:
+    "The gist of a loader's error in a few words, without PyTorch's advice to unpickle the file anyway."
+    if isinstance(e, EOFError): return "the file ends early"
+    msg = str(e)
+    m = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", msg)
+    line = m.group(1) if m else next((l.strip() for l in msg.splitlines() if l.strip()), type(e).__name__)
+    line = line.split('. ')[0]
+    return type(e).__name__ if 'weights_only' in line else line[:120]
+
+def _unreadable(path, e:Exception) -> ValueError:
+    return ValueError(f"checkpoint {path} is truncated, damaged or not a checkpoint ({_reason(e)}): copy it again or re-export it")
+
+def _torch_load_error(path, e:Exception) -> ValueError:
+    "A one-line error for a failed weights-only `torch.load`: a refused pickled object (named), else a damaged file."
+    m = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+    if not m: return _unreadable(path, e)
+    return ValueError(f"checkpoint {path} holds a pickled Python object ({m.group(1)}) besides tensors; unpickling it would run code "
+                      "from the file, which could do anything on this machine, so it is refused. If you trust the file, load it "
+                      "yourself and save its weights alone, as a plain state dict (torch.save(model.state_dict(), ...)) or as safetensors")
+
+def _safe_torch_load(path):
+    "`torch.load` of `path` with nothing unpickled but tensors, plain containers and `argparse.Namespace` (official releases store their args so)."
+    path = check_checkpoint_file(path)
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        try: return torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as e: raise _torch_load_error(path, e) from None
+
+
+# %% ../nbs/04_checkpoint.ipynb #c4e1a7d4
 def load_state_dict_file(path) -> dict:
     "A state dict from `.safetensors` or a weights-only `.pth`/`.pt`; unwraps `model`/`state_dict`/`module` entries."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"checkpoint {path} does not exist")
+    path = check_checkpoint_file(path)
     if path.suffix == '.safetensors':
         try: sd = load_file(str(path))
-        except Exception as e: raise ValueError(f"{path} is not a readable safetensors file ({e}): it may be truncated; re-export it") from None
+        except Exception as e: raise _unreadable(path, e) from None
     else: sd = _safe_torch_load(path)
     for k in ('model', 'state_dict', 'module'):
         if isinstance(sd, dict) and k in sd and isinstance(sd[k], dict): sd = sd[k]
     if not isinstance(sd, dict): raise ValueError(f"{path} does not hold a state dict")
     return sd
+
+
+# %% ../nbs/04_checkpoint.ipynb #c4e1a7d6
+META_TYPES = dict(format=str, method=str, config=dict, arch=str, img_size=int, patch_size=int, depth=int, embed_dim=int,
+                  num_heads=int, num_features=int)
+
+def _bad_meta(path, k, v, why): return ValueError(f"checkpoint {path}: its metadata {k}={v[:60]!r} {why}: the file was edited "
+                                                  "or written by another tool; re-save it with save_model / export_encoder")
+
+def _meta_value(path, k:str, v:str):
+    want = META_TYPES[k]
+    if want is str: return v
+    if want is int:
+        if v == '' and k == 'num_features': return None
+        try: return int(v)
+        except ValueError: raise _bad_meta(path, k, v, "is not a whole number") from None
+    try: cfg = json.loads(v)
+    except ValueError: raise _bad_meta(path, k, v, "is not JSON") from None
+    plain = lambda x: x is None or isinstance(x, (bool, int, float, str)) or isinstance(x, list) and all(map(plain, x))
+    if not (isinstance(cfg, dict) and all(isinstance(n, str) and plain(x) for n, x in cfg.items())):
+        raise _bad_meta(path, k, v, "is not a JSON object of plain settings")
+    return cfg
+
+def read_metadata(path) -> dict:
+    "The metadata of safetensors file `path`, checked: the keys in `META_TYPES` converted to their types, others left as strings."
+    from safetensors import safe_open
+    path = check_checkpoint_file(path)
+    try:
+        with safe_open(str(path), 'pt') as f: meta = f.metadata() or {}
+    except Exception as e: raise _unreadable(path, e) from None
+    return {k: _meta_value(path, k, v) if k in META_TYPES else v for k, v in meta.items()}
+
+
+# %% ../nbs/04_checkpoint.ipynb #c4e1a7d7
+def check_model_config(cls, config:dict, path, allowed=()) -> dict:
+    "Refuse settings in `config` (read from file `path`) that `cls` does not take (its named arguments and `allowed`), or of the wrong type."
+    ps = {n: p for n, p in inspect.signature(cls).parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    unknown = sorted(set(config) - set(ps) - set(allowed))
+    if unknown: raise ValueError(f"checkpoint {path}: its metadata has setting(s) {', '.join(unknown)} that {cls.__name__} does not take: "
+                                 "the file was edited or written by another tool; re-save it with save_model")
+    for k, v in config.items():
+        d = ps[k].default if k in ps else None
+        want = type(d) if isinstance(d, (bool, int, float, str)) else None
+        ok = (want is None or v is None or (isinstance(v, bool) if want is bool else isinstance(v, want) and not isinstance(v, bool))
+              or want is float and isinstance(v, int) and not isinstance(v, bool))
+        if not ok: raise ValueError(f"checkpoint {path}: its metadata sets {k}={v!r}, but {cls.__name__} expects a {want.__name__} there: "
+                                    "the file was edited or written by another tool; re-save it with save_model")
+    return config
+
 
 # %% ../nbs/04_checkpoint.ipynb #92f183dd
 def check_state_dict(model:nn.Module, sd:dict, what:str='checkpoint', strict:bool=True):

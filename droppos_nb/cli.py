@@ -4,7 +4,8 @@
 
 # %% ../nbs/90_cli.ipynb #dc616b81
 from __future__ import annotations
-import argparse, json, sys, time, platform
+import argparse, json, os, sys, time, platform
+from contextlib import contextmanager
 from pathlib import Path
 import torch
 from fastai.callback.progress import ProgressCallback
@@ -15,20 +16,23 @@ from .scale import (precision_callbacks, accumulation_callbacks, NonFiniteGuard,
 from .vit import timm_arch
 from .checkpoint import export_encoder, save_model, unwrap
 from .registry import get_method, method_names, resolve_config, seeded_masks
-from .learner import pretrain_learner, scaled_lr, SaveModelEveryEpoch
+from .learner import pretrain_learner, scaled_lr, warmup_cos, SaveModelEveryEpoch
+from .registry import check_model_file
 from .evaluation import (POOLS, PROTOCOLS, PROTOCOL_DEFAULTS, eval_data, finetune, knn_eval, layer_decay_lrs, linear_probe,
                                    load_eval_encoder, position_drop_mask, position_probe)
 
 # %% auto #0
-__all__ = ['FALLBACK', 'RUN_KEYS', 'VIZ_FIGURES', 'pretrain_parser', 'resolve_args', 'check_numbers', 'model_kwargs',
-           'save_position_figure', 'save_reconstruction_figure', 'resume_args', 'pretrain', 'viz_parser', 'viz', 'main',
-           'eval_parser', 'run_eval']
+__all__ = ['FALLBACK', 'RUN_KEYS', 'RUN_FILES', 'OUTPUT_FILES', 'LOCK', 'KEEP_ON_RESUME', 'NOT_SETTINGS', 'VIZ_FIGURES',
+           'pretrain_parser', 'resolve_args', 'check_numbers', 'model_kwargs', 'save_position_figure',
+           'save_reconstruction_figure', 'check_out_folder', 'read_lock', 'check_lock', 'check_run_folder',
+           'made_folder', 'run_lock', 'clear_run', 'given_options', 'resume_changes', 'resume_args', 'extension_note',
+           'pretrain', 'train_run', 'viz_parser', 'viz', 'main', 'eval_parser', 'run_eval']
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
 FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1., wd=0.05,
                 betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, precision='fp32')
 RUN_KEYS = ('command', 'method', 'recipe', 'data', 'max_items', 'seed', 'device', 'accum', 'num_workers', 'out', 'resume', 'quiet',
-            'method_options')
+            'method_options', 'overwrite', 'given', 'extended_from')
 
 def pretrain_parser(p:argparse.ArgumentParser):
     "Arguments of `droppos_nb pretrain`: the run, the recipe's settings (all default to the recipe), then each method's own options."
@@ -62,7 +66,10 @@ def pretrain_parser(p:argparse.ArgumentParser):
     r('--accum', type=int, default=1, help="accumulate gradients over N batches (the update of an N-times larger batch)")
     r('--num-workers', type=int, default=None)
     r('--out', default=None, help="output folder (default runs/<method>-<data>-<time>)")
-    r('--resume', default=None, metavar='DIR', help="continue the run in DIR from its last finished epoch (its config.json gives every other setting)")
+    r('--resume', default=None, metavar='DIR', help="continue the run in DIR from its last finished epoch (its config.json gives every other "
+      "setting; only a larger --epochs, which extends the run, and --quiet, --device, --num-workers may be given)")
+    r('--overwrite', action='store_true', help="start again in an --out folder that holds a run (its pretraining outputs are deleted "
+      "once every argument is checked; other files stay)")
     r('--quiet', action='store_true', help="no progress bars")
     seen = {o: 'all methods' for act in p._actions for o in act.option_strings}
     for name in method_names():
@@ -137,17 +144,141 @@ def save_reconstruction_figure(learn, path, n:int=8):
     fig.savefig(path, dpi=120); plt.close(fig)
     return path
 
+# %% ../nbs/90_cli.ipynb #9a1c0002
+RUN_FILES = ('config.json', 'metrics.csv', 'checkpoint.pt', 'model.safetensors')   # any of them: the folder holds a run
+OUTPUT_FILES = (*RUN_FILES, 'encoder.safetensors', 'positions.png', 'reconstructions.png')   # what --overwrite deletes
+LOCK = '.lock'
+
+def check_out_folder(out, flag:str='--out') -> Path:
+    "`out` as a `Path`; refused when it is an existing file (a missing output folder is created later)."
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise ValueError(f"{flag} {out} is a file, not a folder: pass a folder path (it is created if missing)")
+    return out
+
+def read_lock(lock) -> tuple:
+    "`(pid, host)` written in lock file `lock`; `(None, None)` when it is unreadable."
+    try:
+        pid, host = Path(lock).read_text().split(maxsplit=1)
+        return int(pid), host.strip()
+    except (OSError, ValueError): return None, None
+
+def _pid_alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except (PermissionError, OverflowError): return True
+    return True
+
+def check_lock(out) -> bool:
+    "Refuse folder `out` while a live command holds its lock; True when the lock is stale (its process is gone from this host), False when there is none."
+    lock = Path(out) / LOCK
+    if not lock.exists(): return False
+    pid, host = read_lock(lock)
+    if pid is not None and host == platform.node() and not _pid_alive(pid): return True
+    who = f"process {pid} on {host}" if pid is not None else "another command (its lock file is unreadable)"
+    raise ValueError(f"{out} is in use by {who}: wait until it ends, or, if no command writes there any more, delete {lock}")
+
+def check_run_folder(out, resume:bool=False, overwrite:bool=False) -> Path:
+    "Refuse to start a new run in `out` when it holds one (unless `resume` or `overwrite`), when it is a file, or while another command writes there."
+    out = check_out_folder(out)
+    found = [f for f in RUN_FILES if (out / f).exists()]
+    if found and not (resume or overwrite):
+        raise ValueError(f"{out} already holds a run ({', '.join(found)}): continue it with --resume {out}, start it again "
+                         "with --overwrite, or pass another --out")
+    check_lock(out)
+    return out
+
+
+# %% ../nbs/90_cli.ipynb #9a1c0003
+@contextmanager
+def made_folder(out, create:bool=True):
+    "Create folder `out` (when `create`) for the body; a folder this call created that is still empty at the end is removed again."
+    out = Path(out); new = create and not out.exists()
+    if create: out.mkdir(parents=True, exist_ok=True)
+    try: yield out
+    finally:
+        if new and out.is_dir() and not any(out.iterdir()): out.rmdir()
+
+@contextmanager
+def run_lock(out, hold:bool=True):
+    "Hold `out/.lock` (this pid and host, created atomically) while the body runs (when `hold`); a stale lock is taken over with a warning; the lock is removed at the end, also on errors and interrupts."
+    lock, mine = Path(out) / LOCK, False
+    try:
+        if hold:
+            if check_lock(out):
+                print(f"warning: {lock} was left by process {read_lock(lock)[0]}, which is gone (killed or crashed?): taking it over",
+                      file=sys.stderr)
+                lock.unlink(missing_ok=True)
+            try: fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                check_lock(out)
+                raise ValueError(f"{out} was just taken by another command: wait until it ends") from None
+            with os.fdopen(fd, 'w') as f: f.write(f"{os.getpid()} {platform.node()}\n")
+            mine = True
+        yield lock
+    finally:
+        if mine and read_lock(lock)[0] == os.getpid(): lock.unlink(missing_ok=True)
+
+def clear_run(out) -> list:
+    "Delete the pretraining outputs (`OUTPUT_FILES`, leftover `.tmp` files) of the run in `out` for `--overwrite`; returns their names."
+    gone = [p for p in [*(Path(out) / f for f in OUTPUT_FILES), *Path(out).glob('*.tmp')] if p.is_file()]
+    for p in gone: p.unlink()
+    return [p.name for p in gone]
+
+
+# %% ../nbs/90_cli.ipynb #9a1c0005
+KEEP_ON_RESUME = ('quiet', 'device', 'num_workers')      # may differ from the stored run
+NOT_SETTINGS = ('command', 'resume', 'method_options', 'given', 'overwrite', 'extended_from')
+
+def given_options(argv) -> set:
+    "The names of the settings typed on `pretrain` command line `argv` (after the subcommand), as opposed to those left to their defaults."
+    p = pretrain_parser(argparse.ArgumentParser(add_help=False))
+    for a in p._actions: a.default = argparse.SUPPRESS
+    return set(vars(p.parse_known_args([str(a) for a in argv])[0]))
+
+def _same(a, b) -> bool:
+    "Whether typed setting `a` equals stored `b` (JSON turned tuples into lists; an unset switch is off)."
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)): return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, bool) or isinstance(b, bool): return bool(a) == bool(b)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)): return float(a) == float(b)
+    return a == b if a is None or b is None else str(a) == str(b)
+
+def _shown(v) -> str:
+    if isinstance(v, bool) or v is None: return 'on' if v else 'off'
+    return ' '.join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+def resume_changes(args, config:dict) -> dict:
+    "`{setting: (given, stored)}` for the settings typed next to `--resume` (`args.given`) that differ from the run's `config`."
+    given = getattr(args, 'given', None)
+    if given is None: given = {k for k, v in vars(args).items() if v is not None and k not in RUN_KEYS}   # from Python: what is set
+    res = {}
+    for k in sorted(set(given) - set(KEEP_ON_RESUME) - set(NOT_SETTINGS)):
+        v, s = getattr(args, k, None), config.get(k)
+        same = Path(v).resolve() == Path(args.resume).resolve() if k == 'out' else _same(v, s)
+        if not same: res[k] = (v, s)
+    return res
+
+
 # %% ../nbs/90_cli.ipynb #04e0478f
 def resume_args(args) -> dict:
-    "Fill `args` from the config of the run in `args.resume`; returns its training checkpoint."
+    "Fill `args` from the config of the run in `args.resume`, refusing other settings typed with it except a larger `--epochs` (which extends the run); returns its training checkpoint."
     run = Path(args.resume)
     if not (run / 'config.json').exists(): raise FileNotFoundError(f"{run} is not a run folder (no config.json): pass the --out folder of a run")
-    ck = load_checkpoint(run / 'checkpoint.pt')
     config = json.loads((run / 'config.json').read_text())
+    changes = resume_changes(args, config)
+    more = changes.pop('epochs', (None,))[0]
+    if more is not None and more < config['epochs']: changes['epochs'] = (more, config['epochs'])
+    if changes:
+        raise ValueError(f"--resume {run} continues the run with the settings of its config.json, but "
+                         + ', '.join(f"--{k.replace('_', '-')} {_shown(v)} (stored: {_shown(s)})" for k, (v, s) in changes.items())
+                         + " differ: leave them out to continue it (only a larger --epochs, to train it longer, may be given), "
+                         "or start a new run with another --out")
+    ck = load_checkpoint(run / 'checkpoint.pt')
     for k, v in config.items():
-        if hasattr(args, k) and k not in ('resume', 'quiet', 'device', 'num_workers', 'method_options', 'command'): setattr(args, k, v)
-    args.out = str(run)
-    if ck['epoch'] >= args.epochs: raise ValueError(f"the run in {run} already finished its {args.epochs} epochs")
+        if hasattr(args, k) and k not in (*KEEP_ON_RESUME, *NOT_SETTINGS): setattr(args, k, v)
+    args.out, args.extended_from = str(run), None
+    if more is not None and more > args.epochs: args.extended_from, args.epochs = args.epochs, more
+    if ck['epoch'] >= args.epochs:
+        raise ValueError(f"the run in {run} already finished its {args.epochs} epochs: pass --epochs N with N > {args.epochs} to train it longer")
     was, now = config.get('world_size', 1), launched_processes()
     if was != now and rank_world()[0] == 0:
         print(f"warning: {run} was trained on {was} process(es) and resumes on {now}: the effective batch changes from "
@@ -155,34 +286,61 @@ def resume_args(args) -> dict:
               "repeat an uninterrupted one exactly", file=sys.stderr)
     return ck
 
+def extension_note(args, start:int, lr:float) -> str:
+    "One line on what extending a run from `args.extended_from` to `args.epochs` epochs does to its schedules, resuming at epoch `start`."
+    E, N = args.extended_from, args.epochs
+    at = lambda n: warmup_cos(lr, min(args.warmup_epochs / n, 1.), args.min_lr)(min(start / n, 1.))
+    sigma = ('' if getattr(args, 'sigma', None) is None or getattr(args, 'no_sigma_decay', False) else
+             f"; σ = σ0 (1 - epoch/{N}) goes back up to {args.sigma * (1 - start / N):.3g}")
+    return (f"extending the run from {E} to {N} epochs: the warm-up + cosine learning-rate schedule is laid over {N} epochs and "
+            f"continues at epoch {start + 1} of them: the learning rate is now {at(N):.3g} (the {E}-epoch schedule ended at {at(E):.3g})"
+            f"{sigma}; the run will not equal one trained for {N} epochs from the start")
+
+
 # %% ../nbs/90_cli.ipynb #f74cc316
 def pretrain(args) -> Path:
-    "Run `droppos_nb pretrain` with parsed `args` (on every process of a `torchrun`/`accelerate launch` job); returns the output folder."
-    from droppos_nb.data import get_dls
+    "Run `droppos_nb pretrain` with parsed `args` (on every process of a `torchrun`/`accelerate launch` job); returns the output folder. Every argument is checked before anything is written."
+    overwrite = getattr(args, 'overwrite', False)
+    if args.resume and overwrite: raise ValueError("--resume continues a run and --overwrite starts one again: pass one of them")
     ck = resume_args(args) if args.resume else None
     resolve_args(args, getattr(args, 'method_options', None))
-    spec = get_method(args.method)
     grid_size(args.img_size, args.patch_size)      # fail before any data is read
     precision_callbacks(args.precision, 'cuda' if args.device == 'cuda' else args.device); accumulation_callbacks(args.accum, args.bs)
+    out = check_run_folder(args.out or f"runs/{args.method}-{Path(str(args.data)).name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                           resume=ck is not None, overwrite=overwrite)   # every process looks, before any of them starts
     world = launched_processes()
     if world > 1: device = init_distributed(cpu=args.device == 'cpu' or not torch.cuda.is_available()).device
     else: device = default_device(None if args.device is None else args.device == 'cuda')
-    main_process = rank_world()[0] == 0            # the only one that writes or prints
-    out = Path(args.out or f"runs/{args.method}-{Path(str(args.data)).name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if main_process: out.mkdir(parents=True, exist_ok=True)
+    main_process = rank_world()[0] == 0            # the only one that writes, prints and holds the lock
+    with made_folder(out, create=main_process), run_lock(out, hold=main_process):
+        train_run(args, ck, out, device, world, main_process)
+    finish_distributed()
+    return out
+
+def _write_config(path, config:dict):
+    tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(config, indent=2, default=str)); os.replace(tmp, path)
+
+def train_run(args, ck, out:Path, device, world:int, main_process:bool):
+    "The run of `pretrain` in its (created, locked) folder `out`: data, learner, then (`--overwrite`: the old outputs deleted) config, training and exports."
+    from droppos_nb.data import get_dls
+    spec = get_method(args.method)
     set_seed(args.seed)                            # the same seed everywhere: `core.rank_share` splits the draws
     mkw = model_kwargs(args)
     dls = get_dls(args.data, img_size=args.img_size, bs=args.bs, seed=args.seed, device=device,
                   max_items=args.max_items, num_workers=args.num_workers, scale=(args.min_scale, 1.), views=spec.views)
     batch = effective_batch(args.bs, args.accum)
     lr = args.lr if args.lr is not None else scaled_lr(args.blr, batch)
-    config = dict({k: v for k, v in vars(args).items() if k != 'method_options'}, model=mkw, lr=lr, effective_batch=batch, world_size=world, timm_arch=timm_arch(args.arch),
-                  device=str(device), machine=platform.platform(), torch=torch.__version__)
-    if ck is None and main_process: (out / 'config.json').write_text(json.dumps(config, indent=2, default=str))
     learn = pretrain_learner(dls, args.method, path=out, seed=args.seed, sigma_decay=not getattr(args, 'no_sigma_decay', False), csv=None,
                              recipe=args.recipe, betas=args.betas, clip=args.clip,
                              cbs=[ResumableCSVLogger('metrics.csv'), SaveModelEveryEpoch('model.safetensors', mkw), EpochCheckpoint(), InterruptCheckpoint(), NonFiniteGuard(),
                                   *precision_callbacks(args.precision, device), *accumulation_callbacks(args.accum, args.bs)], **mkw)
+    if getattr(args, 'overwrite', False) and main_process:
+        gone = clear_run(out)
+        if gone: print(f"--overwrite: deleted {', '.join(gone)} of the run in {out}")
+    config = dict({k: v for k, v in vars(args).items() if k not in ('method_options', 'given', 'overwrite')}, model=mkw, lr=lr,
+                  effective_batch=batch, world_size=world, timm_arch=timm_arch(args.arch),
+                  device=str(device), machine=platform.platform(), torch=torch.__version__)
+    if main_process and (ck is None or getattr(args, 'extended_from', None)): _write_config(out / 'config.json', config)
     if args.quiet:
         learn.remove_cb(ProgressCallback)
         learn.logger = lambda log: print('  '.join(f"{n}={v:.4g}" if isinstance(v, float) else f"{n}={v}"
@@ -190,6 +348,7 @@ def pretrain(args) -> Path:
     if ck is not None:
         start = resume_(learn, ck)
         if main_process: print(f"resuming {out} at epoch {start + 1} of {args.epochs}")
+        if main_process and getattr(args, 'extended_from', None): print(extension_note(args, start, lr))
     with distributed_ctx(learn):
         learn.fit_warmup_cos(args.epochs, lr, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr, wd=args.wd)
     if main_process:
@@ -201,9 +360,8 @@ def pretrain(args) -> Path:
         print(f"done: {args.method} on {args.data}, {args.epochs} epochs"
               + (f" on {world} processes" if world > 1 else "") + "; last epoch: "
               + ', '.join(f"{k}={v:.4g}" for k, v in final.items() if isinstance(v, float)))
-        print(f"outputs in {out.resolve()}: " + ', '.join(sorted(p.name for p in out.iterdir())))
-    finish_distributed()
-    return out
+        print(f"outputs in {out.resolve()}: " + ', '.join(sorted(p.name for p in out.iterdir() if p.name != LOCK)))
+
 
 # %% ../nbs/90_cli.ipynb #150eaf54
 VIZ_FIGURES = ('positions', 'patch', 'attention', 'rollout', 'smoothing', 'weights')
@@ -235,33 +393,38 @@ def viz(args) -> list:
     what = [w.strip() for w in args.what.split(',') if w.strip()]
     bad = [w for w in what if w not in VIZ_FIGURES]
     if bad: raise ValueError(f"unknown figure(s) {', '.join(bad)}: choose from {', '.join(VIZ_FIGURES)}")
+    out_dir = check_out_folder(args.out)
     device = default_device(None if args.device is None else args.device == 'cuda')
     model = load_any(args.model, **({'decoder_heads': args.decoder_heads} if args.decoder_heads else {})).to(device).eval()
     enc = getattr(model, 'encoder', model)
+    depth = len(getattr(enc, 'blocks', []))
+    if depth and not -depth <= args.layer < depth:
+        raise ValueError(f"--layer {args.layer} is out of range: the model has {depth} blocks, so pass 0 to {depth - 1} "
+                         f"(or -{depth} to -1, counting from the end)")
     img_size, p = enc.patch_embed.img_size[0], enc.patch_embed.patch_size[0]
     dls = get_dls(args.data, img_size=img_size, bs=args.n, seed=args.seed, device=device, num_workers=0)
     x = dls.valid.one_batch()[0][:args.n].as_subclass(torch.Tensor)
     shown = denormalize(x).cpu()
-    out_dir = Path(args.out); out_dir.mkdir(parents=True, exist_ok=True)
-    is_droppos = hasattr(model, 'mask_pos_token')
-    if is_droppos:
-        V.set_ratios(model, args.mask_ratio, args.pos_mask_ratio)
-        out = V.droppos_outputs(model, x, args.seed, sigma=args.sigma, tau=args.tau)
-        acc = V.position_accuracy(out)
-    attns = V.attention_maps(enc, x) if {'attention', 'rollout'} & set(what) else None
-    written = []
-    for w in what:
-        if w in ('positions', 'patch') and not is_droppos: print(f"skipping {w}: not a DropPos model"); continue
-        if w == 'positions': fig = V.plot_position_reconstruction(shown, out, p, n=args.n, title=f"position accuracy {acc:.0%} (masked: black, wrong: white)")
-        elif w == 'patch': fig = V.plot_patch_probabilities(shown[0], out, 0, patch_size=p)
-        elif w == 'attention': fig = V.plot_attention(shown, attns, args.layer)
-        elif w == 'rollout': fig = V.plot_rollout(shown, attns)
-        elif w == 'smoothing': fig = V.plot_smoothing(img_size // p, sigmas=(0., .5, 1., 2.) if args.sigma is None else (args.sigma,))
-        elif w == 'weights':
-            tau = args.tau if args.tau is not None else getattr(model, 'tau', 0.1)
-            fig = V.plot_attentive_weights(shown, V.full_attentive_weights(enc, x, tau), title=f"attentive weights, τ = {tau:g}")
-        path = out_dir / f"{w}.png"; fig.savefig(path, dpi=args.dpi, bbox_inches='tight'); plt.close(fig)
-        written.append(path)
+    with made_folder(out_dir):                     # a failure leaves no empty folder behind
+        is_droppos = hasattr(model, 'mask_pos_token')
+        if is_droppos:
+            V.set_ratios(model, args.mask_ratio, args.pos_mask_ratio)
+            out = V.droppos_outputs(model, x, args.seed, sigma=args.sigma, tau=args.tau)
+            acc = V.position_accuracy(out)
+        attns = V.attention_maps(enc, x) if {'attention', 'rollout'} & set(what) else None
+        written = []
+        for w in what:
+            if w in ('positions', 'patch') and not is_droppos: print(f"skipping {w}: not a DropPos model"); continue
+            if w == 'positions': fig = V.plot_position_reconstruction(shown, out, p, n=args.n, title=f"position accuracy {acc:.0%} (masked: black, wrong: white)")
+            elif w == 'patch': fig = V.plot_patch_probabilities(shown[0], out, 0, patch_size=p)
+            elif w == 'attention': fig = V.plot_attention(shown, attns, args.layer)
+            elif w == 'rollout': fig = V.plot_rollout(shown, attns)
+            elif w == 'smoothing': fig = V.plot_smoothing(img_size // p, sigmas=(0., .5, 1., 2.) if args.sigma is None else (args.sigma,))
+            elif w == 'weights':
+                tau = args.tau if args.tau is not None else getattr(model, 'tau', 0.1)
+                fig = V.plot_attentive_weights(shown, V.full_attentive_weights(enc, x, tau), title=f"attentive weights, τ = {tau:g}")
+            path = out_dir / f"{w}.png"; fig.savefig(path, dpi=args.dpi, bbox_inches='tight'); plt.close(fig)
+            written.append(path)
     print(f"wrote {', '.join(str(w) for w in written)}")
     return written
 
@@ -274,12 +437,14 @@ def main(argv=None):
     eval_parser(sub.add_parser('eval', help="measure an encoder: position probe, linear probe, kNN or fine-tuning"))
     viz_parser(sub.add_parser('viz', help="draw the figures of a checkpoint as PNGs (no Jupyter needed)"))
     args = parser.parse_args(argv)
-    if args.command == 'pretrain': args.method_options = pp.method_options
+    if args.command == 'pretrain':
+        argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+        args.method_options, args.given = pp.method_options, given_options(argv[argv.index('pretrain') + 1:])
     try:
         if args.command == 'pretrain': pretrain(args)
         elif args.command == 'eval': run_eval(args)
         elif args.command == 'viz': viz(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
         print(f"droppos_nb {args.command}: error: {e}", file=sys.stderr)
         sys.exit(2)
     except NonFiniteLoss as e:
@@ -363,30 +528,31 @@ def run_eval(args) -> dict:
     if world > 1: device = init_distributed(cpu=args.device == 'cpu' or not torch.cuda.is_available()).device
     else: device = default_device(None if args.device is None else args.device == 'cuda')
     main_process = rank_world()[0] == 0
+    out = check_out_folder(Path(args.out) if args.out else Path('runs/eval-random') if str(args.checkpoint) == 'random' else Path(args.checkpoint).parent)
+    if str(args.checkpoint) != 'random': check_model_file(args.checkpoint)   # the same checks and messages as viz --model
     vkw = dict(drop_path_rate=args.drop_path) if args.protocol == 'finetune' else {}
     vit = load_eval_encoder(args.checkpoint, args.arch, args.img_size, args.patch_size, args.depth, seed=args.seed, device=device,
                             embed_dim=getattr(args, 'embed_dim', None), num_heads=getattr(args, 'num_heads', None), **vkw)
     data = eval_data(args.data, vit.patch_embed.img_size[0], max_items=args.max_items, max_valid=args.max_valid)
-    out = Path(args.out) if args.out else Path('runs/eval-random') if str(args.checkpoint) == 'random' else Path(args.checkpoint).parent
-    if main_process: out.mkdir(parents=True, exist_ok=True)
-    verbose = not args.quiet
-    ks = {k: s[k] for k in ('epochs', 'lr', 'bs', 'wd', 'warmup_epochs', 'seed')} if args.protocol != 'knn' else {}
-    if args.protocol == 'position': m = position_probe(vit, data, args.drop_ratio, verbose=verbose, **ks)
-    elif args.protocol == 'linear': m = linear_probe(vit, data, s['pool'], verbose=verbose, **ks)
-    elif args.protocol == 'knn': m = knn_eval(vit, data, s['pool'], args.k, args.temperature, s['bs'])
-    else:
-        m = finetune(vit, data, pool=s['pool'], layer_decay=args.layer_decay, label_smoothing=args.label_smoothing, mixup=args.mixup,
-                     cutmix=args.cutmix, flip_p=s['flip_p'], scale=(args.min_scale, 1.), save=out / 'encoder-finetuned.safetensors' if args.save_encoder else None,
-                     precision=args.precision, verbose=verbose, **ks)
-    rec = dict(protocol=args.protocol, checkpoint=str(args.checkpoint), data=str(args.data),
-               encoder={k: v for k, v in vit.eval_config.items() if k != 'checkpoint'},
-               n_train=len(data.train_x), n_valid=len(data.valid_x), settings=s, metrics=m,
-               seconds=round(time.perf_counter() - t0, 2), device=str(device), torch=torch.__version__, machine=platform.platform())
-    path = out / f'eval-{args.protocol}.json'
-    if main_process:
-        path.write_text(json.dumps(rec, indent=2, default=str))
-        print(_headline(args.protocol, m))
-        print(f"wrote {path.resolve()}" + (f" and {m['encoder']}" if 'encoder' in m else ''))
+    with made_folder(out, create=main_process):    # a failure leaves no empty folder behind
+        verbose = not args.quiet
+        ks = {k: s[k] for k in ('epochs', 'lr', 'bs', 'wd', 'warmup_epochs', 'seed')} if args.protocol != 'knn' else {}
+        if args.protocol == 'position': m = position_probe(vit, data, args.drop_ratio, verbose=verbose, **ks)
+        elif args.protocol == 'linear': m = linear_probe(vit, data, s['pool'], verbose=verbose, **ks)
+        elif args.protocol == 'knn': m = knn_eval(vit, data, s['pool'], args.k, args.temperature, s['bs'])
+        else:
+            m = finetune(vit, data, pool=s['pool'], layer_decay=args.layer_decay, label_smoothing=args.label_smoothing, mixup=args.mixup,
+                         cutmix=args.cutmix, flip_p=s['flip_p'], scale=(args.min_scale, 1.), save=out / 'encoder-finetuned.safetensors' if args.save_encoder else None,
+                         precision=args.precision, verbose=verbose, **ks)
+        rec = dict(protocol=args.protocol, checkpoint=str(args.checkpoint), data=str(args.data),
+                   encoder={k: v for k, v in vit.eval_config.items() if k != 'checkpoint'},
+                   n_train=len(data.train_x), n_valid=len(data.valid_x), settings=s, metrics=m,
+                   seconds=round(time.perf_counter() - t0, 2), device=str(device), torch=torch.__version__, machine=platform.platform())
+        path = out / f'eval-{args.protocol}.json'
+        if main_process:
+            path.write_text(json.dumps(rec, indent=2, default=str))
+            print(_headline(args.protocol, m))
+            print(f"wrote {path.resolve()}" + (f" and {m['encoder']}" if 'encoder' in m else ''))
     finish_distributed()
     return rec
 

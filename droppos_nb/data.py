@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #7dcf63fc
 from __future__ import annotations
-import inspect, math, random, warnings
+import inspect, math, os, random, warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,11 +25,11 @@ from fastai.vision.augment import RandomResizedCrop, Resize
 from .core import default_device, rank_share
 
 # %% auto #0
-__all__ = ['PHOTO_NAMES', 'BUILTIN_DATASETS', 'VALID_NAMES', 'IMAGENETTE_URLS', 'TensorData', 'resize_images', 'mnist5k',
-           'load_photo', 'load_photos', 'square_crops', 'photos', 'random_crop_boxes', 'resized_crops',
+__all__ = ['PHOTO_NAMES', 'BUILTIN_DATASETS', 'VALID_NAMES', 'MAX_IMAGE_PIXELS', 'IMAGENETTE_URLS', 'TensorData', 'resize_images',
+           'mnist5k', 'load_photo', 'load_photos', 'square_crops', 'photos', 'random_crop_boxes', 'resized_crops',
            'BatchRandomResizedCrop', 'TensorItems', 'TensorDL', 'view_settings', 'MultiViews', 'norm_tfms',
-           'tensor_dls', 'denormalize', 'find_valid_folder', 'folder_labels', 'folder_dls', 'data_folder',
-           'imagenette_dls', 'cifar10_dls', 'get_dls']
+           'tensor_dls', 'denormalize', 'find_valid_folder', 'folder_labels', 'image_problem', 'usable_images',
+           'folder_dls', 'data_folder', 'imagenette_dls', 'cifar10_dls', 'get_dls']
 
 # %% ../nbs/01_data.ipynb #8459c27b
 def _size_of(x): return tuple(x.shape[1:]) if len(x) else None
@@ -339,6 +339,34 @@ def _missing_data(path):
     return FileNotFoundError(f"data folder {path} does not exist: pass a folder with train/ and valid/ subfolders, "
                              f"or a built-in dataset name: {', '.join(BUILTIN_DATASETS)}")
 
+# %% ../nbs/01_data.ipynb #5e1f0002
+MAX_IMAGE_PIXELS = 50_000_000   # larger images are skipped; also PIL's `Image.MAX_IMAGE_PIXELS` (its decompression-bomb guard)
+
+def image_problem(f) -> str|None:
+    "Why image file `f` cannot be trained on (empty, unreadable or cut short, more than `MAX_IMAGE_PIXELS` pixels); None when it decodes."
+    from PIL import Image
+    try:
+        if os.path.getsize(f) == 0: return "empty file"
+        Image.MAX_IMAGE_PIXELS = None                  # opening reads the header only: the size is compared here
+        try:
+            with Image.open(f) as im:
+                if MAX_IMAGE_PIXELS and im.width * im.height > MAX_IMAGE_PIXELS:
+                    return f"{im.width}x{im.height}: more than MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS:,} pixels"
+                im.verify()
+        finally: Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS   # PIL's decompression-bomb guard, for the loading in training too
+        with Image.open(f) as im: im.draft('RGB', (64, 64)); im.load()    # decodes JPEGs at 1/8 size: cheap
+    except Exception as e: return f"unreadable: {(str(e).splitlines() or [type(e).__name__])[0][:100]}"
+    return None
+
+def usable_images(files, n_shown:int=10) -> list:
+    "The `files` that `image_problem` finds nothing wrong with; the others are named (the first `n_shown`) in one warning."
+    bad = {f: p for f in files if (p := image_problem(f))}
+    if bad:
+        shown = '; '.join(f"{f} ({p})" for f, p in list(bad.items())[:n_shown])
+        warnings.warn(f"skipping {len(bad)} image(s) that cannot be used: {shown}{'; ...' if len(bad) > n_shown else ''}", stacklevel=2)
+    return [f for f in files if f not in bad]
+
+
 # %% ../nbs/01_data.ipynb #bff66447
 def folder_dls(path, img_size:int, bs:int=64, train:str='train', valid:str|None=None, scale=(0.2, 1.), seed:int=0,
                num_workers:int|None=None, device=None, max_items:int|None=None, views=1) -> DataLoaders:
@@ -353,7 +381,10 @@ def folder_dls(path, img_size:int, bs:int=64, train:str='train', valid:str|None=
     if max_items is not None and max_items < len(tfiles):
         keep = torch.randperm(len(tfiles), generator=torch.Generator().manual_seed(seed))[:max_items].sort().values
         tfiles = [tfiles[i] for i in keep.tolist()]
-    _check_bs(len(tfiles), bs, f"the training folder {tdir}")
+    ok = set(usable_images(tfiles + vfiles))        # checked up front: bad files are left out, named in one warning
+    tfiles, vfiles = [f for f in tfiles if f in ok], [f for f in vfiles if f in ok]
+    if not vfiles: raise ValueError(f"no usable images in the validation folder {vdir} (see the warning): add readable images there")
+    _check_bs(len(tfiles), bs, f"the training folder {tdir} (usable images)")
     tl, vl = folder_labels(tfiles, tdir), folder_labels(vfiles, vdir)
     labels = tl + vl if tl is not None and vl is not None else ['all'] * (len(tfiles) + len(vfiles))
     classes = sorted(set(labels))

@@ -23,12 +23,12 @@ from .core import set_seed, default_device, rank_world
 from .distributed import distributed_ctx
 from .scale import precision_callbacks
 from .data import (TensorData, TensorItems, TensorDL, BatchRandomResizedCrop, resize_images, mnist5k, photos,
-                             find_valid_folder, folder_labels, BUILTIN_DATASETS, data_folder)
+                             find_valid_folder, folder_labels, BUILTIN_DATASETS, data_folder, usable_images)
 from .masking import n_keep
 from .vit import create_vit, encode_tokens, encode_image, timm_arch
 import timm
 from .checkpoint import load_state_dict_file, load_encoder, export_encoder, check_state_dict
-from .registry import get_method, WeightedAccuracy
+from .registry import get_method, WeightedAccuracy, check_model_file
 from .learner import adamw, model_loss, SeededMasks, PretrainLearner
 from .official import official_config, WIDTH_ARCH
 
@@ -57,18 +57,13 @@ def checkpoint_config(path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist: pass a run's encoder.safetensors or model.safetensors, "
                                 f"an official .pth, or 'random' for a randomly initialised encoder")
-    meta = {}
-    if path.suffix == '.safetensors':
-        from safetensors import safe_open
-        try:
-            with safe_open(str(path), 'pt') as f: meta = f.metadata() or {}
-        except Exception as e: raise ValueError(f"{path} is not a readable safetensors file ({e}): it may be truncated; re-export it") from None
+    meta = check_model_file(path)             # the shared checks: a folder, an empty, damaged or edited file gets one line
     sd = load_state_dict_file(path)
     try: shapes, err = official_config(sd), None
     except ValueError as e: shapes, err = {}, e
     cfg = {k: shapes[k] for k in ('arch', 'img_size', 'patch_size', 'depth') if k in shapes}
     if any(k.endswith('.ls1.gamma') for k in sd): cfg['init_values'] = 0.1   # layer scale (CAE); the file's values replace 0.1
-    if 'config' in meta and _known_method(meta.get('method')): cfg.update(_vit_kwargs(meta['method'], json.loads(meta['config'])))
+    if 'config' in meta and _known_method(meta.get('method')): cfg.update(_vit_kwargs(meta['method'], meta['config']))
     for k in ('arch', 'img_size', 'patch_size', 'depth', 'embed_dim', 'num_heads'):
         if k in meta: cfg[k] = meta[k] if k == 'arch' else int(meta[k])
     if 'arch' not in cfg: raise ValueError(f"cannot tell the architecture of {path}: {err}. Pass --arch, --img-size and --patch-size")
@@ -140,6 +135,10 @@ def folder_data(path, img_size:int, train:str='train', valid:str|None=None, max_
     for nm, d in (('train', tdir), ('valid', vdir)):
         files[nm] = sorted(get_image_files(d))
         if not files[nm]: raise FileNotFoundError(f"no images found in {d}: add image files there, in one subfolder per class")
+    usable = set(usable_images(files['train'] + files['valid']))   # unreadable or oversized files: skipped, named in one warning
+    files = {nm: [f for f in fs if f in usable] for nm, fs in files.items()}
+    for nm, d in (('train', tdir), ('valid', vdir)):
+        if not files[nm]: raise ValueError(f"no usable images left in {d} (the others could not be read): add readable image files there")
     if max_items is not None and max_items < len(files['train']):
         keep = torch.randperm(len(files['train']), generator=torch.Generator().manual_seed(seed))[:max_items].sort().values
         files['train'] = [files['train'][i] for i in keep.tolist()]

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch, torch.nn as nn
 import warnings
-from .checkpoint import load_state_dict_file, _safe_torch_load
-from .registry import load_model, get_method
+from .checkpoint import load_state_dict_file, _safe_torch_load, check_checkpoint_file, read_metadata, check_model_config
+from .registry import load_model, get_method, check_model_file
 
 # %% auto #0
 __all__ = ['ENCODER_PREFIXES', 'METHOD_PREFIXES', 'WIDTH_ARCH', 'ARGS_KEYS', 'official_key', 'to_ours', 'LoadReport',
@@ -127,9 +127,6 @@ def load_any(src, **overrides) -> nn.Module:
     "A method model from `src`: a model (returned as is), our `save_model` file, or an official DropPos/MAE checkpoint."
     if isinstance(src, nn.Module): return src
     path = Path(src)
-    if path.suffix == '.safetensors':
-        from safetensors import safe_open
-        if not path.exists(): raise FileNotFoundError(f"checkpoint {path} does not exist")
-        with safe_open(str(path), 'pt') as f: meta = f.metadata() or {}
-        if 'method' in meta: return load_model(path, **overrides)
+    if 'method' in check_model_file(path): return load_model(path, **overrides)
     return droppos_from_official(path, **overrides)[0]
+

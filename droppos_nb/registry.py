@@ -11,11 +11,12 @@ from typing import Callable
 import torch, torch.nn as nn
 from fastai.learner import Metric
 from .core import global_sum
-from .checkpoint import load_state_dict_file, check_state_dict
+from .checkpoint import load_state_dict_file, check_state_dict, check_checkpoint_file, read_metadata, check_model_config
 
 # %% auto #0
 __all__ = ['VIT_ARGS', 'TRAIN_FIELDS', 'METHODS', 'BUILTIN_METHODS', 'seeded_masks', 'WeightedAccuracy', 'OutputMean',
-           'MethodSpec', 'register_method', 'method_names', 'get_method', 'resolve_config', 'load_model']
+           'MethodSpec', 'register_method', 'method_names', 'get_method', 'resolve_config', 'check_model_file',
+           'load_model']
 
 # %% ../nbs/05_registry.ipynb #d50bc376
 from contextlib import contextmanager
@@ -125,14 +126,26 @@ def resolve_config(spec:MethodSpec, recipe:str='laptop', given:dict|None=None, f
     return res
 
 # %% ../nbs/05_registry.ipynb #61433d37
+def check_model_file(path) -> dict:
+    "The checked metadata of checkpoint file `path` ({} for a `.pth`): a `save_model` file's method must be known and its `config` fit the method's model."
+    path = check_checkpoint_file(path)
+    if path.suffix != '.safetensors': return {}
+    meta = read_metadata(path)
+    if 'method' not in meta: return meta
+    try: spec = get_method(meta['method'])
+    except ValueError as e: raise ValueError(f"checkpoint {path} was saved by method {meta['method']!r}: {e}") from None
+    if not isinstance(meta.get('config'), dict):
+        raise ValueError(f"checkpoint {path} names method {meta['method']} but holds no config of its model: re-save it with save_model")
+    check_model_config(spec.model_cls, meta['config'], path, allowed={a[1] if isinstance(a, tuple) else a for a in spec.model_args})
+    return meta
+
 def load_model(path, **overrides) -> nn.Module:
-    "Rebuild a method model saved by `save_model` (its class and arguments come from the file's metadata)."
-    from safetensors import safe_open
+    "Rebuild a method model saved by `save_model`: its class and arguments come from the file's metadata, checked first by `check_model_file`."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"model file {path} does not exist")
-    with safe_open(str(path), 'pt') as f: meta = f.metadata() or {}
-    if 'method' not in meta: raise ValueError(f"{path} has no method metadata: it was not written by save_model")
-    config = {**json.loads(meta['config']), **overrides}
+    meta = check_model_file(path)
+    if 'method' not in meta:
+        raise ValueError(f"{path} has no method metadata: it was not written by save_model (an official checkpoint loads with official.load_any)")
+    config = {**meta['config'], **overrides}
     model = get_method(meta['method']).model_cls(**config)
     sd = load_state_dict_file(path)
     check_state_dict(model, sd, f"model file {path.name}")

@@ -91,7 +91,7 @@ import numpy as np
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.callback.core import CancelBatchException
-from .checkpoint import unwrap, check_state_dict
+from .checkpoint import unwrap, check_state_dict, check_checkpoint_file, _reason
 
 # %% ../nbs/22_scale.ipynb #06556dd8
 def _inner(dl):
@@ -169,9 +169,10 @@ def load_checkpoint(path) -> dict:
     "A training checkpoint written by `EpochCheckpoint` or `InterruptCheckpoint`, loaded without unpickling code; clear errors if missing or damaged."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no training checkpoint at {path}: resume needs a run folder written with checkpoints")
+    path = check_checkpoint_file(path)              # a folder or an empty file: the shared one-line messages
     try: ck = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise ValueError(f"training checkpoint {path} is truncated or damaged ({type(e).__name__}: {str(e)[:120]}): "
+        raise ValueError(f"training checkpoint {path} is truncated or damaged ({_reason(e)}): "
                          "restore a copy, or delete it to start the run over") from None
     missing = {'model', 'opt', 'epoch', 'rng'} - set(ck if isinstance(ck, dict) else {})
     if missing: raise ValueError(f"{path} is not a training checkpoint (missing {sorted(missing)})")

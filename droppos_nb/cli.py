@@ -26,7 +26,7 @@ __all__ = ['FALLBACK', 'RUN_KEYS', 'RUN_FILES', 'OUTPUT_FILES', 'LOCK', 'KEEP_ON
            'pretrain_parser', 'resolve_args', 'check_numbers', 'model_kwargs', 'save_position_figure',
            'save_reconstruction_figure', 'check_out_folder', 'read_lock', 'check_lock', 'check_run_folder',
            'made_folder', 'run_lock', 'clear_run', 'given_options', 'resume_changes', 'resume_args', 'extension_note',
-           'pretrain', 'train_run', 'viz_parser', 'viz', 'main', 'eval_parser', 'run_eval']
+           'pretrain', 'train_run', 'viz_parser', 'viz', 'main', 'eval_parser', 'check_eval_numbers', 'run_eval']
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
 FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1., wd=0.05,
@@ -488,8 +488,26 @@ def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     a('--max-items', type=int, default=None, help="use only the first N training images"); a('--max-valid', type=int, default=None, help="and N validation images")
     a('--device', default=None, choices=[None, 'cpu', 'cuda'])
     a('--out', default=None, help="output folder (default: the checkpoint's folder, runs/eval-random for random)")
+    a('--overwrite', action='store_true', help="measure again when the output folder already holds this protocol's eval-<protocol>.json")
     a('--quiet', action='store_true', help="no progress bars")
     return p
+
+# %% ../nbs/90_cli.ipynb #acfc9433
+def _at_least_1(k, v): _bad(k, v, "a whole number of at least 1 (leave it out for the default)")
+
+def check_eval_numbers(args):
+    "Refuse numeric `eval` settings that cannot work, before anything is read or written; 0 is a given value, never 'the default'."
+    a = vars(args)
+    for k in ('epochs', 'bs', 'k', 'max_items', 'max_valid'):
+        if a.get(k) is not None and not (isinstance(a[k], int) and a[k] >= 1): _at_least_1(k.replace('_', '-'), a[k])
+    if a.get('lr') is not None and not a['lr'] > 0: _bad('lr', a['lr'], "> 0")
+    if a.get('temperature') is not None and not a['temperature'] > 0: _bad('temperature', a['temperature'], "> 0")
+    for k in ('wd', 'warmup_epochs', 'mixup', 'cutmix'):
+        if a.get(k) is not None and not a[k] >= 0: _bad(k.replace('_', '-'), a[k], ">= 0")
+    for k, lo, hi, need in (('drop_ratio', 0, 1, "in [0, 1)"), ('drop_path', 0, 1, "in [0, 1)"), ('label_smoothing', 0, 1, "in [0, 1)")):
+        if a.get(k) is not None and not lo <= a[k] < hi: _bad(k.replace('_', '-'), a[k], need)
+    if a.get('min_scale') is not None and not 0 < a['min_scale'] <= 1: _bad('min-scale', a['min_scale'], "in (0, 1] (1: no crop)")
+    if a.get('flip_p') is not None and not 0 <= a['flip_p'] <= 1: _bad('flip-p', a['flip_p'], "in [0, 1]")
 
 # %% ../nbs/90_cli.ipynb #55ec5343
 def _headline(protocol:str, m:dict) -> str:
@@ -504,9 +522,7 @@ def run_eval(args) -> dict:
     t0 = time.perf_counter()
     if args.protocol not in PROTOCOLS: raise ValueError(f"unknown protocol {args.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     d = PROTOCOL_DEFAULTS[args.protocol]
-    for k in ('epochs', 'bs'):                       # 0 is given, not "use the default": refuse it
-        v = getattr(args, k)
-        if v is not None and v < 1: raise ValueError(f"--{k} {v} is not allowed: it must be at least 1 (leave it out for the protocol's default)")
+    check_eval_numbers(args)
     s = dict(epochs=args.epochs if args.epochs is not None else d['epochs'], lr=args.lr if args.lr is not None else d['lr'],
              bs=args.bs if args.bs is not None else d['bs'],
              wd=args.wd if args.wd is not None else d['wd'], pool=args.pool or d['pool'], seed=args.seed,
@@ -529,6 +545,9 @@ def run_eval(args) -> dict:
     else: device = default_device(None if args.device is None else args.device == 'cuda')
     main_process = rank_world()[0] == 0
     out = check_out_folder(Path(args.out) if args.out else Path('runs/eval-random') if str(args.checkpoint) == 'random' else Path(args.checkpoint).parent)
+    path = out / f'eval-{args.protocol}.json'
+    if path.exists() and not getattr(args, 'overwrite', False):
+        raise ValueError(f"{path} already holds a {args.protocol} result: pass --overwrite to measure again, or another --out")
     if str(args.checkpoint) != 'random': check_model_file(args.checkpoint)   # the same checks and messages as viz --model
     vkw = dict(drop_path_rate=args.drop_path) if args.protocol == 'finetune' else {}
     vit = load_eval_encoder(args.checkpoint, args.arch, args.img_size, args.patch_size, args.depth, seed=args.seed, device=device,
@@ -548,9 +567,8 @@ def run_eval(args) -> dict:
                    encoder={k: v for k, v in vit.eval_config.items() if k != 'checkpoint'},
                    n_train=len(data.train_x), n_valid=len(data.valid_x), settings=s, metrics=m,
                    seconds=round(time.perf_counter() - t0, 2), device=str(device), torch=torch.__version__, machine=platform.platform())
-        path = out / f'eval-{args.protocol}.json'
         if main_process:
-            path.write_text(json.dumps(rec, indent=2, default=str))
+            _write_config(path, rec)                 # atomic: a crash never leaves half a result
             print(_headline(args.protocol, m))
             print(f"wrote {path.resolve()}" + (f" and {m['encoder']}" if 'encoder' in m else ''))
     finish_distributed()

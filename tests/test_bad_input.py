@@ -172,3 +172,19 @@ def test_eval_skips_bad_images_too(tmp_path):
     with pytest.warns(UserWarning, match=r'skipping 1 image\(s\).*broken.png'):
         d = folder_data(data, 16, num_workers=0)
     assert (len(d.train_x), len(d.valid_x)) == (12, 4) and d.classes == ['a', 'b']
+
+def test_eval_does_not_replace_a_result(run_main, tmp_path):
+    "A second measurement into the same folder is refused (the first result stays byte-identical) unless --overwrite is given."
+    flags = ('eval', '--protocol', 'knn', '--checkpoint', 'random', '--img-size', '16', '--depth', '1', '--k', '5',
+             '--max-items', '64', '--max-valid', '32', '--quiet', '--out', tmp_path / 'ev')
+    assert run_main(*flags).returncode == 0
+    before = (tmp_path / 'ev' / 'eval-knn.json').read_bytes()
+    refused(run_main(*flags), 'already holds a knn result', '--overwrite')
+    assert (tmp_path / 'ev' / 'eval-knn.json').read_bytes() == before
+    assert run_main(*flags, '--overwrite').returncode == 0
+
+@pytest.mark.parametrize('flags,words', [(('--k', '0'), '--k 0 is not allowed'), (('--temperature', '0'), '--temperature 0.0 is not allowed'),
+                                         (('--lr', '-1'), '--lr -1.0 is not allowed'), (('--min-scale', '1.5'), '--min-scale 1.5')])
+def test_bad_eval_flags(run_main, tmp_path, flags, words):
+    refused(run_main('eval', '--protocol', 'knn', '--checkpoint', 'random', *flags, '--out', tmp_path / 'ev'), words)
+    assert not (tmp_path / 'ev').exists()

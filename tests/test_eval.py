@@ -166,7 +166,7 @@ def tiny_encoder(tmp_path):
 
 @pytest.mark.parametrize('extra,message', [
     (['--protocol', 'pictures'], "invalid choice: 'pictures'"),
-    (['--protocol', 'position', '--drop-ratio', '1'], 'outside [0, 1)'),
+    (['--protocol', 'position', '--drop-ratio', '1'], '--drop-ratio 1.0 is not allowed: it must be in [0, 1)'),
     (['--protocol', 'knn', '--k', '500'], 'larger than the memory bank (128 training images)'),
     (['--protocol', 'linear', '--arch', 'vit_small'], 'another architecture'),
     (['--protocol', 'linear', '--img-size', '32'], 'another architecture'),

@@ -263,7 +263,12 @@ def resume_args(args) -> dict:
     "Fill `args` from the config of the run in `args.resume`, refusing other settings typed with it except a larger `--epochs` (which extends the run); returns its training checkpoint."
     run = Path(args.resume)
     if not (run / 'config.json').exists(): raise FileNotFoundError(f"{run} is not a run folder (no config.json): pass the --out folder of a run")
-    config = json.loads((run / 'config.json').read_text())
+    try: config = json.loads((run / 'config.json').read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{run / 'config.json'} is damaged ({type(e).__name__}: {e}): the run cannot be resumed from it; "
+                         "restore it from a copy, or start a new run with another --out") from None
+    if not isinstance(config, dict) or 'epochs' not in config:
+        raise ValueError(f"{run / 'config.json'} is not a run's configuration (no epochs): pass the --out folder of a droppos_nb pretrain run")
     changes = resume_changes(args, config)
     more = changes.pop('epochs', (None,))[0]
     if more is not None and more < config['epochs']: changes['epochs'] = (more, config['epochs'])

@@ -188,3 +188,10 @@ def test_eval_does_not_replace_a_result(run_main, tmp_path):
 def test_bad_eval_flags(run_main, tmp_path, flags, words):
     refused(run_main('eval', '--protocol', 'knn', '--checkpoint', 'random', *flags, '--out', tmp_path / 'ev'), words)
     assert not (tmp_path / 'ev').exists()
+
+def test_resume_with_a_damaged_config(run_main, tmp_path):
+    "A run folder whose config.json is broken: the message names the file, not just the JSON parser's complaint."
+    (tmp_path / 'run').mkdir(); (tmp_path / 'run' / 'config.json').write_text('{"epochs": 3,')
+    refused(run_main('pretrain', '--resume', tmp_path / 'run'), 'config.json is damaged', 'cannot be resumed')
+    (tmp_path / 'run' / 'config.json').write_text('[1, 2]')
+    refused(run_main('pretrain', '--resume', tmp_path / 'run'), "is not a run's configuration")

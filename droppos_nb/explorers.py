@@ -5,17 +5,17 @@
 # %% ../nbs/41_explorers.ipynb #cc02146c
 from __future__ import annotations
 import html
+from pathlib import Path
 import torch
 import ipywidgets as W
-from .viz import plot_mae, plot_alignment_reconstruction
 from .data import denormalize
-from .official import load_any
-from .viz import (set_ratios, droppos_outputs, position_accuracy, plot_position_reconstruction,
-                            plot_patch_probabilities, full_attentive_weights, plot_attentive_weights, attention_maps,
-                            plot_attention, fig_to_png)
+from .official import load_any, droppos_from_official
+from .viz import (set_ratios, droppos_outputs, droppos_metrics, plot_droppos_panels, attention_maps,
+                            plot_attention_panels, plot_mae, plot_alignment_reconstruction, fig_to_png, trained_model,
+                            sample_images, model_label, attach_provenance)
 
 # %% auto #0
-__all__ = ['DropPosExplorer', 'AttentionExplorer', 'MaskedModelExplorer']
+__all__ = ['KEY_HTML', 'load_for_explorer', 'header_html', 'DropPosExplorer', 'AttentionExplorer', 'MaskedModelExplorer']
 
 # %% ../nbs/41_explorers.ipynb #f9a5c35f
 def _image_picker(n:int, value:int=0):
@@ -28,24 +28,64 @@ def _slider(cls, desc, value, lo, hi, step, **kw):
 
 _TOP = W.Layout(align_items='flex-start')   # pictures keep their own size instead of stretching to the row
 
+def load_for_explorer(src, **load_kw):
+    "`(model, note)` from a model or checkpoint path; `note` says in one line what a file without a whole model held (no list of keys)."
+    if isinstance(src, torch.nn.Module): return src, None
+    path = Path(src)
+    meta = {}
+    if path.suffix == '.safetensors' and path.exists():
+        from safetensors import safe_open
+        with safe_open(str(path), 'pt') as f: meta = f.metadata() or {}
+    if 'method' in meta or path.suffix == '.safetensors' and not path.exists():
+        return attach_provenance(load_any(path, **load_kw), path), None
+    model, rep = droppos_from_official(path, verbose=False, **load_kw)
+    attach_provenance(model, path)
+    enc_missing = [k for k in rep.missing if k.startswith('encoder.')]
+    note = f"{path.name}: {len(rep.loaded)} tensors loaded"
+    if enc_missing: note += f"; {len(enc_missing)} encoder tensors are NOT in the file (e.g. {enc_missing[0]}): the encoder is partly untrained"
+    elif rep.missing: note += (f"; the file holds the encoder only (no position decoder), so the decoder's {len(rep.missing)} tensors "
+                               "are freshly initialised: attention and attentive weights are trained, position predictions are not")
+    return model, note
+
+KEY_HTML = ("<div class='explorer-key' style='font-size:13px'><b>Key</b>: "
+            "<span style='color:#0a0'>▬ green solid</span>: true cell of the chosen patch &nbsp; "
+            "<span style='color:#d00'>┅ red dashed</span>: its predicted cell (drawn inside, so both show when right) &nbsp; "
+            "black: masked &nbsp; white: visible, placed wrong &nbsp; grey frame: visible patch &nbsp; dimmed: position dropped. "
+            "Maps: fixed 0-1 scales (colour bars).</div>")
+
+def header_html(label:str, note:str|None=None) -> str:
+    "The line above an explorer's widgets: which model it shows (and a note on what its file held)."
+    cls = 'untrained' if 'untrained' in label else 'trained'
+    res = f"<div class='explorer-model {cls}'><b>Model</b>: {html.escape(label)}</div>"
+    return res + (f"<div class='explorer-note' style='color:#8a5a00'>{html.escape(note)}</div>" if note else '')
+
 class _Explorer:
-    "Shared parts: a model, images, the widget tree and the notebook display."
-    dpi = 80
+    "Shared parts: a model, images, the widget tree, the notebook display and a static copy (`figure`)."
+    dpi = 90
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)
+    def snapshot(self):
+        "Display the current state as a static PNG: stored with the notebook, it shows the widget's picture on a page without a kernel."
+        from IPython.display import Image, display
+        display(Image(fig_to_png(self.figure(), self.dpi)))
     def _set_error(self, msg:str|None):
         self.status.value = '' if not msg else f"<span style='color:#c00'>{html.escape(msg)}</span>"
+    def _images(self, imgs, img_size:int):
+        imgs = sample_images(8, img_size=img_size) if imgs is None else imgs
+        return imgs.as_subclass(torch.Tensor) if isinstance(imgs, torch.Tensor) else torch.as_tensor(imgs)
 
 # %% ../nbs/41_explorers.ipynb #d42538a2
 class DropPosExplorer(_Explorer):
-    "Widgets to explore a DropPos model (or checkpoint path) on a batch of normalised `imgs`."
-    def __init__(self, model, imgs:torch.Tensor, seed:int=0, **load_kw):
-        self.model = load_any(model, **load_kw).eval()   # load_kw: e.g. decoder_heads= for an official checkpoint
-        self.imgs = imgs.as_subclass(torch.Tensor) if isinstance(imgs, torch.Tensor) else torch.as_tensor(imgs)
+    "Widgets to explore a DropPos model (default: the trained laptop run) or checkpoint path on normalised `imgs` (default: 8 validation digits)."
+    def __init__(self, model=None, imgs:torch.Tensor|None=None, seed:int=0, label:str|None=None, **load_kw):
+        self.model, note = load_for_explorer(trained_model('droppos') if model is None else model, **load_kw)
+        m = self.model.eval()
+        self.patch_size = m.encoder.patch_embed.patch_size[0]
+        self.imgs = self._images(imgs, m.encoder.patch_embed.img_size[0])
         self.shown = denormalize(self.imgs).cpu()
-        self.patch_size = self.model.encoder.patch_embed.patch_size[0]
-        m = self.model
+        self.label = label or model_label(m)
+        self.header = W.HTML(header_html(self.label, note))
         self.image = _image_picker(len(self.imgs))
         self.gamma = _slider(W.FloatSlider, 'γ', m.mask_ratio, 0.05, 0.95, 0.05)
         self.gamma_pos = _slider(W.FloatSlider, 'γ_pos', m.pos_mask_ratio, 0.05, 0.95, 0.05)
@@ -53,102 +93,144 @@ class DropPosExplorer(_Explorer):
         self.tau = _slider(W.FloatLogSlider, 'τ', m.tau if m.tau != float('inf') else 10., -2, 1, 0.1, base=10)
         self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='seed', layout=W.Layout(width='180px'))
         self.resample = W.Button(description='resample masks', icon='refresh')
-        self.info, self.status = W.HTML(), W.HTML()
-        self.map, self.patch, self.weights = [W.Image(format='png') for _ in range(3)]
+        self.patch = W.Dropdown(description='patch', layout=W.Layout(width='340px'))
+        self.info, self.status, self.key = W.HTML(), W.HTML(), W.HTML(KEY_HTML)
+        self.info.add_class('explorer-info'); self.status.add_class('explorer-status')
+        self.view = W.Image(format='png', layout=W.Layout(max_width='100%'))
         self.resample.on_click(lambda _: setattr(self.seed, 'value', self.seed.value + 1))
         for w in (self.image, self.gamma, self.gamma_pos, self.sigma, self.tau, self.seed): w.observe(self.update, names='value')
-        self.widget = W.VBox([W.HBox([self.image, self.seed, self.resample]),
+        self.patch.observe(self.redraw, names='value')
+        self._busy = False
+        self.widget = W.VBox([self.header, W.HBox([self.image, self.seed, self.resample, self.patch]),
                               W.HBox([W.VBox([self.gamma, self.gamma_pos]), W.VBox([self.sigma, self.tau])]),
-                              self.info, self.status, W.HBox([self.map, self.patch, self.weights], layout=_TOP)], layout=_TOP)
+                              self.info, self.status, self.key, self.view], layout=_TOP)
         self.widget.add_class('droppos-explorer')
         self.update()
 
     def update(self, change=None):
-        "Recompute the model's output with the widgets' settings and redraw."
+        "Recompute the model's output with the widgets' settings, refill the patch picker and redraw."
         try: set_ratios(self.model, self.gamma.value, self.gamma_pos.value)
         except ValueError as e: self._set_error(str(e)); return
         self._set_error(None)
-        i = self.image.value
-        self.out = out = droppos_outputs(self.model, self.imgs, self.seed.value, sigma=self.sigma.value, tau=self.tau.value)
-        one = {k: v[i:i + 1] if torch.is_tensor(v) and v.dim() > 0 else v for k, v in out.items()}
-        one['acc_num'] = (one['logits'].argmax(-1) == one['ids_keep']).float().mul(one['mask_pos'] * one['weights']).sum()
-        one['acc_den'] = (one['mask_pos'] * one['weights']).sum()
-        self.acc, self.batch_acc = position_accuracy(one), position_accuracy(out)
-        self.info.value = (f"<b>position accuracy</b>: this image {self.acc:.1%}, batch of {len(self.imgs)} {self.batch_acc:.1%} "
-                           f"&nbsp; <b>loss</b> {out['loss'].item():.3f} &nbsp; ({self.model.n_vis} visible patches, "
-                           f"{self.model.n_vis - self.model.n_pos} positions dropped)")
-        x = self.shown[i:i + 1]
-        self.map.value = fig_to_png(plot_position_reconstruction(x, one, self.patch_size, n=1, size=2.2), self.dpi)
-        self.patch.value = fig_to_png(plot_patch_probabilities(x[0], one, 0, patch_size=self.patch_size), self.dpi)
-        w = full_attentive_weights(self.model.encoder, self.imgs[i:i + 1], self.tau.value)
-        self.weights.value = fig_to_png(plot_attentive_weights(x, w, title=f"τ = {self.tau.value:.2g}"), self.dpi)
+        self.out = droppos_outputs(self.model, self.imgs, self.seed.value, sigma=self.sigma.value, tau=self.tau.value)
+        b, g, out = self.image.value, self.model.grid, self.out
+        order = sorted(torch.nonzero(out['mask_pos'][b]).flatten().tolist(), key=lambda i: -float(out['weights'][b, i]))
+        total = sum(float(out['weights'][b, i]) for i in order) or 1.
+        opts = [(f"row {int(out['ids_keep'][b, i]) // g}, col {int(out['ids_keep'][b, i]) % g} (weight {float(out['weights'][b, i]) / total:.2f})", i)
+                for i in order]
+        keep = self.patch.value if self.patch.value in order and change is not None and change.owner in (self.sigma, self.tau) else order[0]
+        self._busy = True
+        try: self.patch.options, self.patch.value = opts, keep
+        finally: self._busy = False
+        self.redraw()
+
+    def redraw(self, change=None):
+        "Redraw the picture and the accuracy line for the picked image and patch."
+        if self._busy or self.patch.value is None: return
+        b, n = self.image.value, len(self.imgs)
+        m, mb = droppos_metrics(self.out, b), droppos_metrics(self.out)
+        self.metrics = dict(image=m, batch=mb)
+        self.info.value = (f"<b>weighted position accuracy</b> (τ = {self.tau.value:.2g}, the training metric): this image {m['weighted']:.1%}, "
+                           f"batch of {n} {mb['weighted']:.1%} &nbsp;|&nbsp; <b>unweighted top-1</b>: this image {m['right']}/{m['dropped']} = "
+                           f"{m['top1']:.1%}, batch {mb['right']}/{mb['dropped']} = {mb['top1']:.1%} &nbsp;|&nbsp; <b>chance</b> 1/{m['N']} = "
+                           f"{m['chance']:.1%} &nbsp;|&nbsp; <b>loss</b> at σ = {self.sigma.value:g}: {self.out['loss'].item():.3f} "
+                           f"&nbsp; ({self.model.n_vis} visible patches, {self.model.n_vis - self.model.n_pos} positions dropped)")
+        self.view.value = fig_to_png(self.figure(), self.dpi)
+
+    def figure(self):
+        "The current picture as a matplotlib figure (a static copy of the widget's state)."
+        b = self.image.value
+        return plot_droppos_panels(self.shown[b], self.out, b, self.patch.value, self.patch_size, sigma=self.sigma.value, tau=self.tau.value)
 
 # %% ../nbs/41_explorers.ipynb #1b26b9fe
 class AttentionExplorer(_Explorer):
-    "Widgets to explore the [CLS] attention of a model's ViT encoder (or a checkpoint path) on a batch of normalised `imgs`."
-    def __init__(self, model, imgs:torch.Tensor, **load_kw):
-        self.model = load_any(model, **load_kw).eval()
+    "Widgets to explore the [CLS] attention of a model's ViT encoder (default: the trained DropPos run) or checkpoint path on normalised `imgs`."
+    def __init__(self, model=None, imgs:torch.Tensor|None=None, label:str|None=None, **load_kw):
+        self.model, note = load_for_explorer(trained_model('droppos') if model is None else model, **load_kw)
+        self.model.eval()
         enc = getattr(self.model, 'encoder', self.model)
-        self.imgs = imgs.as_subclass(torch.Tensor) if isinstance(imgs, torch.Tensor) else torch.as_tensor(imgs)
+        self.imgs = self._images(imgs, enc.patch_embed.img_size[0])
         self.shown = denormalize(self.imgs).cpu()
         self.attns = attention_maps(enc, self.imgs)
         L, H = len(self.attns), self.attns[0].shape[1]
+        self.label = label or model_label(self.model)
+        if note and 'encoder only' in note: note = note.split(';')[0] + "; the file holds the encoder only, which is all this explorer uses"
+        self.header = W.HTML(header_html(self.label, note))
         self.image = _image_picker(len(self.imgs))
-        self.layer = W.Dropdown(options=[(f"layer {l + 1}", l) for l in range(L)], value=L - 1, description='layer',
-                                layout=W.Layout(width='180px'))
-        self.head = W.Dropdown(options=[('all heads', -1)] + [(f"head {h}", h) for h in range(H)], value=-1,
-                               description='head', layout=W.Layout(width='180px'))
+        self.layer = W.Dropdown(options=[(f"layer {l + 1} of {L}", l) for l in range(L)], value=L - 1, description='layer',
+                                layout=W.Layout(width='200px'))
+        self.head = W.Dropdown(options=[(f'all {H} heads', -1)] + [(f"head {h}", h) for h in range(H)], value=-1,
+                               description='head', layout=W.Layout(width='200px'))
         self.alpha = _slider(W.FloatSlider, 'opacity', 0.6, 0., 1., 0.05)
-        self.status, self.view = W.HTML(), W.Image(format='png')
+        self.status, self.view = W.HTML(), W.Image(format='png', layout=W.Layout(max_width='100%'))
         for w in (self.image, self.layer, self.head, self.alpha): w.observe(self.update, names='value')
-        self.widget = W.VBox([W.HBox([self.image, self.layer, self.head]), self.alpha, self.status, self.view], layout=_TOP)
+        self.widget = W.VBox([self.header, W.HBox([self.image, self.layer, self.head]), self.alpha, self.status, self.view], layout=_TOP)
         self.widget.add_class('attention-explorer')
         self.update()
 
+    def figure(self):
+        "The current picture as a matplotlib figure (a static copy of the widget's state)."
+        i, h = self.image.value, self.head.value
+        return plot_attention_panels(self.shown[i], [a[i:i + 1] for a in self.attns], self.layer.value, self.alpha.value,
+                                     heads=None if h < 0 else [h], rollout=True)
+
     def update(self, change=None):
         "Redraw the attention of the picked image, layer and head."
-        i, h = self.image.value, self.head.value
-        attns = [a[i:i + 1] for a in self.attns]
-        fig = plot_attention(self.shown[i:i + 1], attns, self.layer.value, self.alpha.value,
-                             heads=None if h < 0 else [h], rollout=True)
-        self.view.value = fig_to_png(fig, self.dpi)
+        self.view.value = fig_to_png(self.figure(), self.dpi)
 
 # %% ../nbs/41_explorers.ipynb #8b6480a2
-class MaskedModelExplorer:
+class MaskedModelExplorer(_Explorer):
     "ipywidgets: choose an image of `imgs` and a model of `models` ({name: model or path}); see reconstruction, alignment path and attention."
-    dpi = 80
-    def __init__(self, models:dict, imgs:torch.Tensor, seed:int=0):
+    def __init__(self, models:dict, imgs:torch.Tensor|None=None, seed:int=0, labels:dict|None=None):
         if not models: raise ValueError("give at least one model: {name: model or checkpoint path}")
-        self.models = {k: load_any(v).eval() for k, v in models.items()}
-        self.imgs = imgs.as_subclass(torch.Tensor) if isinstance(imgs, torch.Tensor) else torch.as_tensor(imgs)
-        self.image = W.Dropdown(options=[(f"image {i}", i) for i in range(len(self.imgs))], value=0, description='image')
+        loaded = {k: load_for_explorer(v) for k, v in models.items()}
+        self.models = {k: m.eval() for k, (m, _) in loaded.items()}
+        self.labels = {k: (labels or {}).get(k) or model_label(m) for k, m in self.models.items()}
+        self.notes = {k: n for k, (_, n) in loaded.items()}
+        first = next(iter(self.models.values()))
+        self.imgs = self._images(imgs, first.encoder.patch_embed.img_size[0])
+        self.image = _image_picker(len(self.imgs))
         self.model = W.Dropdown(options=list(self.models), value=list(self.models)[0], description='model')
         self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='mask seed')
         self.rec, self.align, self.attn = [W.Image(format='png') for _ in range(3)]
-        self.info = W.HTML()
+        self.header, self.info = W.HTML(), W.HTML()
         for w in (self.image, self.model, self.seed): w.observe(self.update, names='value')
-        self.widget = W.VBox([W.HBox([self.image, self.model, self.seed]), self.info,
-                              W.HBox([self.rec, self.align, self.attn], layout=W.Layout(align_items='flex-start'))])
+        self.widget = W.VBox([self.header, W.HBox([self.image, self.model, self.seed]), self.info,
+                              W.HBox([self.rec, self.align], layout=_TOP), self.attn], layout=_TOP)
+        self.widget.add_class('masked-model-explorer')
         self.update()
+
+    def _figs(self) -> dict:
+        m, x = self.models[self.model.value], self.imgs[self.image.value:self.image.value + 1]
+        figs = {}
+        if hasattr(m, 'reconstruct') and getattr(m, 'tokenizer', None) is None: figs['rec'] = plot_mae(m, x, seed=self.seed.value, n=1)
+        if hasattr(m, 'encode_decode') and getattr(m, 'tokenizer', None) is None:
+            figs['align'] = plot_alignment_reconstruction({self.model.value: m}, x, n=1, size=1.8)
+        figs['attn'] = plot_attention_panels(denormalize(x).cpu()[0], attention_maps(m.encoder, x), size=2.2)
+        return figs
 
     def figures(self) -> dict:
         "The current figures as PNG bytes: {'rec', 'align', 'attn'} (missing where the model has no such view)."
-        m, x = self.models[self.model.value], self.imgs[self.image.value:self.image.value + 1]
-        figs = {}
-        if hasattr(m, 'reconstruct') and getattr(m, 'tokenizer', None) is None:
-            figs['rec'] = fig_to_png(plot_mae(m, x, seed=self.seed.value, n=1), self.dpi)
-        if hasattr(m, 'encode_decode') and getattr(m, 'tokenizer', None) is None:
-            figs['align'] = fig_to_png(plot_alignment_reconstruction({self.model.value: m}, x, n=1, size=1.6), self.dpi)
-        figs['attn'] = fig_to_png(plot_attention(denormalize(x).cpu(), attention_maps(m.encoder, x)), self.dpi)
-        return figs
+        return {k: fig_to_png(f, self.dpi) for k, f in self._figs().items()}
+
+    def figure(self):
+        "The current pictures in one matplotlib figure (a static copy of the widget's state)."
+        import io, matplotlib.pyplot as plt
+        from PIL import Image
+        pngs = [Image.open(io.BytesIO(p)) for p in self.figures().values()]
+        ws = [p.width for p in pngs]
+        fig, axs = plt.subplots(1, len(pngs), figsize=(sum(ws) / self.dpi, max(p.height for p in pngs) / self.dpi),
+                                gridspec_kw=dict(width_ratios=ws), squeeze=False)
+        for ax, p in zip(axs[0], pngs): ax.imshow(p); ax.set_axis_off()
+        fig.suptitle(f"{self.model.value}: {self.labels[self.model.value]}", fontsize=10)
+        fig.subplots_adjust(left=0, right=1, bottom=0, top=.9, wspace=.02)
+        return fig
 
     def update(self, *_):
         figs = self.figures()
         for k in ('rec', 'align', 'attn'):
             w = getattr(self, k)
             w.value = figs.get(k, b''); w.layout.display = None if k in figs else 'none'
-        self.info.value = f"<b>{self.model.value}</b>: {type(self.models[self.model.value]).__name__}, image {self.image.value}"
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+        k = self.model.value
+        self.header.value = header_html(f"{k}: {self.labels[k]}", self.notes.get(k))
+        self.info.value = f"<b>{k}</b>: {type(self.models[k]).__name__}, image {self.image.value}, mask seed {self.seed.value}"

@@ -4,6 +4,8 @@
 
 # %% ../nbs/40_viz.ipynb #c85dbb60
 from __future__ import annotations
+import os, json, time, hashlib, platform, subprocess, contextlib, tempfile
+from pathlib import Path
 import torch, torch.nn.functional as F
 from .data import denormalize
 import matplotlib
@@ -11,12 +13,168 @@ import matplotlib.pyplot as plt
 from .core import patchify, unpatchify
 
 # %% auto #0
-__all__ = ['position_reconstruction', 'masked_input', 'to_hwc', 'overlay_heat', 'show_image_grid', 'outline_cells',
-           'plot_position_reconstruction', 'set_ratios', 'droppos_outputs', 'position_accuracy', 'patch_heat',
-           'paste_patches', 'plot_reconstruction', 'patch_probabilities', 'plot_patch_probabilities', 'plot_smoothing',
-           'full_attentive_weights', 'plot_attentive_weights', 'attention_maps', 'cls_attention', 'attention_rollout',
-           'plot_attention', 'plot_rollout', 'mae_outputs', 'plot_mae', 'encoder_decoder_error',
+__all__ = ['TRAIN_FALLBACK', 'FONT', 'TRUE_COLOR', 'PRED_COLOR', 'ATTN_CBAR', 'repo_root', 'runs_dir', 'run_name', 'git_commit',
+           'recipe_command', 'epoch_seconds', 'train_recipe', 'attach_provenance', 'model_label', 'trained_model',
+           'training_log', 'sample_images', 'position_reconstruction', 'masked_input', 'to_hwc', 'overlay_heat',
+           'add_colorbar', 'show_image_grid', 'outline_cells', 'position_key', 'plot_position_reconstruction',
+           'set_ratios', 'droppos_outputs', 'position_accuracy', 'droppos_metrics', 'patch_heat', 'paste_patches',
+           'plot_reconstruction', 'patch_probabilities', 'cell_frames', 'frame_handles', 'heaviest_dropped',
+           'plot_patch_probabilities', 'plot_smoothing', 'full_attentive_weights', 'plot_attentive_weights',
+           'plot_droppos_panels', 'attention_maps', 'cls_attention', 'attention_rollout', 'plot_attention',
+           'plot_rollout', 'plot_attention_panels', 'mae_outputs', 'plot_mae', 'encoder_decoder_error',
            'plot_alignment_reconstruction', 'plot_attention_comparison', 'fig_to_png', 'fig_to_array']
+
+# %% ../nbs/40_viz.ipynb #b0a1c002
+def repo_root(start=None) -> Path|None:
+    "The droppos_nb checkout holding `start` (default: the working directory): the first folder upwards with our settings.ini."
+    p = Path(start or Path.cwd()).resolve()
+    for d in (p, *p.parents):
+        s = d / 'settings.ini'
+        if s.is_file() and 'lib_name = %(repo)s' in s.read_text() and (d / 'droppos_nb').is_dir(): return d
+    return None
+
+def runs_dir() -> Path:
+    "Where trained runs live: `$DROPPOS_NB_RUNS`, else `<repository root>/runs`, else `~/.cache/droppos_nb`."
+    if os.environ.get('DROPPOS_NB_RUNS'): return Path(os.environ['DROPPOS_NB_RUNS'])
+    root = repo_root()
+    return root / 'runs' if root is not None else Path.home() / '.cache' / 'droppos_nb'
+
+def run_name(method:str, data='mnist5k', overrides:dict|None=None) -> str:
+    "The folder of a run: `<method>-<data>` for the laptop recipe (the default run's name), plus a hash of any other settings."
+    name = f"{method}-{Path(str(data)).name}"
+    if not overrides: return name
+    return name + '-' + hashlib.sha1(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+# %% ../nbs/40_viz.ipynb #b0a1c005
+TRAIN_FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1., wd=0.05,
+                      betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, precision='fp32')
+
+def git_commit(root=None) -> str|None:
+    "The commit of the checkout at `root` (`-dirty` when it has changes), or None outside git."
+    root = root or repo_root()
+    if root is None: return None
+    try:
+        run = lambda *a: subprocess.run(['git', *a], cwd=root, capture_output=True, text=True, timeout=10)
+        sha = run('rev-parse', '--short=12', 'HEAD').stdout.strip()
+        return (sha + ('-dirty' if run('status', '--porcelain', '--untracked-files=no').stdout.strip() else '')) or None
+    except Exception: return None
+
+def recipe_command(method:str, data, seed:int, overrides:dict) -> str:
+    "The `droppos_nb pretrain` command that trains the same model."
+    flags = [f"--method {method}", f"--data {data}", f"--seed {seed}"]
+    for k, v in overrides.items():
+        f = '--' + k.replace('_', '-')
+        if isinstance(v, bool): flags += [f] if v else []
+        else: flags.append(f"{f} {' '.join(map(str, v)) if isinstance(v, (tuple, list)) else v}")
+    return 'droppos_nb pretrain ' + ' '.join(flags)
+
+def epoch_seconds(run) -> float|None:
+    "The seconds a run's epochs took, summed from its metrics.csv (None without one)."
+    import csv
+    f = Path(run) / 'metrics.csv'
+    if not f.exists(): return None
+    rows = list(csv.DictReader(f.open()))
+    return round(sum(float(r['seconds']) for r in rows), 1) if rows and 'seconds' in rows[0] else None
+
+def train_recipe(method:str='droppos', data='mnist5k', out=None, seed:int=0, **overrides) -> Path:
+    "Train `method`'s laptop recipe (changed by `overrides`) on `data` as `droppos_nb pretrain` does; writes model.safetensors, metrics.csv and config.json to `out`."
+    from droppos_nb.core import set_seed, default_device
+    from droppos_nb.data import get_dls
+    from droppos_nb.registry import get_method, resolve_config
+    from droppos_nb.learner import pretrain_learner, scaled_lr
+    from droppos_nb.scale import precision_callbacks
+    from droppos_nb.checkpoint import save_model, export_encoder
+    from droppos_nb.vit import timm_arch
+    spec = get_method(method)
+    cfg = resolve_config(spec, 'laptop', overrides, TRAIN_FALLBACK)
+    out = Path(out or runs_dir() / run_name(method, data, overrides))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}-', dir=out.parent))   # moved into place when training has finished
+    device = default_device()
+    t0 = time.time()
+    set_seed(seed)
+    mkw = spec.model_kwargs(cfg)
+    dls = get_dls(data, img_size=cfg['img_size'], bs=cfg['bs'], seed=seed, device=device, num_workers=0,
+                  scale=(cfg['min_scale'], 1.), views=spec.views)
+    lr = cfg.get('lr') or scaled_lr(cfg['blr'], cfg['bs'])
+    learn = pretrain_learner(dls, method, path=tmp, seed=seed, csv='metrics.csv', recipe='laptop', betas=cfg['betas'], clip=cfg['clip'],
+                             sigma_decay=not cfg.get('no_sigma_decay'), cbs=precision_callbacks(cfg['precision'], device), **mkw)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_warmup_cos(cfg['epochs'], lr, warmup_epochs=cfg['warmup_epochs'], min_lr=cfg['min_lr'], wd=cfg['wd'])
+    save_model(learn.model, tmp / 'model.safetensors', method, mkw)
+    export_encoder(learn.model, tmp / 'encoder.safetensors', arch=timm_arch(cfg['arch']), img_size=cfg['img_size'], patch_size=cfg['patch_size'])
+    seconds = round(time.time() - t0, 1)
+    config = dict(command=recipe_command(method, data, seed, overrides), method=method, recipe='laptop', data=str(data), seed=seed,
+                  epochs=cfg['epochs'], train_seconds=epoch_seconds(tmp), seconds=seconds, commit=git_commit(), device=str(device), machine=platform.platform(),
+                  cpus=os.cpu_count(), torch=torch.__version__, date=time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+                  trained_by='droppos_nb.viz.train_recipe', settings=cfg, model=mkw, lr=lr)
+    (tmp / 'config.json').write_text(json.dumps(config, indent=2, default=str))
+    if out.exists():                                    # a stale or partial folder: replace it
+        import shutil; shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+# %% ../nbs/40_viz.ipynb #b0a1c008
+@contextlib.contextmanager
+def _lock(path:Path):
+    "An exclusive lock on the file `path` (POSIX), so that concurrent notebooks train a missing run once."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'w') as f:
+        try: import fcntl; fcntl.flock(f, fcntl.LOCK_EX)
+        except ImportError: pass
+        yield
+
+def attach_provenance(model, path=None):
+    "Set `model.run` and `model.provenance` from the `config.json` beside checkpoint `path` (or the model's run folder); returns the model."
+    if path is not None: model.checkpoint = Path(path)
+    run = Path(path).parent if path is not None else getattr(model, 'run', None)
+    cfg = run / 'config.json' if run is not None else None
+    if cfg is not None and cfg.exists():
+        model.run, model.provenance = run, json.loads(cfg.read_text())
+    return model
+
+def model_label(model) -> str:
+    "One line on which model this is: what it was trained on and for how long (from its run's config.json), or that it is untrained."
+    name = getattr(model, 'method', None) or type(model).__name__
+    p = getattr(model, 'provenance', None)
+    if not p and getattr(model, 'checkpoint', None) is not None:
+        return f"{name} loaded from {model.checkpoint.name} (no config.json beside it: how it was trained is not recorded)"
+    if not p: return f"{name}: untrained (fresh random weights, no run folder): its predictions are noise"
+    run = getattr(model, 'run', None)
+    where = f"{run.parent.name}/{run.name}" if run is not None else 'a run'
+    secs = p.get('train_seconds') or (epoch_seconds(run) if run is not None else None)
+    took = f", {secs:.0f} s of training on {p.get('device', '?')}" if isinstance(secs, (int, float)) else ''
+    commit = f", commit {p['commit']}" if p.get('commit') else ''
+    return f"{name} trained {p.get('epochs', '?')} epochs on {p.get('data', '?')} ({p.get('recipe', 'laptop')} recipe{took}{commit}) from {where}"
+
+def trained_model(method:str='droppos', data='mnist5k', train:bool=True, seed:int=0, verbose:bool=True, **overrides):
+    "The trained laptop-recipe `method` model (settings changed by `overrides`): the run in `runs_dir()`, trained and cached there first if missing."
+    from droppos_nb.registry import load_model
+    run = runs_dir() / run_name(method, data, overrides)
+    path = run / 'model.safetensors'
+    if not path.exists():
+        if not train: raise FileNotFoundError(f"no trained run in {run}: train it with `{recipe_command(method, data, seed, overrides)} --out {run}`")
+        with _lock(run.parent / f'.{run.name}.lock'):
+            if not path.exists():
+                if verbose: print(f"no run in {run}: training {method} ({recipe_command(method, data, seed, overrides)}), cached for next time ...", flush=True)
+                train_recipe(method, data, run, seed, **overrides)
+    model = attach_provenance(load_model(path).eval(), path)
+    model.run = run
+    if verbose: print(model_label(model))
+    return model
+
+def training_log(model):
+    "The run's per-epoch metrics (its metrics.csv) as a pandas DataFrame."
+    import pandas as pd
+    run = getattr(model, 'run', None)
+    if run is None or not (Path(run) / 'metrics.csv').exists(): raise FileNotFoundError(f"{model_label(model)}: no metrics.csv to show")
+    return pd.read_csv(Path(run) / 'metrics.csv').drop(columns=['time'], errors='ignore').round(4)
+
+def sample_images(n:int=8, data='mnist5k', img_size:int=32, seed:int=0) -> torch.Tensor:
+    "Exactly `n` validation images of `data` (the first ones, always the same), normalised as the models take them."
+    from droppos_nb.data import get_dls
+    dls = get_dls(data, img_size=img_size, bs=n, seed=seed, device='cpu', num_workers=0)
+    return dls.valid.one_batch()[0][:n].as_subclass(torch.Tensor)
 
 # %% ../nbs/40_viz.ipynb #05021828
 def position_reconstruction(imgs:torch.Tensor, ids_keep:torch.Tensor, mask_pos:torch.Tensor, pred:torch.Tensor,
@@ -43,33 +201,53 @@ def masked_input(imgs:torch.Tensor, ids_keep:torch.Tensor, patch_size:int, mask_
     return unpatchify(src * keep[..., None], patch_size, grid=(H // patch_size, W // patch_size), chans=C)
 
 # %% ../nbs/40_viz.ipynb #93cc8bfb
+FONT = 10   # points: every text of a figure is at least 10 px at the 72-100 dpi of notebooks and widgets
+
 def to_hwc(img:torch.Tensor):
     "A (C, H, W) tensor in [0, 1] as an (H, W, C) numpy array for `imshow` (grey for one channel)."
     img = img.detach().float().cpu().clamp(0, 1)
     return img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
 
-def overlay_heat(ax, heat:torch.Tensor, shape:tuple, alpha:float=0.6, cmap:str='inferno', interpolation:str='nearest', vmax=1.):
-    "Draw map `heat` (g, g) stretched over image axes of `shape` (H, W), with opacity `alpha`."
+def overlay_heat(ax, heat:torch.Tensor, shape:tuple, alpha:float=0.6, cmap:str='inferno', interpolation:str='nearest', vmax=1., norm=None):
+    "Draw map `heat` (g, g) stretched over image axes of `shape` (H, W), with opacity `alpha`, on the fixed scale 0..`vmax` (or `norm`)."
     H, W = shape
-    return ax.imshow(heat.numpy() if torch.is_tensor(heat) else heat, cmap=cmap, alpha=alpha, vmin=0, vmax=vmax,
-                     extent=(-.5, W - .5, H - .5, -.5), interpolation=interpolation)
+    scale = dict(norm=norm) if norm is not None else dict(vmin=0, vmax=vmax)
+    return ax.imshow(heat.numpy() if torch.is_tensor(heat) else heat, cmap=cmap, alpha=alpha,
+                     extent=(-.5, W - .5, H - .5, -.5), interpolation=interpolation, **scale)
+
+def add_colorbar(fig, mappable, label:str, ax=None, width:float=1.3):
+    "A colour bar of `mappable`'s scale (opaque, even for an overlay) beside `ax` (constrained layout), or in the right `width` inches of `fig`."
+    from matplotlib.cm import ScalarMappable
+    sm = ScalarMappable(norm=mappable.norm, cmap=mappable.cmap)
+    if ax is not None: cb = fig.colorbar(sm, ax=ax, fraction=.046, pad=.03)
+    else:
+        W = fig.get_figwidth()
+        cb = fig.colorbar(sm, cax=fig.add_axes((1 - (width - .15) / W, .12, .14 / W, .72)))
+    cb.set_label(label, fontsize=FONT); cb.ax.tick_params(labelsize=FONT)
+    return cb
 
 def show_image_grid(rows:list, titles:list|None=None, size:float=1.2, suptitle:str|None=None, heats:list|None=None,
-                    alpha:float=0.6, col_titles:list|None=None, cmap:str='inferno'):
-    "A figure of `rows` (each a (B, C, H, W) tensor in [0, 1]) with a title per row and optional heatmaps `heats` (one (B, g, g) or None per row)."
+                    alpha:float=0.6, col_titles:list|None=None, cmap:str='inferno', colorbar:str|None=None, norm=None,
+                    bottom:float=0.):
+    "A figure of `rows` (each a (B, C, H, W) tensor in [0, 1]) with a title per row, optional heatmaps `heats` (one (B, g, g) or None per row) and a colour bar labelled `colorbar`; `bottom` inches are left free for a key."
     nr, nc = len(rows), max(len(r) for r in rows)
-    fig, axs = plt.subplots(nr, nc, figsize=(nc * size, nr * size + (0.3 if suptitle else 0)), squeeze=False)
+    cbar_w = 1.3 if colorbar and heats else 0.
+    fig, axs = plt.subplots(nr, nc, figsize=(nc * size + 0.9 + cbar_w, nr * size + (0.5 if suptitle else 0) + bottom), squeeze=False)
+    im = None
     for i, row in enumerate(rows):
         for j in range(nc):
             ax = axs[i, j]; ax.set_xticks([]); ax.set_yticks([])
             for s in ax.spines.values(): s.set_visible(False)
             if j < len(row): ax.imshow(to_hwc(row[j]), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
-            if j < len(row) and heats and heats[i] is not None: overlay_heat(ax, heats[i][j], row[j].shape[-2:], alpha, cmap)
-        if titles: axs[i, 0].set_ylabel(titles[i], fontsize=8)
+            if j < len(row) and heats and heats[i] is not None:
+                im = overlay_heat(ax, heats[i][j], row[j].shape[-2:], alpha, cmap, norm=norm)
+        if titles: axs[i, 0].set_ylabel(titles[i], fontsize=FONT)
     if col_titles:
-        for j, t in enumerate(col_titles): axs[0, j].set_title(t, fontsize=8)
-    if suptitle: fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
+        for j, t in enumerate(col_titles): axs[0, j].set_title(t, fontsize=FONT)
+    if suptitle: fig.suptitle(suptitle, fontsize=FONT + 1)
+    W, H = fig.get_size_inches()
+    fig.tight_layout(rect=(0, bottom / H, 1 - cbar_w / W, 1))
+    if im is not None and colorbar: add_colorbar(fig, im, colorbar, width=cbar_w)
     return fig
 
 # %% ../nbs/40_viz.ipynb #82c887e5
@@ -81,16 +259,27 @@ def outline_cells(axes, ids:torch.Tensor, g:int, patch_size:int, color=(0.45, 0.
             r, c = divmod(i, g)
             ax.add_patch(Rectangle((c * patch_size - .5, r * patch_size - .5), patch_size, patch_size, fill=False, ec=color, lw=lw))
 
+def position_key(fig, ncol:int=2, dimmed:bool=True):
+    "The key of the position pictures as a legend under `fig`: black masked, white placed wrong, grey frame visible (and dimmed: position dropped)."
+    from matplotlib.patches import Patch
+    grey = (0.45, 0.45, 0.45)
+    h = [Patch(fc='black', ec=grey, label='black: masked (the model never sees it)'),
+         Patch(fc='white', ec=grey, label='white: visible, position predicted wrong'),
+         Patch(fc='none', ec=grey, lw=1.5, label='grey frame: a visible patch')]
+    if dimmed: h.append(Patch(fc=(.5, .5, .5), ec=grey, label='dimmed (input): its position was dropped'))
+    return fig.legend(handles=h, loc='lower center', ncol=ncol, fontsize=FONT, frameon=False, handlelength=1.2)
+
 # %% ../nbs/40_viz.ipynb #a05081b2
 def plot_position_reconstruction(imgs:torch.Tensor, out:dict, patch_size:int, n:int=8, title:str|None=None, outline:bool=True,
-                                 size:float=1.2):
-    "Original, masked input (dropped positions dimmed) and paper-style position reconstruction for `n` images; `outline` frames visible cells."
+                                 size:float=1.2, key:bool=True):
+    "Original, masked input (dropped positions dimmed) and paper-style position reconstruction for `n` images; `outline` frames visible cells, `key` adds the key."
     ids_keep, mask_pos = out['ids_keep'][:n].cpu(), out['mask_pos'][:n].cpu()
     pred, imgs = out['logits'][:n].argmax(-1).cpu(), imgs[:n].cpu()
     rec = position_reconstruction(imgs, ids_keep, mask_pos, pred, patch_size)
     fig = show_image_grid([imgs, masked_input(imgs, ids_keep, patch_size, mask_pos), rec],
-                          ['original', 'input', 'positions'], suptitle=title, size=size)
+                          ['original', 'input', 'positions'], suptitle=title, size=size, bottom=0.6 if key else 0.)
     if outline: outline_cells(fig.axes[len(imgs):3 * len(imgs)], ids_keep.repeat(2, 1), imgs.shape[-1] // patch_size, patch_size)
+    if key: position_key(fig, ncol=2 if len(imgs) >= 4 else 1)
     return fig
 
 # %% ../nbs/40_viz.ipynb #979ca3c5
@@ -122,8 +311,17 @@ def droppos_outputs(model, imgs:torch.Tensor, seed:int=0, sigma:float|None=None,
     return {k: v.cpu() if torch.is_tensor(v) else v for k, v in out.items()}
 
 def position_accuracy(out:dict) -> float:
-    "The weighted position accuracy of a DropPos output dict."
+    "The *weighted* position accuracy of a DropPos output dict (each dropped position counts with its attentive weight)."
     return (out['acc_num'] / out['acc_den']).item()
+
+def droppos_metrics(out:dict, b:int|None=None) -> dict:
+    "For image `b` (default: the batch): `weighted` accuracy (the training metric), `top1` (unweighted, each dropped position once), `right`/`dropped` counts, `chance` = 1/N."
+    sl = slice(None) if b is None else slice(b, b + 1)
+    m, w = out['mask_pos'][sl].float(), out['weights'][sl].float()
+    right = (out['logits'][sl].argmax(-1) == out['ids_keep'][sl]).float()
+    N = out['logits'].shape[-1]
+    return dict(weighted=((right * m * w).sum() / (m * w).sum()).item(), top1=((right * m).sum() / m.sum()).item(),
+                right=int((right * m).sum()), dropped=int(m.sum()), chance=1 / N, N=N)
 
 # %% ../nbs/40_viz.ipynb #90a115fc
 def patch_heat(values:torch.Tensor, g:int|None=None, normalize:bool=True) -> torch.Tensor:
@@ -159,44 +357,74 @@ def patch_probabilities(out:dict, b:int, i:int) -> torch.Tensor:
     "Softmax over the N positions (g, g) predicted for visible patch `i` of image `b`."
     return patch_heat(out['logits'][b, i].float().softmax(-1)[None], normalize=False)[0]
 
-def _frame(ax, cell:int, g:int, size:float, color, lw=1.5):
-    from matplotlib.patches import Rectangle
-    r, c = divmod(int(cell), g)
-    ax.add_patch(Rectangle((c * size - .5, r * size - .5), size, size, fill=False, ec=color, lw=lw))
-
-def plot_patch_probabilities(img:torch.Tensor, out:dict, b:int, i:int|None=None, patch_size:int|None=None, size:float=2.):
-    "Image `b` with visible patch `i` framed (default: the dropped-position patch with the largest weight) and its predicted probability map over the N cells, true cell green, predicted red."
-    if i is None:                                                    # the dropped-position patch that weighs most
-        i = int(torch.where(out['mask_pos'][b], out.get('weights', torch.ones_like(out['mask_pos'], dtype=torch.float))[b], -1.).argmax())
-    prob = patch_probabilities(out, b, i)
-    g = prob.shape[-1]; patch_size = patch_size or img.shape[-1] // g
-    true, pred = int(out['ids_keep'][b, i]), int(prob.flatten().argmax())
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(2 * size + .4, size + .3))
-    a0.imshow(to_hwc(img), cmap='gray', vmin=0, vmax=1, interpolation='nearest'); _frame(a0, true, g, patch_size, 'lime')
-    im = a1.imshow(prob.numpy(), cmap='viridis', vmin=0, interpolation='nearest')
-    _frame(a1, true, g, 1, 'lime'); _frame(a1, pred, g, 1, 'red', lw=1.)
-    fig.colorbar(im, ax=a1, fraction=.046, pad=.04)
-    kind = 'position dropped' if out['mask_pos'][b, i] else 'position kept'
-    a0.set_title(f"patch {i} at cell {true} ({kind})", fontsize=7); a1.set_title(f"p(true cell) = {prob.flatten()[true]:.2f}", fontsize=7)
-    for a in (a0, a1): a.set_xticks([]); a.set_yticks([])
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/40_viz.ipynb #296462f6
 def _droppos(name:str):
     "Function `name` of the registered DropPos method, found through the registry (viz imports no method module)."
     from droppos_nb.registry import get_method
     return get_method('droppos').helpers[name]
 
-def plot_smoothing(g:int=8, sigmas=(0., 0.5, 1., 2.), cell:int|None=None, size:float=1.5):
-    "The smoothed target of `cell` (the centre by default) on a `g`x`g` grid at each σ in `sigmas`."
+TRUE_COLOR, PRED_COLOR = 'lime', 'red'
+
+def cell_frames(ax, true:int|None, pred:int|None, g:int, size:float=1.):
+    "Frame the `true` cell (thick solid green, on its border) and the `pred`icted one (dashed red, inside its cell): both stay visible when they are the same cell."
+    from matplotlib.patches import Rectangle
+    res = []
+    if true is not None:
+        r, c = divmod(int(true), g)
+        res.append(ax.add_patch(Rectangle((c * size - .5, r * size - .5), size, size, fill=False, ec=TRUE_COLOR, lw=3.5, zorder=3)))
+    if pred is not None:
+        r, c = divmod(int(pred), g); d = .22 * size
+        res.append(ax.add_patch(Rectangle((c * size - .5 + d, r * size - .5 + d), size - 2 * d, size - 2 * d, fill=False,
+                                          ec=PRED_COLOR, lw=2.2, ls=(0, (2.5, 1.5)), zorder=4)))
+    return res
+
+def frame_handles(true:str='true cell', pred:str='predicted cell (inside)') -> list:
+    "Legend entries for `cell_frames`."
+    from matplotlib.lines import Line2D
+    return [Line2D([], [], color=TRUE_COLOR, lw=3.5, label=true), Line2D([], [], color=PRED_COLOR, lw=2.2, ls=(0, (2.5, 1.5)), label=pred)]
+
+def heaviest_dropped(out:dict, b:int) -> int:
+    "Index (among the visible patches of image `b`) of the dropped-position patch with the largest attentive weight."
+    w = out.get('weights', torch.ones_like(out['mask_pos'], dtype=torch.float))[b]
+    return int(torch.where(out['mask_pos'][b], w, -1.).argmax())
+
+def _no_ticks(*axs):
+    for a in axs: a.set_xticks([]); a.set_yticks([])
+
+def plot_patch_probabilities(img:torch.Tensor, out:dict, b:int, i:int|None=None, patch_size:int|None=None, size:float=2.4,
+                             sigma:float|None=None):
+    "Image `b` with its visible patch `i` (default: the heaviest dropped-position one) framed at its true cell, the model's probabilities over the N cells (true cell green, predicted red dashed) and, with `sigma`, the smoothed training target."
+    if i is None: i = heaviest_dropped(out, b)
+    prob = patch_probabilities(out, b, i)
+    g = prob.shape[-1]; patch_size = patch_size or img.shape[-1] // g
+    true, pred = int(out['ids_keep'][b, i]), int(prob.flatten().argmax())
+    n = 2 if sigma is None else 3
+    fig, axs = plt.subplots(1, n, figsize=(n * size + 1.4 * (n - 1), size + 1.3), layout='constrained')
+    axs[0].imshow(to_hwc(img), cmap='gray', vmin=0, vmax=1, interpolation='nearest'); cell_frames(axs[0], true, None, g, patch_size)
+    im = axs[1].imshow(prob.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest')
+    cell_frames(axs[1], true, pred, g); add_colorbar(fig, im, 'probability', ax=axs[1])
+    r, c = divmod(true, g)
+    kind = 'position dropped' if out['mask_pos'][b, i] else 'position kept'
+    axs[0].set_title(f"patch from row {r}, column {c}\n(cell {true} of {g * g}, {kind})", fontsize=FONT)
+    axs[1].set_title(f"predicted cell: p(true cell) = {prob.flatten()[true]:.2f}", fontsize=FONT)
+    if sigma is not None:
+        t = _droppos('position_smoothing')(g, sigma)[true].reshape(g, g)
+        im2 = axs[2].imshow(t.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest'); cell_frames(axs[2], true, None, g)
+        add_colorbar(fig, im2, 'target probability', ax=axs[2])
+        axs[2].set_title(f"training target at σ = {sigma:g}\n(peak {t.max():.2f})", fontsize=FONT)
+    _no_ticks(*axs)
+    fig.legend(handles=frame_handles(), loc='outside lower center', ncol=2, fontsize=FONT, frameon=False)
+    return fig
+
+# %% ../nbs/40_viz.ipynb #296462f6
+def plot_smoothing(g:int=8, sigmas=(0., 0.5, 1., 2.), cell:int|None=None, size:float=1.6):
+    "The smoothed target of `cell` (the centre by default) on a `g`x`g` grid at each σ in `sigmas`, on one scale (0 to 1) with its colour bar."
     cell = (g // 2) * g + g // 2 if cell is None else cell
-    fig, axs = plt.subplots(1, len(sigmas), figsize=(len(sigmas) * size, size + .35), squeeze=False)
+    fig, axs = plt.subplots(1, len(sigmas), figsize=(len(sigmas) * size + 1.3, size + .6), squeeze=False, layout='constrained')
     for ax, s in zip(axs[0], sigmas):
         w = _droppos('position_smoothing')(g, s)[cell].reshape(g, g)
-        ax.imshow(w.numpy(), cmap='viridis', vmin=0, interpolation='nearest'); _frame(ax, cell, g, 1, 'white', lw=.8)
-        ax.set_title(f"σ = {s:g}: peak {w.max():.2f}", fontsize=7); ax.set_xticks([]); ax.set_yticks([])
-    fig.tight_layout()
+        im = ax.imshow(w.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest'); cell_frames(ax, cell, None, g)
+        ax.set_title(f"σ = {s:g}: peak {w.max():.2f}", fontsize=FONT); ax.set_xticks([]); ax.set_yticks([])
+    add_colorbar(fig, im, 'target probability', ax=axs[0].tolist())
     return fig
 
 @torch.no_grad()
@@ -208,12 +436,63 @@ def full_attentive_weights(encoder, imgs:torch.Tensor, tau:float=0.1) -> torch.T
     ids = torch.arange(feats.shape[1] - 1).expand(len(imgs), -1)
     return _droppos('attentive_weights')(feats, ids, tau)
 
-def plot_attentive_weights(imgs:torch.Tensor, weights:torch.Tensor, alpha:float=0.7, title:str|None=None):
-    "Images in [0, 1], the attentive weights (B, N) over them, and the weights alone (each map scaled to its maximum)."
-    heat = patch_heat(weights / weights.max(-1, keepdim=True).values, normalize=False)
+def plot_attentive_weights(imgs:torch.Tensor, weights:torch.Tensor, alpha:float=0.7, title:str|None=None, size:float=1.2):
+    "Images in [0, 1], the attentive weights (B, N) over them and the weights alone, on one fixed scale (share of the image's weight, square-root colours)."
+    from matplotlib.colors import PowerNorm
+    heat = patch_heat(weights, normalize=False)
     black = torch.zeros_like(imgs)
-    return show_image_grid([imgs, imgs, black], ['image', 'weights', 'weights only'], heats=[None, heat, heat],
-                           alpha=alpha, suptitle=title)
+    return show_image_grid([imgs, imgs, black], ['image', 'weights', 'weights only'], heats=[None, heat, heat], size=size,
+                           alpha=alpha, suptitle=title, colorbar='share of the weight\n(sums to 1 per image)', norm=PowerNorm(0.5, vmin=0, vmax=1))
+
+# %% ../nbs/40_viz.ipynb #b0a1c021
+def plot_droppos_panels(img:torch.Tensor, out:dict, b:int, i:int|None=None, patch_size:int|None=None, sigma:float=1.,
+                        tau:float|None=None, title:str|None=None, size:float=2.6):
+    "Six panels for image `img` (= image `b` of DropPos output `out`) and its visible patch `i` (default: the heaviest dropped one): original, input, positions; p over cells, target at `sigma`, attentive weights."
+    from matplotlib.patches import Patch
+    g = int(round(out['logits'].shape[-1] ** .5)); N = g * g
+    p = patch_size or img.shape[-1] // g
+    if i is None: i = heaviest_dropped(out, b)
+    ids, mpos, pred = out['ids_keep'][b], out['mask_pos'][b], out['logits'][b].argmax(-1)
+    true, guess = int(ids[i]), int(pred[i])
+    x = img[None].cpu()
+    rec = position_reconstruction(x, ids[None], mpos[None], pred[None], p)[0]
+    inp = masked_input(x, ids[None], p, mpos[None])[0]
+    fig, axs = plt.subplots(2, 3, figsize=(3 * size + 2.6, 2 * size + 2.), layout='constrained')
+    for ax, pic, t in zip(axs[0], (img, inp, rec), ('original', 'model input\n(black: masked; dimmed: position dropped)',
+                                                   'positions, paper style\n(white: placed wrong)')):
+        ax.imshow(to_hwc(pic), cmap='gray', vmin=0, vmax=1, interpolation='nearest'); ax.set_title(t, fontsize=FONT)
+    outline_cells(axs[0, 1:], ids[None].repeat(2, 1), g, p)
+    cell_frames(axs[0, 0], true, None, g, p); cell_frames(axs[0, 1], true, None, g, p); cell_frames(axs[0, 2], true, guess, g, p)
+    prob = patch_probabilities(out, b, i)
+    im = axs[1, 0].imshow(prob.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest'); cell_frames(axs[1, 0], true, guess, g)
+    add_colorbar(fig, im, 'probability', ax=axs[1, 0])
+    r, c = divmod(true, g)
+    axs[1, 0].set_title(f"prediction for the patch from\nrow {r}, col {c}: p(true cell) = {prob.flatten()[true]:.2f}", fontsize=FONT)
+    tgt = _droppos('position_smoothing')(g, sigma)[true].reshape(g, g)
+    im = axs[1, 1].imshow(tgt.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest'); cell_frames(axs[1, 1], true, None, g)
+    add_colorbar(fig, im, 'target probability', ax=axs[1, 1])
+    axs[1, 1].set_title(f"its training target at σ = {sigma:g}\n(peak {tgt.max():.2f})", fontsize=FONT)
+    w = (out['weights'][b] * mpos).float(); w = w / w.sum().clamp_min(1e-12)
+    heat = torch.full((N,), float('nan')); heat[ids[mpos]] = w[mpos]
+    axs[1, 2].imshow(to_hwc(img) * .6, cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+    im = overlay_heat(axs[1, 2], heat.reshape(g, g), img.shape[-2:], alpha=.8, vmax=1.)
+    for k in torch.nonzero(mpos).flatten().tolist():
+        rr, cc = divmod(int(ids[k]), g)
+        axs[1, 2].text(cc * p + p / 2 - .5, rr * p + p / 2 - .5, f"{'✓' if pred[k] == ids[k] else '✗'}\n{w[k]:.2f}", ha='center', va='center',
+                       fontsize=FONT, color='white', fontweight='bold', bbox=dict(fc='black', alpha=.45, lw=0, pad=1))
+    cell_frames(axs[1, 2], true, None, g, p)
+    add_colorbar(fig, im, 'share of the weight', ax=axs[1, 2])
+    axs[1, 2].set_title("attentive weights of the dropped\npositions" + (f" (τ = {tau:g})" if tau is not None else ''), fontsize=FONT)
+    for ax in axs.flat: ax.set_xticks([]); ax.set_yticks([])
+    m = droppos_metrics(out, b)
+    fig.suptitle(title or f"weighted position accuracy {m['weighted']:.0%}  |  unweighted top-1 {m['right']}/{m['dropped']} = {m['top1']:.0%}"
+                 f"  |  chance 1/{N} = {1 / N:.0%}", fontsize=FONT + 1)
+    grey = (0.45, 0.45, 0.45)
+    key = frame_handles('true cell of the chosen patch', 'its predicted cell (dashed, inside)') + [
+        Patch(fc='none', ec=grey, lw=1.5, label='grey frame: visible patch'), Patch(fc='black', ec=grey, label='black: masked'),
+        Patch(fc='white', ec=grey, label='white: visible, placed wrong'), Patch(fc=(.5, .5, .5), ec=grey, label='dimmed: position dropped')]
+    fig.legend(handles=key, loc='outside lower center', ncol=3, fontsize=FONT, frameon=False, handlelength=1.6)
+    return fig
 
 # %% ../nbs/40_viz.ipynb #79d325ca
 @torch.no_grad()
@@ -241,22 +520,50 @@ def attention_rollout(attns:list, upto:int|None=None, residual:bool=True) -> tor
         R = a if R is None else a @ R
     return R[:, 0, 1:]
 
-def plot_attention(imgs:torch.Tensor, attns:list, layer:int=-1, alpha:float=0.6, heads:list|None=None, rollout:bool=False):
-    "Images in [0, 1] and the [CLS] attention of `layer` over them, per head (or `heads`), the head mean and, with `rollout`, the rollout."
+ATTN_CBAR = 'relative attention\n(each map: min 0, max 1)'
+
+def plot_attention(imgs:torch.Tensor, attns:list, layer:int=-1, alpha:float=0.6, heads:list|None=None, rollout:bool=False, size:float=1.2):
+    "Images in [0, 1] and the [CLS] attention of `layer` over them, per head (or `heads`), the head mean and, with `rollout`, the rollout up to `layer`."
     a = cls_attention(attns, layer)
     heads = range(a.shape[1]) if heads is None else heads
+    L = len(attns); li = layer % L
     rows, names, heats = [imgs], ['image'], [None]
     for h in heads: rows.append(imgs); names.append(f'head {h}'); heats.append(patch_heat(a[:, h]))
-    rows.append(imgs); names.append('mean'); heats.append(patch_heat(a.mean(1)))
-    if rollout: rows.append(imgs); names.append('rollout'); heats.append(patch_heat(attention_rollout(attns, layer)))
-    L = len(attns); li = layer % L
-    return show_image_grid(rows, names, heats=heats, alpha=alpha, suptitle=f"[CLS] attention, layer {li + 1} of {L}")
+    rows.append(imgs); names.append(f'mean of\n{a.shape[1]} heads'); heats.append(patch_heat(a.mean(1)))
+    if rollout: rows.append(imgs); names.append(f'rollout,\nlayers 1-{li + 1}'); heats.append(patch_heat(attention_rollout(attns, layer)))
+    return show_image_grid(rows, names, heats=heats, alpha=alpha, size=size, suptitle=f"[CLS] attention, layer {li + 1} of {L}",
+                           colorbar=ATTN_CBAR)
 
-def plot_rollout(imgs:torch.Tensor, attns:list, alpha:float=0.6):
+def plot_rollout(imgs:torch.Tensor, attns:list, alpha:float=0.6, size:float=1.2):
     "Images in [0, 1], the head-mean [CLS] attention of the last layer and the attention rollout across all layers."
-    return show_image_grid([imgs, imgs, imgs], ['image', 'last layer', 'rollout'], alpha=alpha,
+    L = len(attns)
+    return show_image_grid([imgs, imgs, imgs], ['image', f'layer {L},\nhead mean', f'rollout,\nlayers 1-{L}'], alpha=alpha, size=size,
                            heats=[None, patch_heat(cls_attention(attns).mean(1)), patch_heat(attention_rollout(attns))],
-                           suptitle=f"attention rollout over {len(attns)} layers")
+                           suptitle=f"attention rollout over {L} layers (heads averaged)", colorbar=ATTN_CBAR)
+
+def plot_attention_panels(img:torch.Tensor, attns:list, layer:int=-1, alpha:float=0.6, heads:list|None=None, rollout:bool=True,
+                          size:float=2.5, ncols:int|None=None):
+    "One image's [CLS] attention as a grid of panels: the image, each head (or `heads`) of `layer`, the mean of all heads and the rollout up to `layer`."
+    L = len(attns); li = layer % L
+    one = [x[:1].float() for x in attns]
+    a = cls_attention(one, li)[0]
+    H = a.shape[0]; heads = list(range(H)) if heads is None else list(heads)
+    panels = [('image', None)] + [(f"head {h} of layer {li + 1}\n(max {a[h].max():.2f})", a[h]) for h in heads]
+    panels.append((f"mean of the {H} heads, layer {li + 1}\n(max {a.mean(0).max():.2f})", a.mean(0)))
+    if rollout: panels.append((f"rollout, layers 1-{li + 1}\n(heads averaged)", attention_rollout(one, li)[0]))
+    n = len(panels); ncols = ncols or (n if n <= 4 else -(-n // 2))
+    nrows = -(-n // ncols)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(ncols * size + 1.4, nrows * (size + .55)), squeeze=False, layout='constrained')
+    for ax, (t, v) in zip(axs.flat, panels):
+        ax.imshow(to_hwc(img), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+        if v is not None: im = overlay_heat(ax, patch_heat(v[None])[0], img.shape[-2:], alpha)
+        ax.set_title(t, fontsize=FONT)
+    for ax in axs.flat:
+        ax.set_xticks([]); ax.set_yticks([])
+        for s in ax.spines.values(): s.set_visible(False)
+    for ax in axs.flat[n:]: ax.set_axis_off()
+    add_colorbar(fig, im, ATTN_CBAR, ax=axs.ravel().tolist())
+    return fig
 
 # %% ../nbs/40_viz.ipynb #59cc38de
 @torch.no_grad()
@@ -313,8 +620,8 @@ def plot_attention_comparison(models:dict, imgs:torch.Tensor, layer:int=-1, n:in
         enc = getattr(m, 'encoder', m).eval()
         a = attention_maps(enc, imgs)
         rows.append(shown); names.append(name); heats.append(patch_heat(cls_attention(a, layer).float().mean(1)))
-    return show_image_grid(rows, names, heats=heats, size=size, alpha=alpha,
-                           suptitle=f"[CLS] attention (head mean), layer {layer % len(a) + 1} of {len(a)}")
+    return show_image_grid(rows, names, heats=heats, size=size, alpha=alpha, colorbar=ATTN_CBAR,
+                           suptitle=f"[CLS] attention (mean of the heads), layer {layer % len(a) + 1} of {len(a)}")
 
 # %% ../nbs/40_viz.ipynb #ab27cd75
 def fig_to_png(fig, dpi:int=100, close:bool=True) -> bytes:

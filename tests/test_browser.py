@@ -1,5 +1,6 @@
 """The explorers as a user sees them: JupyterLab on loopback, headless Chromium (Debian's `chromium`, driven by
-Playwright), run every cell of nbs/41_explorers.ipynb, move a slider, check the picture changed and no cell failed.
+Playwright), run every cell of nbs/41_explorers.ipynb, check that the explorer shows the trained model with its
+key and accuracies above chance, move a slider, check the picture changed and no cell failed.
 
 Screenshots go to tests/_artifacts/ (gitignored), so a failing run can be inspected. Without chromium the test is
 skipped, except under CI (`CI=true`), where a missing browser is a failure."""
@@ -34,7 +35,8 @@ def lab(tmp_path):
     shutil.copy(NB, root / NB.name)
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(cfg / 'config'), JUPYTER_RUNTIME_DIR=str(cfg / 'runtime'),
-               IPYTHONDIR=str(cfg / 'ipython'), MPLBACKEND='Agg', PYTHONWARNINGS='ignore', JUPYTER_PLATFORM_DIRS='1')
+               IPYTHONDIR=str(cfg / 'ipython'), MPLBACKEND='Agg', PYTHONWARNINGS='ignore', JUPYTER_PLATFORM_DIRS='1',
+               DROPPOS_NB_RUNS=os.environ.get('DROPPOS_NB_RUNS', str(ROOT / 'runs')))   # the copy finds the repository's trained runs
     jupyter = Path(sys.executable).with_name('jupyter')
     log = open(tmp_path / 'lab.log', 'w')
     proc = subprocess.Popen([str(jupyter), 'lab', '--no-browser', '--ip=127.0.0.1', f'--port={port}',
@@ -99,7 +101,7 @@ def test_explorer_in_jupyterlab(lab):
             page.wait_for_function("() => (%s)().some(c => c.n !== null)" % CELLS_JS, timeout=60_000, polling=500)
             # every code cell gets an execution number (or one fails); then both explorers show a picture
             page.wait_for_function("() => { const cs = (%s)(); return cs.every(c => c.n !== null) || cs.some(c => c.errors.length); }"
-                                   % CELLS_JS, timeout=150_000, polling=1000)
+                                   % CELLS_JS, timeout=300_000, polling=1000)   # trains the default run when runs/ has none
             assert _errors(page) == [], _errors(page)
             page.wait_for_selector('.droppos-explorer img', state='attached', timeout=30_000)
             page.locator('.attention-explorer img').scroll_into_view_if_needed(timeout=30_000)
@@ -107,19 +109,33 @@ def test_explorer_in_jupyterlab(lab):
             ex = page.locator('.droppos-explorer')
             img = ex.locator('img').first
             img.scroll_into_view_if_needed()
-            src0, info0, pix0 = img.get_attribute('src'), ex.locator('.widget-html').first.inner_text(), img.screenshot()
+            info = lambda: ex.locator('.explorer-info').inner_text()
+            src0, info0, pix0 = img.get_attribute('src'), info(), img.screenshot()
+            # the trained model, said above the widgets; the key; three accuracies, the batch's above chance
+            header = ex.locator('.explorer-model').inner_text()
+            assert 'trained' in header and 'untrained' not in header, header
+            assert 'true cell' in ex.locator('.explorer-key').inner_text()
+            top1 = re.search(r'unweighted top-1: this image \d+/\d+ = [\d.]+%, batch (\d+)/(\d+)', info0)
+            chance = re.search(r'chance 1/(\d+)', info0)
+            assert 'weighted position accuracy' in info0 and top1 and chance, info0
+            assert int(top1.group(1)) / int(top1.group(2)) > 2 / int(chance.group(1)), info0
+            # the static copy of the first state is stored right after the widget: a PNG in the next output
+            pngs = page.evaluate("""() => { const nb = window.jupyterapp.shell.currentWidget.content.model; let n = 0;
+                for (let i = 0; i < nb.cells.length; i++) { const c = nb.cells.get(i).toJSON();
+                  n += (c.outputs || []).some(o => o.data && o.data['image/png']) ? 1 : 0; } return n; }""")
+            assert pngs >= 2, pngs
             # move the first slider (gamma) two steps to the right with the keyboard, as a user can
             handle = ex.locator('.widget-slider .noUi-handle').first
             handle.focus(); handle.press('ArrowRight'); handle.press('ArrowRight')
             page.wait_for_function("(s) => document.querySelector('.droppos-explorer img').getAttribute('src') !== s", arg=src0, timeout=30_000)
             page.wait_for_timeout(500)
             shot('after_slider')
-            pix1, info1 = img.screenshot(), ex.locator('.widget-html').first.inner_text()
+            pix1, info1 = img.screenshot(), info()
             assert pix1 != pix0, "the reconstruction map did not change after moving the slider"
             vis = lambda t: int(re.search(r'\((\d+) visible patches', t).group(1))
-            assert vis(info0) == 16 and vis(info1) < 16, (info0, info1)   # gamma went up from 0.75: fewer visible patches
+            assert vis(info0) == 4 and vis(info1) < 4, (info0, info1)   # 16 patches, gamma up from 0.75: fewer visible patches
             assert _errors(page) == [], _errors(page)
-            assert ex.locator('.widget-html').nth(1).inner_text().strip() == '', "the explorer reports an error"
+            assert ex.locator('.explorer-status').inner_text().strip() == '', "the explorer reports an error"
         except Exception:
             shot('failure'); raise
         finally:

@@ -13,3 +13,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     || { echo "setup failed: see the pip output above" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
+# Jupyter's pre-save hook runs nbdev_clean (settings.ini: jupyter_hooks = True), so a notebook opened and saved in
+# JupyterLab stays unchanged in git; it goes into ~/.jupyter once (DROPPOS_NO_HOOKS=1: leave ~/.jupyter alone)
+if [ "${DROPPOS_NO_HOOKS:-0}" != 1 ] && ! grep -qs nbdev_clean_jupyter "$HOME/.jupyter/jupyter_server_config.py"; then
+  .venv/bin/nbdev_install_hooks >/dev/null 2>&1 || echo "could not install nbdev's Jupyter hooks (nbdev_install_hooks)" >&2
+fi

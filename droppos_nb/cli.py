@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #dc616b81
 from __future__ import annotations
-import argparse, json, os, sys, time, platform
+import argparse, json, os, sys, time, platform, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -14,6 +14,7 @@ from .distributed import launched_processes, init_distributed, distributed_ctx, 
 from .scale import (precision_callbacks, accumulation_callbacks, NonFiniteGuard, NonFiniteLoss, EpochCheckpoint,
                                InterruptCheckpoint, Interrupted, ResumableCSVLogger, load_checkpoint, resume_, PRECISIONS)
 from .vit import timm_arch
+from .data import SkippedImages
 from .checkpoint import export_encoder, save_model, unwrap
 from .registry import get_method, method_names, resolve_config, seeded_masks
 from .learner import pretrain_learner, scaled_lr, warmup_cos, SaveModelEveryEpoch
@@ -442,6 +443,7 @@ def main(argv=None):
     eval_parser(sub.add_parser('eval', help="measure an encoder: position probe, linear probe, kNN or fine-tuning"))
     viz_parser(sub.add_parser('viz', help="draw the figures of a checkpoint as PNGs (no Jupyter needed)"))
     args = parser.parse_args(argv)
+    warnings.simplefilter('always', SkippedImages)     # image files left out are always named, whatever PYTHONWARNINGS says
     if args.command == 'pretrain':
         argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
         args.method_options, args.given = pp.method_options, given_options(argv[argv.index('pretrain') + 1:])

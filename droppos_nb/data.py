@@ -28,8 +28,8 @@ from .core import default_device, rank_share
 __all__ = ['PHOTO_NAMES', 'BUILTIN_DATASETS', 'VALID_NAMES', 'MAX_IMAGE_PIXELS', 'IMAGENETTE_URLS', 'TensorData', 'resize_images',
            'mnist5k', 'load_photo', 'load_photos', 'square_crops', 'photos', 'random_crop_boxes', 'resized_crops',
            'BatchRandomResizedCrop', 'TensorItems', 'TensorDL', 'view_settings', 'MultiViews', 'norm_tfms',
-           'tensor_dls', 'denormalize', 'find_valid_folder', 'folder_labels', 'image_problem', 'usable_images',
-           'folder_dls', 'data_folder', 'imagenette_dls', 'cifar10_dls', 'get_dls']
+           'tensor_dls', 'denormalize', 'find_valid_folder', 'folder_labels', 'image_problem', 'SkippedImages',
+           'usable_images', 'folder_dls', 'data_folder', 'imagenette_dls', 'cifar10_dls', 'get_dls']
 
 # %% ../nbs/01_data.ipynb #8459c27b
 def _size_of(x): return tuple(x.shape[1:]) if len(x) else None
@@ -358,12 +358,15 @@ def image_problem(f) -> str|None:
     except Exception as e: return f"unreadable: {(str(e).splitlines() or [type(e).__name__])[0][:100]}"
     return None
 
+class SkippedImages(UserWarning):
+    "Image files left out because they cannot be used (the command line always shows it, whatever the warning filters)."
+
 def usable_images(files, n_shown:int=10) -> list:
     "The `files` that `image_problem` finds nothing wrong with; the others are named (the first `n_shown`) in one warning."
     bad = {f: p for f in files if (p := image_problem(f))}
     if bad:
         shown = '; '.join(f"{f} ({p})" for f, p in list(bad.items())[:n_shown])
-        warnings.warn(f"skipping {len(bad)} image(s) that cannot be used: {shown}{'; ...' if len(bad) > n_shown else ''}", stacklevel=2)
+        warnings.warn(f"skipping {len(bad)} image(s) that cannot be used: {shown}{'; ...' if len(bad) > n_shown else ''}", SkippedImages, stacklevel=2)
     return [f for f in files if f not in bad]
 
 

@@ -16,9 +16,8 @@ from .scale import (precision_callbacks, accumulation_callbacks, NonFiniteGuard,
 from .vit import timm_arch
 from .data import SkippedImages
 from .checkpoint import export_encoder, save_model, unwrap
-from .registry import get_method, method_names, resolve_config, seeded_masks
+from .registry import get_method, method_names, resolve_config, seeded_masks, check_model_file
 from .learner import pretrain_learner, scaled_lr, warmup_cos, SaveModelEveryEpoch
-from .registry import check_model_file
 from .evaluation import (POOLS, PROTOCOLS, PROTOCOL_DEFAULTS, eval_data, finetune, knn_eval, layer_decay_lrs, linear_probe,
                                    load_eval_encoder, position_drop_mask, position_probe)
 
@@ -323,8 +322,9 @@ def pretrain(args) -> Path:
     finish_distributed()
     return out
 
-def _write_config(path, config:dict):
-    tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(config, indent=2, default=str)); os.replace(tmp, path)
+def _write_json(path, obj:dict):
+    "Write `obj` as JSON to `path` atomically (a temporary file, then a rename)."
+    tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(obj, indent=2, default=str)); os.replace(tmp, path)
 
 def train_run(args, ck, out:Path, device, world:int, main_process:bool):
     "The run of `pretrain` in its (created, locked) folder `out`: data, learner, then (`--overwrite`: the old outputs deleted) config, training and exports."
@@ -346,7 +346,7 @@ def train_run(args, ck, out:Path, device, world:int, main_process:bool):
     config = dict({k: v for k, v in vars(args).items() if k not in ('method_options', 'given', 'overwrite')}, model=mkw, lr=lr,
                   effective_batch=batch, world_size=world, timm_arch=timm_arch(args.arch),
                   device=str(device), machine=platform.platform(), torch=torch.__version__)
-    if main_process and (ck is None or getattr(args, 'extended_from', None)): _write_config(out / 'config.json', config)
+    if main_process and (ck is None or getattr(args, 'extended_from', None)): _write_json(out / 'config.json', config)
     if args.quiet:
         learn.remove_cb(ProgressCallback)
         learn.logger = lambda log: print('  '.join(f"{n}={v:.4g}" if isinstance(v, float) else f"{n}={v}"
@@ -575,7 +575,7 @@ def run_eval(args) -> dict:
                    n_train=len(data.train_x), n_valid=len(data.valid_x), settings=s, metrics=m,
                    seconds=round(time.perf_counter() - t0, 2), device=str(device), torch=torch.__version__, machine=platform.platform())
         if main_process:
-            _write_config(path, rec)                 # atomic: a crash never leaves half a result
+            _write_json(path, rec)                 # atomic: a crash never leaves half a result
             print(_headline(args.protocol, m))
             print(f"wrote {path.resolve()}" + (f" and {m['encoder']}" if 'encoder' in m else ''))
     finish_distributed()

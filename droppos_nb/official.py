@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch, torch.nn as nn
 import warnings
-from .checkpoint import load_state_dict_file, _safe_torch_load, check_checkpoint_file, read_metadata, check_model_config
+from .checkpoint import load_state_dict_file, _safe_torch_load
 from .registry import load_model, get_method, check_model_file
 
 # %% auto #0

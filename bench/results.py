@@ -42,6 +42,8 @@ p.add_argument('--floors', default='bench/results/floors.json', help="the raw-pi
 p.add_argument('--quick', action='store_true', help="tiny settings (1 epoch, few images): checks the pipeline, measures nothing")
 p.add_argument('--table-only', action='store_true', help="run nothing: make the table from the finished jobs (the motivating "
                "experiment from the seeds whose fine-tuned encoders are probed)")
+p.add_argument('--rows', nargs='+', default=None, help="run the jobs of these pretrained rows only (e.g. 'MoCo v3' CAE); the table "
+               "keeps every row's finished seeds")
 p.add_argument('--fresh', action='store_true', help="start a new table instead of adding these seeds to the one in --out")
 args = p.parse_args()
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +62,20 @@ QUICK_EVAL = ['--epochs', '1', '--max-items', '512', '--max-valid', '256'] if ar
 DEVICE = ['--device', 'cuda'] if args.device == 'cuda' else []
 
 from droppos_nb.registry import get_method
-RECIPES = {m: get_method(m).recipe(args.recipe) for m in ('droppos', 'mae')}
+PRETRAINED = {'DropPos': ['--method', 'droppos'], 'DropPos σ=0': ['--method', 'droppos', '--sigma', '0'],
+              'DropPos τ=∞': ['--method', 'droppos', '--tau', 'inf'], 'MAE': ['--method', 'mae'],
+              # CAE's laptop recipe is still its official one (12 blocks, 4 px patches); the row uses the shape of the
+              # others, the settings the explorers train it with (CAE_SMALL in nbs/12_cae.ipynb; 82 s on 2 cores)
+              'CAE': ['--method', 'cae', '--patch-size', '8', '--depth', '4', '--embed-dim', '192', '--num-heads', '3', '--decoder-depth', '2',
+                      '--regressor-depth', '2', '--drop-path', '0', '--min-scale', '1', '--blr', '2e-3', '--epochs', '16', '--precision', 'bf16'],
+              'MoCo v3': ['--method', 'mocov3'], 'MSCN': ['--method', 'mscn']}
+# rows whose encoder is not a ViT (a ResNet-18): the position probe does not apply and fine-tuning is ViT-only here
+CONVNET = {'MSCN'}
+RANDOM_CNN = ['--checkpoint', 'random', '--arch', 'resnet18', '--img-size', '32']
+bad = set(args.rows or []) - set(PRETRAINED)
+if bad: p.error(f"unknown row(s) {sorted(bad)}: choose from {', '.join(PRETRAINED)}")
+RUN = [r for r in PRETRAINED if args.rows is None or r in args.rows]            # the rows whose jobs this call runs
+RECIPES = {m: get_method(m).recipe(args.recipe) for m in dict.fromkeys(['droppos', 'mae'] + [PRETRAINED[r][1] for r in RUN])}
 # Pretraining: the recipe as it is (the laptop recipe trains in bf16 autocast; the paper recipe is run in bf16 too, as
 # its committed table was). On the GPU, three times the recipe's epochs.
 GPU_EPOCHS = {m: 3 * r['epochs'] for m, r in RECIPES.items()}
@@ -81,9 +96,8 @@ SETTINGS = (dict(pretrain='--precision bf16', finetune=' '.join(FINETUNE)) if ar
             dict(pretrain=' '.join(PRE) + (f" --epochs {GPU_EPOCHS['droppos']} (MAE {GPU_EPOCHS['mae']})" if args.device == 'cuda' else ''),
                  finetune=' '.join(FINETUNE), random=' '.join(RANDOM[2:]), device=args.device))
 
-PRETRAINED = {'DropPos': ['--method', 'droppos'], 'DropPos σ=0': ['--method', 'droppos', '--sigma', '0'],
-              'DropPos τ=∞': ['--method', 'droppos', '--tau', 'inf'], 'MAE': ['--method', 'mae']}
-ROWS = ['random init', 'supervised', *PRETRAINED]
+ROWS = ['random init', 'random ResNet-18', 'supervised', *PRETRAINED]
+def protocols_of(row): return ['linear', 'knn'] if row in CONVNET or row == 'random ResNet-18' else PROTOCOLS
 PROTOCOLS = ['position', 'linear', 'knn', 'finetune']
 slug = lambda row: row.lower().replace(' ', '_').replace('σ=0', 'sigma0').replace('τ=∞', 'tauinf')
 
@@ -112,6 +126,7 @@ def pretrain_job(row, seed):
 def encoder_of(row, seed):
     "The checkpoint a row's protocols measure, and the folder their results go to."
     if row == 'random init': return RANDOM[1], WORK / 'random_init' / f's{seed}'
+    if row == 'random ResNet-18': return 'random-cnn', WORK / 'random_resnet18' / f's{seed}'
     if row == 'supervised': return WORK / 'random_init' / f's{seed}' / 'encoder-finetuned.safetensors', WORK / 'supervised' / f's{seed}'
     d = WORK / slug(row) / f's{seed}'
     return d / 'encoder.safetensors', d
@@ -121,8 +136,8 @@ def eval_job(row, seed, protocol, finetuned=False):
     if finetuned: ck, d = d / 'encoder-finetuned.safetensors', d / 'finetuned'
     if (d / f'eval-{protocol}.json').exists(): return
     extra = ['--save-encoder', *FINETUNE] if protocol == 'finetune' else []
-    enc = RANDOM[2:] if ck == 'random' else []
-    run([*EXE, 'eval', '--protocol', protocol, '--checkpoint', str(ck), *enc, '--data', args.data, '--seed', str(seed), '--out', str(d),
+    enc = RANDOM if ck == 'random' else RANDOM_CNN if ck == 'random-cnn' else ['--checkpoint', str(ck)]
+    run([*EXE, 'eval', '--protocol', protocol, *enc, '--data', args.data, '--seed', str(seed), '--out', str(d),
          '--quiet', *extra, *DEVICE, *QUICK_EVAL], WORK / 'logs' / f"eval-{slug(row)}{'-finetuned' if finetuned else ''}-{protocol}-s{seed}.log")
 
 # The jobs and what each waits for. Two run at a time; a free slot takes the ready job of the lowest seed (so seeds
@@ -132,15 +147,17 @@ JOBS = {}
 def job(name, fn, deps=(), cost=1): JOBS[name] = dict(fn=fn, deps=list(deps), cost=cost, seed=name[-1])
 S = args.seeds
 for s in S:
-    for r in PRETRAINED: job(('pretrain', r, s), lambda r=r, s=s: pretrain_job(r, s), cost=12)
+    for r in RUN: job(('pretrain', r, s), lambda r=r, s=s: pretrain_job(r, s), cost=12)
+    if CONVNET & set(RUN):
+        for p in protocols_of('random ResNet-18'): job(('eval', 'random ResNet-18', p, s), lambda p=p, s=s: eval_job('random ResNet-18', s, p))
     for p in PROTOCOLS:
         job(('eval', 'random init', p, s), lambda p=p, s=s: eval_job('random init', s, p), cost=20 if p == 'finetune' else 1)
         if p != 'finetune':
             job(('eval', 'supervised', p, s), lambda p=p, s=s: eval_job('supervised', s, p), [('eval', 'random init', 'finetune', s)])
-        for r in PRETRAINED:
+        for r in [r for r in RUN if p in protocols_of(r)]:
             job(('eval', r, p, s), lambda r=r, p=p, s=s: eval_job(r, s, p), [('pretrain', r, s)], cost=20 if p == 'finetune' else 1)
     # the position probe of the fine-tuned encoders (the motivating experiment)
-    for r in PRETRAINED: job(('after', r, s), lambda r=r, s=s: eval_job(r, s, 'position', finetuned=True), [('eval', r, 'finetune', s)])
+    for r in [r for r in RUN if r not in CONVNET]: job(('after', r, s), lambda r=r, s=s: eval_job(r, s, 'position', finetuned=True), [('eval', r, 'finetune', s)])
 
 def chain(n, memo={}):
     "Minutes of work from the start of job `n` to the end of the longest chain of jobs that wait for it."
@@ -213,7 +230,7 @@ for row in ROWS:
 probed = lambda row, s: result_file(row, s, 'position', finetuned=True).exists() and metric(row, s, 'position') is not None
 motivating = {row: {str(s): dict(before=metric(row, s, 'position'), after=metric(row, s, 'position', finetuned=True))
                     for s in S if probed(row, s)}
-              for row in ['random init', *PRETRAINED]}
+              for row in ['random init', *[r for r in PRETRAINED if r not in CONVNET]]}
 cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
 if args.device == 'cuda' and not args.table_only:
     import torch
@@ -279,11 +296,14 @@ if 'floors' in res:
     fl = res['floors']
     md.append(f"| pixels: logistic regression (floor) | – | – | – | {cell(fl['linear'])} | – | – | – |")
     md.append(f"| pixels: kNN, the protocol's (floor) | – | – | – | – | {cell(fl['knn'])} | – | – |")
+NA = lambda r, c: (r in CONVNET or r == 'random ResNet-18') and c in ('pretrain_pos_acc', 'position', 'finetune')
 for r in ROWS:
     for s in S:
         v = table[r].get(s, {})
-        md.append(f"| {r} | {s} | " + ' | '.join(cell(v.get(c), c != 'pretrain_seconds') for c in COLS) + ' |')
-    md.append(f"| **{r}** | mean ± sd | " + ' | '.join(mcell(res['summary'][r][c], c != 'pretrain_seconds') for c in COLS) + ' |')
+        md.append(f"| {r} | {s} | " + ' | '.join('n/a' if NA(r, c) else cell(v.get(c), c != 'pretrain_seconds') for c in COLS) + ' |')
+    md.append(f"| **{r}** | mean ± sd | " + ' | '.join('n/a' if NA(r, c) else mcell(res['summary'][r][c], c != 'pretrain_seconds') for c in COLS) + ' |')
+md.insert(1, "n/a: the position probe needs position embeddings and the fine-tuning protocol is written for ViTs; a ResNet-18 "
+             "(MSCN, and its random-init floor) has neither, so its rows hold the linear probe and kNN only.")
 MS = sorted({s for r in motivating for s in motivating[r]}, key=int)
 md += ['', f"| encoder (seeds {', '.join(MS)}) | position probe before fine-tuning (%) | after fine-tuning (%) |", '|---|---|---|']
 md += [f"| {r} | {mcell(res['motivating_summary'][r]['before'])} | {mcell(res['motivating_summary'][r]['after'])} |" for r in motivating]

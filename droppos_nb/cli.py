@@ -13,20 +13,21 @@ from .core import set_seed, default_device, grid_size, rank_world
 from .distributed import launched_processes, init_distributed, distributed_ctx, effective_batch, finish_distributed
 from .scale import (precision_callbacks, accumulation_callbacks, NonFiniteGuard, NonFiniteLoss, EpochCheckpoint,
                                InterruptCheckpoint, Interrupted, ResumableCSVLogger, load_checkpoint, resume_, PRECISIONS)
-from .vit import timm_arch
+from .vit import timm_arch, POS_EMBEDS
 from .data import SkippedImages
 from .checkpoint import export_encoder, save_model, unwrap
 from .registry import get_method, method_names, resolve_config, seeded_masks, check_model_file
 from .learner import pretrain_learner, scaled_lr, warmup_cos, SaveModelEveryEpoch
 from .evaluation import (POOLS, PROTOCOLS, PROTOCOL_DEFAULTS, eval_data, finetune, knn_eval, layer_decay_lrs, linear_probe,
-                                   load_eval_encoder, position_drop_mask, position_probe)
+                                   load_eval_encoder, position_drop_mask, position_probe, is_vit)
 
 # %% auto #0
 __all__ = ['FALLBACK', 'RUN_KEYS', 'RUN_FILES', 'OUTPUT_FILES', 'LOCK', 'KEEP_ON_RESUME', 'NOT_SETTINGS', 'VIZ_FIGURES',
            'pretrain_parser', 'resolve_args', 'check_numbers', 'model_kwargs', 'save_position_figure',
            'save_reconstruction_figure', 'check_out_folder', 'read_lock', 'check_lock', 'check_run_folder',
            'made_folder', 'run_lock', 'clear_run', 'given_options', 'resume_changes', 'resume_args', 'extension_note',
-           'pretrain', 'train_run', 'viz_parser', 'viz', 'main', 'eval_parser', 'check_eval_numbers', 'run_eval']
+           'pretrain', 'encoder_meta', 'train_run', 'viz_parser', 'viz', 'main', 'eval_parser', 'check_eval_numbers',
+           'run_eval']
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
 FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1., wd=0.05,
@@ -42,7 +43,7 @@ def pretrain_parser(p:argparse.ArgumentParser):
       help="laptop (default): settings measured to learn fast on 2 CPU cores; paper: the method's official recipe (its notebook lists it)")
     a('--data', default='mnist5k', help="built-in dataset (mnist5k, photos), imagenette, cifar10, or an image folder with train/ and valid/")
     g = p.add_argument_group("model and training (every default comes from the recipe)").add_argument
-    g('--arch', help="vit_tiny, vit_small, vit_base, vit_large or a timm ViT name")
+    g('--arch', help="vit_tiny, vit_small, vit_base, vit_large or a timm ViT name (a method with another backbone: its timm name, e.g. resnet18 for mscn)")
     g('--img-size', type=int); g('--patch-size', type=int)
     g('--depth', type=int, help="encoder blocks (default: the architecture's)")
     g('--embed-dim', type=int, help="encoder width (default: the architecture's)")
@@ -309,7 +310,7 @@ def pretrain(args) -> Path:
     if args.resume and overwrite: raise ValueError("--resume continues a run and --overwrite starts one again: pass one of them")
     ck = resume_args(args) if args.resume else None
     resolve_args(args, getattr(args, 'method_options', None))
-    grid_size(args.img_size, args.patch_size)      # fail before any data is read
+    if get_method(args.method).export == 'vit': grid_size(args.img_size, args.patch_size)      # fail before any data is read
     precision_callbacks(args.precision, 'cuda' if args.device == 'cuda' else args.device); accumulation_callbacks(args.accum, args.bs)
     out = check_run_folder(args.out or f"runs/{args.method}-{Path(str(args.data)).name}-{time.strftime('%Y%m%d-%H%M%S')}",
                            resume=ck is not None, overwrite=overwrite)   # every process looks, before any of them starts
@@ -325,6 +326,12 @@ def pretrain(args) -> Path:
 def _write_json(path, obj:dict):
     "Write `obj` as JSON to `path` atomically (a temporary file, then a rename)."
     tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(obj, indent=2, default=str)); os.replace(tmp, path)
+
+def encoder_meta(spec, args, model) -> dict:
+    "What `encoder.safetensors` records to rebuild its encoder: a ViT's timm name and sizes; another timm backbone's name and image size (`spec.export == 'timm'`); or the method's own `helpers['export_meta'](model)`."
+    if 'export_meta' in spec.helpers: return dict(spec.helpers['export_meta'](unwrap(model)))
+    if spec.export == 'vit': return dict(arch=timm_arch(args.arch), img_size=args.img_size, patch_size=args.patch_size)
+    return dict(arch=args.arch, img_size=args.img_size)
 
 def train_run(args, ck, out:Path, device, world:int, main_process:bool):
     "The run of `pretrain` in its (created, locked) folder `out`: data, learner, then (`--overwrite`: the old outputs deleted) config, training and exports."
@@ -358,7 +365,7 @@ def train_run(args, ck, out:Path, device, world:int, main_process:bool):
     with distributed_ctx(learn):
         learn.fit_warmup_cos(args.epochs, lr, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr, wd=args.wd)
     if main_process:
-        export_encoder(learn.model, out / 'encoder.safetensors', arch=timm_arch(args.arch), img_size=args.img_size, patch_size=args.patch_size)
+        export_encoder(learn.model, out / 'encoder.safetensors', **encoder_meta(spec, args, learn.model))
         save_model(learn.model, out / 'model.safetensors', args.method, mkw)
         if spec.figure == 'positions': save_position_figure(learn, out / 'positions.png')
         if spec.figure == 'reconstructions': save_reconstruction_figure(learn, out / 'reconstructions.png')
@@ -475,6 +482,9 @@ def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     a('--depth', type=int, default=None, help="blocks of a random encoder (default: the architecture's)")
     a('--embed-dim', type=int, default=None, help="width of a random encoder (default: the architecture's)")
     a('--num-heads', type=int, default=None, help="attention heads of a random encoder (default: the architecture's)")
+    a('--pos-embed', default=None, choices=POS_EMBEDS, help="replace the ViT's position embedding: sincos (fixed, also in "
+      "finetune), learned (trained by finetune) or none (zeros, kept at zero): the position-embedding ablation (default: the "
+      "checkpoint's own, which finetune trains as MAE does)")
     a('--epochs', type=int, default=None, help="default: position 5, linear 30, finetune 10")
     a('--bs', type=int, default=None, help="batch size (default: position 128, linear 256, knn 256, finetune 64)")
     a('--lr', type=float, default=None, help="learning rate (default: probes 1e-2; finetune 1e-3 for the head, layers below decay)")
@@ -558,8 +568,10 @@ def run_eval(args) -> dict:
     if str(args.checkpoint) != 'random': check_model_file(args.checkpoint)   # the same checks and messages as viz --model
     vkw = dict(drop_path_rate=args.drop_path) if args.protocol == 'finetune' else {}
     vit = load_eval_encoder(args.checkpoint, args.arch, args.img_size, args.patch_size, args.depth, seed=args.seed, device=device,
-                            embed_dim=getattr(args, 'embed_dim', None), num_heads=getattr(args, 'num_heads', None), **vkw)
-    data = eval_data(args.data, vit.patch_embed.img_size[0], max_items=args.max_items, max_valid=args.max_valid)
+                            embed_dim=getattr(args, 'embed_dim', None), num_heads=getattr(args, 'num_heads', None),
+                            pos_embed=getattr(args, 'pos_embed', None), **vkw)
+    size = vit.patch_embed.img_size[0] if is_vit(vit) else args.img_size or vit.eval_config.get('img_size') or 32   # a ResNet takes any size
+    data = eval_data(args.data, size, max_items=args.max_items, max_valid=args.max_valid)
     with made_folder(out, create=main_process):    # a failure leaves no empty folder behind
         verbose = not args.quiet
         ks = {k: s[k] for k in ('epochs', 'lr', 'bs', 'wd', 'warmup_epochs', 'seed')} if args.protocol != 'knn' else {}

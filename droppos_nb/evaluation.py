@@ -25,21 +25,21 @@ from .scale import precision_callbacks
 from .data import (TensorData, TensorItems, TensorDL, BatchRandomResizedCrop, resize_images, mnist5k, photos,
                              find_valid_folder, folder_labels, BUILTIN_DATASETS, data_folder, usable_images)
 from .masking import n_keep
-from .vit import create_vit, encode_tokens, encode_image, timm_arch
+from .vit import create_vit, encode_tokens, encode_image, timm_arch, set_pos_embed_
 import timm
-from .checkpoint import load_state_dict_file, load_encoder, export_encoder, check_state_dict
-from .registry import get_method, WeightedAccuracy, check_model_file
+from .checkpoint import load_state_dict_file, load_encoder, export_encoder, check_state_dict, read_metadata
+from .registry import get_method, method_names, WeightedAccuracy, check_model_file
 from .learner import adamw, model_loss, SeededMasks, PretrainLearner
 from .official import official_config, WIDTH_ARCH
 
 # %% auto #0
 __all__ = ['POOLS', 'PROTOCOLS', 'PROTOCOL_DEFAULTS', 'checkpoint_config', 'is_vit', 'require_vit', 'is_vit_arch',
-           'create_backbone', 'load_eval_encoder', 'folder_data', 'eval_data', 'normalize_images', 'eval_dls',
-           'position_drop_mask', 'position_features', 'freeze_', 'PositionProbe', 'position_probe_learner',
-           'position_probe', 'extract_features', 'FeatureItems', 'FeatureDL', 'feature_dls', 'linear_head',
-           'linear_probe_learner', 'linear_probe', 'knn_predict', 'knn_eval', 'layer_id', 'timm_layer_groups',
-           'decay_depth', 'layer_decay_splitter', 'layer_decay_lrs', 'block_tokens', 'FineTuneModel',
-           'finetune_learner', 'save_finetuned', 'finetune', 'pixel_floors']
+           'create_backbone', 'method_encoder_loader', 'load_eval_encoder', 'folder_data', 'eval_data',
+           'normalize_images', 'eval_dls', 'position_drop_mask', 'position_features', 'freeze_', 'PositionProbe',
+           'position_probe_learner', 'position_probe', 'extract_features', 'FeatureItems', 'FeatureDL', 'feature_dls',
+           'linear_head', 'linear_probe_learner', 'linear_probe', 'knn_predict', 'knn_eval', 'layer_id',
+           'timm_layer_groups', 'decay_depth', 'layer_decay_splitter', 'layer_decay_lrs', 'block_tokens',
+           'FineTuneModel', 'finetune_learner', 'save_finetuned', 'finetune', 'pixel_floors']
 
 # %% ../nbs/30_evaluation.ipynb #315c565f
 def _vit_kwargs(method:str, config:dict) -> dict:
@@ -78,7 +78,7 @@ def require_vit(model:nn.Module, what:str):
     "Raise a clear error when `what` (a ViT-only protocol or figure) is asked of another backbone."
     if not is_vit(model):
         raise ValueError(f"{what} needs a ViT (patch tokens and position embeddings); {type(model).__name__} has none: "
-                         "use the linear probe, kNN or fine-tuning, which work with any timm backbone")
+                         "use the linear probe or kNN, which work with any timm backbone")
 
 def is_vit_arch(arch:str) -> bool:
     "Whether timm builds `arch` (an alias such as `vit_tiny` or any timm name) as a `VisionTransformer`."
@@ -93,16 +93,29 @@ def create_backbone(arch:str='vit_tiny', img_size:int=32, patch_size:int=4, **kw
     keep = {k: v for k, v in kwargs.items() if k in ('drop_path_rate', 'in_chans')}
     return timm.create_model(arch, pretrained=False, num_classes=0, **keep)
 
+def method_encoder_loader(path):
+    "The `load_encoder` helper of the registered method whose `encoder_arch` is the `arch` in `path`'s metadata (None for ViTs and timm backbones)."
+    path = Path(path)
+    if path.suffix != '.safetensors' or not path.is_file(): return None
+    arch = read_metadata(path).get('arch')
+    for name in method_names():
+        h = get_method(name).helpers
+        if arch is not None and h.get('encoder_arch') == arch and 'load_encoder' in h: return h['load_encoder']
+    return None
+
 def load_eval_encoder(checkpoint='random', arch:str|None=None, img_size:int|None=None, patch_size:int|None=None,
                       depth:int|None=None, seed:int=0, device=None, embed_dim:int|None=None, num_heads:int|None=None,
-                      **vit_kwargs) -> nn.Module:
-    "A timm backbone from `checkpoint` (a path, or `'random'`: seeded random init); settings left `None` come from the file. A ViT unless the file or `arch` names another timm model."
+                      pos_embed:str|None=None, **vit_kwargs) -> nn.Module:
+    "A timm backbone from `checkpoint` (a path, or `'random'`: seeded random init); settings left `None` come from the file. A ViT unless the file or `arch` names another timm model; `pos_embed` ('sincos', 'learned', 'none') replaces a ViT's position embedding (the ablation of MoCo v3 and DropPos)."
     given = {k: v for k, v in dict(arch=arch, img_size=img_size, patch_size=patch_size, depth=depth, embed_dim=embed_dim,
                                    num_heads=num_heads).items() if v is not None}
     if str(checkpoint) == 'random':
         cfg = {**dict(arch='vit_tiny', img_size=32, patch_size=4), **given}
         set_seed(seed)
         enc = create_backbone(**cfg, **vit_kwargs)
+    elif (loader := method_encoder_loader(checkpoint)) is not None:    # an encoder only its method can rebuild (BEiT v2's timm Beit)
+        enc, cfg = loader(checkpoint), dict(read_metadata(checkpoint))
+        cfg = {k: cfg[k] if k == 'arch' else int(cfg[k]) for k in ('arch', 'img_size', 'patch_size') if k in cfg}
     else:
         cfg = checkpoint_config(checkpoint)
         if 'arch' in given: cfg = {k: v for k, v in cfg.items() if k not in ('embed_dim', 'num_heads')}   # an explicit arch sets the width
@@ -113,6 +126,10 @@ def load_eval_encoder(checkpoint='random', arch:str|None=None, img_size:int|None
             sd = {k.removeprefix('encoder.'): v for k, v in load_state_dict_file(checkpoint).items()}
             check_state_dict(enc, sd, f"checkpoint {Path(checkpoint).name}")
             enc.load_state_dict(sd)
+    if pos_embed is not None:
+        require_vit(enc, f"pos_embed={pos_embed!r}")
+        set_seed(seed); set_pos_embed_(enc, pos_embed, keep=str(checkpoint) != 'random')
+        cfg = dict(cfg, pos_embed=pos_embed)
     shape = dict(depth=len(enc.blocks), embed_dim=enc.embed_dim) if is_vit(enc) else dict(num_features=enc.num_features)
     enc.eval_config = dict(cfg, **shape, checkpoint=str(checkpoint))
     return enc.to(default_device() if device is None else device)
@@ -316,10 +333,10 @@ def feature_dls(train_x, train_y, valid_x, valid_y, bs:int=256, seed:int=0, devi
 
 # %% ../nbs/30_evaluation.ipynb #06756822
 def linear_head(dim:int, n_classes:int) -> nn.Sequential:
-    "MAE's linear-probe head: `BatchNorm1d(affine=False, eps=1e-6)` then a linear layer (weights trunc_normal std 0.01)."
+    "MAE's linear-probe head: `BatchNorm1d(affine=False, eps=1e-6)` then a linear layer (weights trunc_normal std 0.01). The frozen features are stationary, so the BN keeps exact running averages (`momentum=None`)."
     lin = nn.Linear(dim, n_classes)
     nn.init.trunc_normal_(lin.weight, std=.01); nn.init.zeros_(lin.bias)
-    return nn.Sequential(nn.BatchNorm1d(dim, affine=False, eps=1e-6), lin)
+    return nn.Sequential(nn.BatchNorm1d(dim, affine=False, eps=1e-6, momentum=None), lin)
 
 def _check_classes(data:TensorData, protocol:str):
     if len(data.classes) < 2:
@@ -446,9 +463,11 @@ class FineTuneModel(nn.Module):
 def finetune_learner(vit:VisionTransformer, dls:DataLoaders, pool:str='mean', label_smoothing:float=0.1,
                      mixup:float=0., cutmix:float=0., verbose:bool=False) -> Learner:
     "A fastai `Learner` that fine-tunes all of `vit` (in place) with one parameter group per layer (`layer_decay_splitter`)."
+    require_vit(vit, "fine-tuning (layer-wise decay over blocks, MAE's recipe)")
     if mixup and cutmix: raise ValueError("use mixup or cutmix, not both (pass 0 for one of them)")
     if len(dls.classes) < 2: raise ValueError(f"fine-tuning needs labelled images of at least 2 classes, the data has {len(dls.classes)}")
     for p in vit.parameters(): p.requires_grad_(True)      # the position embedding too, as in MAE's fine-tuning
+    if getattr(vit, 'pos_embed_kind', 'learned') != 'learned': vit.pos_embed.requires_grad_(False)   # ... unless an ablation fixed it (set_pos_embed_)
     model = FineTuneModel(vit, len(dls.classes), pool).to(dls.device)
     loss = LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else CrossEntropyLossFlat()
     cbs = [MixUp(mixup)] if mixup else [CutMix(cutmix)] if cutmix else []

@@ -11,7 +11,7 @@ import ipywidgets as W
 from .data import denormalize
 from .official import load_any, droppos_from_official
 from .viz import (set_ratios, droppos_outputs, droppos_metrics, plot_droppos_panels, attention_maps,
-                            plot_attention_panels, plot_mae, plot_alignment_reconstruction, fig_to_png, trained_model,
+                            plot_attention_panels, cls_attention, attention_summary, object_fraction, plot_mae, plot_alignment_reconstruction, fig_to_png, trained_model,
                             sample_images, model_label, attach_provenance)
 
 # %% auto #0
@@ -144,38 +144,82 @@ class DropPosExplorer(_Explorer):
 
 # %% ../nbs/41_explorers.ipynb #1b26b9fe
 class AttentionExplorer(_Explorer):
-    "Widgets to explore the [CLS] attention of a model's ViT encoder (default: the trained DropPos run) or checkpoint path on normalised `imgs`."
+    "Widgets to explore the [CLS] attention of a model's ViT encoder (default: the trained DropPos run), a checkpoint path, or several models ({name: model or path}: a model picker), on normalised `imgs`."
     def __init__(self, model=None, imgs:torch.Tensor|None=None, label:str|None=None, **load_kw):
-        self.model, note = load_for_explorer(trained_model('droppos') if model is None else model, **load_kw)
-        self.model.eval()
-        enc = getattr(self.model, 'encoder', self.model)
+        if isinstance(model, dict):
+            if not model: raise ValueError("give at least one model: {name: model or checkpoint path}")
+            srcs, names = model, None
+        else: srcs, names = {'model': trained_model('droppos') if model is None else model}, label
+        loaded = {k: load_for_explorer(v, **load_kw) for k, v in srcs.items()}
+        self.models = {k: m.eval() for k, (m, _) in loaded.items()}
+        self.notes = {k: (n.split(';')[0] + "; the file holds the encoder only, which is all this explorer uses")
+                      if n and 'encoder only' in n else n for k, (_, n) in loaded.items()}
+        self.labels = {k: names or model_label(m) for k, m in self.models.items()}
+        first = next(iter(self.models.values()))
+        enc = getattr(first, 'encoder', first)
         self.imgs = self._images(imgs, enc.patch_embed.img_size[0])
         self.shown = denormalize(self.imgs).cpu()
-        self.attns = attention_maps(enc, self.imgs)
-        L, H = len(self.attns), self.attns[0].shape[1]
-        self.label = label or model_label(self.model)
-        if note and 'encoder only' in note: note = note.split(';')[0] + "; the file holds the encoder only, which is all this explorer uses"
-        self.header = W.HTML(header_html(self.label, note))
+        self.objects = object_fraction(self.imgs, enc.patch_embed.patch_size[0])
+        self._attns = {}
+        self.header = W.HTML()
+        self.pick = W.Dropdown(options=list(self.models), value=list(self.models)[0], description='model',
+                               layout=W.Layout(width='260px', display=None if len(self.models) > 1 else 'none'))
         self.image = _image_picker(len(self.imgs))
-        self.layer = W.Dropdown(options=[(f"layer {l + 1} of {L}", l) for l in range(L)], value=L - 1, description='layer',
-                                layout=W.Layout(width='200px'))
-        self.head = W.Dropdown(options=[(f'all {H} heads', -1)] + [(f"head {h}", h) for h in range(H)], value=-1,
-                               description='head', layout=W.Layout(width='200px'))
+        self.layer, self.head = W.Dropdown(description='layer', layout=W.Layout(width='200px')), W.Dropdown(description='head', layout=W.Layout(width='200px'))
         self.alpha = _slider(W.FloatSlider, 'opacity', 0.6, 0., 1., 0.05)
-        self.status, self.view = W.HTML(), W.Image(format='png', layout=W.Layout(max_width='100%'))
+        self.status, self.info, self.view = W.HTML(), W.HTML(), W.Image(format='png', layout=W.Layout(max_width='100%'))
+        self._model_changed()
+        self.pick.observe(self._model_changed, names='value')
         for w in (self.image, self.layer, self.head, self.alpha): w.observe(self.update, names='value')
-        self.widget = W.VBox([self.header, W.HBox([self.image, self.layer, self.head]), self.alpha, self.status, self.view], layout=_TOP)
+        self.widget = W.VBox([self.header, W.HBox([self.pick, self.image, self.layer, self.head]), self.alpha, self.info, self.status,
+                              self.view], layout=_TOP)
         self.widget.add_class('attention-explorer')
         self.update()
+
+    @property
+    def model(self): return self.models[self.pick.value]
+    @property
+    def label(self): return self.labels[self.pick.value]
+    @property
+    def attns(self):
+        "Attention maps of every layer of the picked model on `imgs` (computed once per model)."
+        k = self.pick.value
+        if k not in self._attns: self._attns[k] = attention_maps(getattr(self.model, 'encoder', self.model), self.imgs)
+        return self._attns[k]
+
+    def _model_changed(self, change=None):
+        L, H = len(self.attns), self.attns[0].shape[1]
+        self._quiet = True
+        self.layer.options = [(f"layer {l + 1} of {L}", l) for l in range(L)]; self.layer.value = L - 1
+        self.head.options = [(f'all {H} heads', -1)] + [(f"head {h}", h) for h in range(H)]; self.head.value = -1
+        self._quiet = False
+        k = self.pick.value
+        self.header.value = header_html(self.label if len(self.models) == 1 else f"{k}: {self.label}", self.notes.get(k))
+        if change is not None: self.update()
+
+    def measures(self) -> dict:
+        "The picked model's [CLS] attention (head mean, or the picked head, of the picked layer), measured on the picked image and on all `imgs`: object share, area share, entropy."
+        a = cls_attention(self.attns, self.layer.value).float()
+        a = a.mean(1) if self.head.value < 0 else a[:, self.head.value]
+        i = self.image.value
+        return dict(image=attention_summary(a[i:i + 1], self.objects[i:i + 1]), all=attention_summary(a, self.objects))
 
     def figure(self):
         "The current picture as a matplotlib figure (a static copy of the widget's state)."
         i, h = self.image.value, self.head.value
-        return plot_attention_panels(self.shown[i], [a[i:i + 1] for a in self.attns], self.layer.value, self.alpha.value,
-                                     heads=None if h < 0 else [h], rollout=True)
+        fig = plot_attention_panels(self.shown[i], [a[i:i + 1] for a in self.attns], self.layer.value, self.alpha.value,
+                                    heads=None if h < 0 else [h], rollout=True)
+        if len(self.models) > 1: fig.suptitle(self.pick.value, fontsize=10)
+        return fig
 
     def update(self, change=None):
-        "Redraw the attention of the picked image, layer and head."
+        "Redraw the attention of the picked model, image, layer and head, and its numbers."
+        if getattr(self, '_quiet', False): return
+        m = self.measures()
+        f = lambda s: (f"on the strokes <b>{s['object_share']:.0%}</b> (their area {s['area_share']:.0%}: evenly spread attention), "
+                       f"entropy <b>{s['entropy']:.2f}</b> (1: even over all patches)")
+        self.info.value = (f"<div class='attention-measures' style='font-size:13px'>[CLS] attention, this image: {f(m['image'])}<br>"
+                           f"all {len(self.imgs)} images: {f(m['all'])}</div>")
         self.view.value = fig_to_png(self.figure(), self.dpi)
 
 # %% ../nbs/41_explorers.ipynb #8b6480a2

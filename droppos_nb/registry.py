@@ -98,7 +98,8 @@ class MethodSpec:
 
 # %% ../nbs/05_registry.ipynb #61c05da1
 METHODS = {}
-BUILTIN_METHODS = dict(droppos='droppos_nb.droppos', mae='droppos_nb.mae', cae='droppos_nb.cae')
+BUILTIN_METHODS = dict(droppos='droppos_nb.droppos', mae='droppos_nb.mae', cae='droppos_nb.cae', vqkd='droppos_nb.beitv2',
+                       beitv2='droppos_nb.beitv2', mocov3='droppos_nb.mocov3', mscn='droppos_nb.mscn')
 
 def register_method(spec:MethodSpec) -> MethodSpec:
     "File `spec` under its name (a later registration of the same name replaces it); returns it."

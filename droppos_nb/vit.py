@@ -10,8 +10,8 @@ from timm.models.vision_transformer import VisionTransformer
 from .core import grid_size, sincos_2d
 
 # %% auto #0
-__all__ = ['ARCH_ALIASES', 'timm_arch', 'init_mae_weights_', 'set_sincos_pos_embed_', 'create_vit', 'block_attention',
-           'encode_tokens', 'encode_image']
+__all__ = ['ARCH_ALIASES', 'POS_EMBEDS', 'timm_arch', 'init_mae_weights_', 'set_sincos_pos_embed_', 'set_pos_embed_',
+           'create_vit', 'block_attention', 'encode_tokens', 'encode_image']
 
 # %% ../nbs/03_vit.ipynb #982c50bf
 ARCH_ALIASES = dict(vit_tiny='vit_tiny_patch16_224', vit_small='vit_small_patch16_224',
@@ -44,6 +44,22 @@ def set_sincos_pos_embed_(vit:VisionTransformer):
     pe = torch.from_numpy(sincos_2d(vit.pos_embed.shape[-1], (gh, gw), cls_token=vit.cls_token is not None))
     with torch.no_grad(): vit.pos_embed.copy_(pe[None].to(vit.pos_embed))
     vit.pos_embed.requires_grad_(False)
+    return vit
+
+# %% ../nbs/03_vit.ipynb #06d6c03e
+POS_EMBEDS = ('sincos', 'learned', 'none')
+
+def set_pos_embed_(vit:VisionTransformer, kind:str='sincos', keep:bool=False):
+    "Give `vit` a fixed 2D sin-cos (`'sincos'`), a trainable (`'learned'`: timm's init, or the current values with `keep`) or no (`'none'`: zeros, frozen) position embedding; `vit.pos_embed_kind` records the choice."
+    if kind not in POS_EMBEDS: raise ValueError(f"pos_embed must be one of {', '.join(POS_EMBEDS)}, got {kind!r}")
+    if kind == 'sincos':
+        set_sincos_pos_embed_(vit); vit.pos_embed_kind = kind
+        return vit
+    with torch.no_grad():
+        if kind == 'none': vit.pos_embed.zero_()
+        elif not keep: nn.init.trunc_normal_(vit.pos_embed, std=.02)
+    vit.pos_embed.requires_grad_(kind == 'learned')
+    vit.pos_embed_kind = kind
     return vit
 
 # %% ../nbs/03_vit.ipynb #04e87b14

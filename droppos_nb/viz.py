@@ -4,7 +4,7 @@
 
 # %% ../nbs/40_viz.ipynb #c85dbb60
 from __future__ import annotations
-import os, json, time, hashlib, platform, subprocess, contextlib, tempfile
+import os, math, json, time, hashlib, platform, subprocess, contextlib, tempfile
 from pathlib import Path
 import torch, torch.nn.functional as F
 from .data import denormalize
@@ -22,7 +22,8 @@ __all__ = ['TRAIN_FALLBACK', 'FONT', 'TRUE_COLOR', 'PRED_COLOR', 'ATTN_CBAR', 'r
            'plot_patch_probabilities', 'plot_smoothing', 'full_attentive_weights', 'plot_attentive_weights',
            'plot_droppos_panels', 'attention_maps', 'cls_attention', 'attention_rollout', 'plot_attention',
            'plot_rollout', 'plot_attention_panels', 'mae_outputs', 'plot_mae', 'encoder_decoder_error',
-           'plot_alignment_reconstruction', 'plot_attention_comparison', 'fig_to_png', 'fig_to_array']
+           'plot_alignment_reconstruction', 'object_fraction', 'attention_summary', 'encoder_attention_summary',
+           'plot_attention_comparison', 'fig_to_png', 'fig_to_array']
 
 # %% ../nbs/40_viz.ipynb #b0a1c002
 def repo_root(start=None) -> Path|None:
@@ -609,19 +610,47 @@ def plot_alignment_reconstruction(models:dict, imgs:torch.Tensor, n:int=8, size:
         names.append(f"{name}\nMSE {encoder_decoder_error(m, imgs):.2f}")
     return show_image_grid(rows, names, size=size, suptitle=title or "all patches → encoder → decoder (no regressor)")
 
+# %% ../nbs/40_viz.ipynb #421ea96a
+def object_fraction(imgs:torch.Tensor, patch_size:int, threshold:float=0.5) -> torch.Tensor:
+    "Per-patch share (B, N) of object pixels in normalised `imgs`: pixels whose mean over channels, denormalised, exceeds `threshold` (digit strokes)."
+    fg = (denormalize(imgs.as_subclass(torch.Tensor).float().cpu()).mean(1, keepdim=True) > threshold).float()
+    return F.avg_pool2d(fg, patch_size).flatten(1)
+
+def attention_summary(attn:torch.Tensor, obj:torch.Tensor|None=None) -> dict:
+    "Means over images of the [CLS] attention `attn` (B, N): normalised `entropy` and, given per-patch object shares `obj` (B, N), `object_share` and its uniform level `area_share`."
+    a = attn.float() / attn.float().sum(-1, keepdim=True)
+    ent = -(a * a.clamp_min(1e-12).log()).sum(-1) / math.log(a.shape[-1])
+    res = dict(entropy=ent.mean().item())
+    if obj is not None:
+        res['object_share'] = (a * obj).sum(-1).mean().item()
+        res['area_share'] = obj.mean(-1).mean().item()
+    return res
+
+def encoder_attention_summary(encoder, imgs:torch.Tensor, layer:int=-1, threshold:float=0.5) -> dict:
+    "`attention_summary` of the head-mean [CLS] attention of `layer` of ViT `encoder` on normalised digits `imgs`."
+    enc = getattr(encoder, 'encoder', encoder).eval()
+    a = cls_attention(attention_maps(enc, imgs), layer).float().mean(1)
+    return attention_summary(a, object_fraction(imgs, enc.patch_embed.patch_size[0], threshold))
+
 # %% ../nbs/40_viz.ipynb #64067472
-def plot_attention_comparison(models:dict, imgs:torch.Tensor, layer:int=-1, n:int=8, size:float=1.2, alpha:float=0.6):
-    "Images and the head-mean [CLS] attention of `layer` of each model's encoder ({name: model}) over them."
+def plot_attention_comparison(models:dict, imgs:torch.Tensor, layer:int=-1, n:int=8, size:float=1.2, alpha:float=0.6,
+                              measure:bool=True, threshold:float=0.5):
+    "Images and the head-mean [CLS] attention of `layer` of each model's encoder ({name: model}); with `measure`, each row named with its object share and entropy (`attention_summary`, over the `n` images)."
     from droppos_nb.viz import show_image_grid, attention_maps, cls_attention, patch_heat
     imgs = imgs[:n].as_subclass(torch.Tensor)
     shown = denormalize(imgs).cpu()
-    rows, names, heats = [shown], ['image'], [None]
+    rows, names, heats, area = [shown], ['image'], [None], None
     for name, m in models.items():
         enc = getattr(m, 'encoder', m).eval()
         a = attention_maps(enc, imgs)
-        rows.append(shown); names.append(name); heats.append(patch_heat(cls_attention(a, layer).float().mean(1)))
+        ca = cls_attention(a, layer).float().mean(1)
+        if measure:
+            s = attention_summary(ca, object_fraction(imgs, enc.patch_embed.patch_size[0], threshold))
+            name, area = f"{name}\non object {s['object_share']:.0%}\nentropy {s['entropy']:.2f}", s['area_share']
+        rows.append(shown); names.append(name); heats.append(patch_heat(ca))
+    sub = f"; object area {area:.0%} of the image (the share of evenly spread attention)" if area is not None else ''
     return show_image_grid(rows, names, heats=heats, size=size, alpha=alpha, colorbar=ATTN_CBAR,
-                           suptitle=f"[CLS] attention (mean of the heads), layer {layer % len(a) + 1} of {len(a)}")
+                           suptitle=f"[CLS] attention (mean of the heads), layer {layer % len(a) + 1} of {len(a)}{sub}")
 
 # %% ../nbs/40_viz.ipynb #ab27cd75
 def fig_to_png(fig, dpi:int=100, close:bool=True) -> bytes:

@@ -8,7 +8,7 @@ from droppos_nb.registry import MethodSpec, register_method, get_method, METHODS
 
 PKG = Path(droppos_nb.__file__).parent
 # the layers, lowest first: a module may import from its own layer or any layer below, never above
-LAYERS = [{'core'}, {'data', 'masking', 'vit', 'checkpoint'}, {'registry'}, {'droppos', 'mae', 'cae'},
+LAYERS = [{'core'}, {'data', 'augment', 'masking', 'vit', 'checkpoint'}, {'registry'}, {'droppos', 'mae', 'cae', 'beitv2', 'mocov3', 'mscn'},
           {'scale', 'distributed'}, {'learner'}, {'evaluation', 'official', 'viz'}, {'explorers'}, {'cli'}]
 LAYER = {m: i for i, ms in enumerate(LAYERS) for m in ms}
 METHOD_MODULES = LAYERS[3]

@@ -33,8 +33,10 @@ args = p.parse_args()
 ROOT = Path(__file__).resolve().parents[1]
 WORK, RWORK, OUT = (ROOT / args.work).resolve(), (ROOT / args.results_work).resolve(), (ROOT / args.out).resolve()
 if args.quick: WORK, RWORK, OUT = WORK / 'quick', WORK / 'quick_results', OUT.with_name(OUT.name + '_quick')
-_script = Path(sys.executable).with_name('droppos_nb')
-EXE = [str(_script)] if _script.exists() else [sys.executable, '-m', 'droppos_nb.cli']
+# DROPPOS_LIB=DIR runs a frozen copy of the library (as bench/results.py does), so the working tree can change meanwhile
+_script, LIB = Path(sys.executable).with_name('droppos_nb'), os.environ.get('DROPPOS_LIB')
+EXE = [str(_script)] if _script.exists() and not LIB else [sys.executable, '-m', 'droppos_nb.cli']
+if LIB: sys.path.insert(0, str(Path(LIB).resolve()))
 THREADS = max(1, (os.cpu_count() or 2) // args.jobs)
 KINDS = ('sincos', 'learned', 'none')
 from droppos_nb.registry import get_method
@@ -49,8 +51,9 @@ PAPER = dict(sincos=76.5, learned=76.1, none=74.9)
 
 def run(cmd, log):
     env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS), MPLBACKEND='Agg', PYTHONWARNINGS='ignore')
+    if LIB: env['PYTHONPATH'] = os.pathsep.join([str(Path(LIB).resolve()), env.get('PYTHONPATH', '')])
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, 'w') as f: r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    with open(log, 'w') as f: r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=Path(LIB).resolve() if LIB else ROOT)
     if r.returncode: raise RuntimeError(f"failed ({r.returncode}): {' '.join(cmd)}\n{log.read_text()[-1500:]}")
 
 def moco_dir(kind, s): return (RWORK / 'moco_v3' / f's{s}') if kind == 'sincos' else WORK / f'mocov3_{kind}' / f's{s}'

@@ -68,9 +68,14 @@ PRETRAINED = {'DropPos': ['--method', 'droppos'], 'DropPos σ=0': ['--method', '
               # others, the settings the explorers train it with (CAE_SMALL in nbs/12_cae.ipynb; 82 s on 2 cores)
               'CAE': ['--method', 'cae', '--patch-size', '8', '--depth', '4', '--embed-dim', '192', '--num-heads', '3', '--decoder-depth', '2',
                       '--regressor-depth', '2', '--drop-path', '0', '--min-scale', '1', '--blr', '2e-3', '--epochs', '16', '--precision', 'bf16'],
-              'MoCo v3': ['--method', 'mocov3'], 'MSCN': ['--method', 'mscn']}
+              'MoCo v3': ['--method', 'mocov3'], 'MSCN': ['--method', 'mscn'],
+              'BEiT v2': ['--method', 'beitv2'], 'BEiT v2 w/o aggregation': ['--method', 'beitv2', '--aggregation', 'off']}
 # rows whose encoder is not a ViT (a ResNet-18): the position probe does not apply and fine-tuning is ViT-only here
 CONVNET = {'MSCN'}
+# BEiT v2 rows: pretrained on the codes of the seed's VQ-KD tokenizer, which distils the seed's supervised encoder (the
+# teacher: what the codes mean comes from it); their encoder is a timm Beit (relative position bias, no absolute
+# position embedding), so the position probe and the ViT fine-tuning protocol do not apply
+BEIT = {'BEiT v2', 'BEiT v2 w/o aggregation'}
 RANDOM_CNN = ['--checkpoint', 'random', '--arch', 'resnet18', '--img-size', '32']
 bad = set(args.rows or []) - set(PRETRAINED)
 if bad: p.error(f"unknown row(s) {sorted(bad)}: choose from {', '.join(PRETRAINED)}")
@@ -97,7 +102,8 @@ SETTINGS = (dict(pretrain='--precision bf16', finetune=' '.join(FINETUNE)) if ar
                  finetune=' '.join(FINETUNE), random=' '.join(RANDOM[2:]), device=args.device))
 
 ROWS = ['random init', 'random ResNet-18', 'supervised', *PRETRAINED]
-def protocols_of(row): return ['linear', 'knn'] if row in CONVNET or row == 'random ResNet-18' else PROTOCOLS
+def protocols_of(row): return ['linear', 'knn'] if row in CONVNET | BEIT or row == 'random ResNet-18' else PROTOCOLS
+def tokenizer_of(seed): return WORK / 'vqkd' / f's{seed}' / 'model.safetensors'
 PROTOCOLS = ['position', 'linear', 'knn', 'finetune']
 slug = lambda row: row.lower().replace(' ', '_').replace('σ=0', 'sigma0').replace('τ=∞', 'tauinf')
 
@@ -119,9 +125,19 @@ def pretrain_job(row, seed):
     if (d / 'checkpoint.pt').exists():     # cut short after an epoch: continue it (its wall-clock is then the rest's only)
         secs = run([*EXE, 'pretrain', '--resume', str(d), '--quiet', *DEVICE], log.with_suffix('.resumed.log'))
     else:                                  # never started, or cut short in its first epoch: start it (again)
-        secs = run([*EXE, 'pretrain', *PRETRAINED[row], '--data', args.data, '--seed', str(seed), '--out', str(d), '--quiet',
+        secs = run([*EXE, 'pretrain', *PRETRAINED[row], *(['--tokenizer', str(tokenizer_of(seed))] if row in BEIT else []),
+                    '--data', args.data, '--seed', str(seed), '--out', str(d), '--quiet',
                     *pre_flags(method), *DEVICE, *QUICK_PRE, *(['--overwrite'] if d.exists() else [])], log)
     (d / 'wallclock.json').write_text(json.dumps(dict(seconds=secs, threads=THREADS, jobs=args.jobs)))
+
+def tokenizer_job(seed):
+    "The seed's VQ-KD tokenizer (its laptop recipe), taught by the seed's supervised encoder."
+    d = tokenizer_of(seed).parent
+    if (d / 'model.safetensors').exists(): return
+    teacher = encoder_of('supervised', seed)[0]
+    if (d / 'checkpoint.pt').exists(): run([*EXE, 'pretrain', '--resume', str(d), '--quiet', *DEVICE], WORK / 'logs' / f'tokenizer-s{seed}.resumed.log')
+    else: run([*EXE, 'pretrain', '--method', 'vqkd', '--teacher', str(teacher), '--data', args.data, '--seed', str(seed), '--out', str(d),
+               '--quiet', *DEVICE, *QUICK_PRE, *(['--overwrite'] if d.exists() else [])], WORK / 'logs' / f'tokenizer-s{seed}.log')
 
 def encoder_of(row, seed):
     "The checkpoint a row's protocols measure, and the folder their results go to."
@@ -147,7 +163,8 @@ JOBS = {}
 def job(name, fn, deps=(), cost=1): JOBS[name] = dict(fn=fn, deps=list(deps), cost=cost, seed=name[-1])
 S = args.seeds
 for s in S:
-    for r in RUN: job(('pretrain', r, s), lambda r=r, s=s: pretrain_job(r, s), cost=12)
+    if BEIT & set(RUN): job(('tokenizer', s), lambda s=s: tokenizer_job(s), [('eval', 'random init', 'finetune', s)], cost=6)
+    for r in RUN: job(('pretrain', r, s), lambda r=r, s=s: pretrain_job(r, s), [('tokenizer', s)] if r in BEIT else [], cost=12)
     if CONVNET & set(RUN):
         for p in protocols_of('random ResNet-18'): job(('eval', 'random ResNet-18', p, s), lambda p=p, s=s: eval_job('random ResNet-18', s, p))
     for p in PROTOCOLS:
@@ -157,7 +174,7 @@ for s in S:
         for r in [r for r in RUN if p in protocols_of(r)]:
             job(('eval', r, p, s), lambda r=r, p=p, s=s: eval_job(r, s, p), [('pretrain', r, s)], cost=20 if p == 'finetune' else 1)
     # the position probe of the fine-tuned encoders (the motivating experiment)
-    for r in [r for r in RUN if r not in CONVNET]: job(('after', r, s), lambda r=r, s=s: eval_job(r, s, 'position', finetuned=True), [('eval', r, 'finetune', s)])
+    for r in [r for r in RUN if r not in CONVNET | BEIT]: job(('after', r, s), lambda r=r, s=s: eval_job(r, s, 'position', finetuned=True), [('eval', r, 'finetune', s)])
 
 def chain(n, memo={}):
     "Minutes of work from the start of job `n` to the end of the longest chain of jobs that wait for it."
@@ -230,7 +247,7 @@ for row in ROWS:
 probed = lambda row, s: result_file(row, s, 'position', finetuned=True).exists() and metric(row, s, 'position') is not None
 motivating = {row: {str(s): dict(before=metric(row, s, 'position'), after=metric(row, s, 'position', finetuned=True))
                     for s in S if probed(row, s)}
-              for row in ['random init', *[r for r in PRETRAINED if r not in CONVNET]]}
+              for row in ['random init', *[r for r in PRETRAINED if r not in CONVNET | BEIT]]}
 cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
 if args.device == 'cuda' and not args.table_only:
     import torch
@@ -296,14 +313,15 @@ if 'floors' in res:
     fl = res['floors']
     md.append(f"| pixels: logistic regression (floor) | – | – | – | {cell(fl['linear'])} | – | – | – |")
     md.append(f"| pixels: kNN, the protocol's (floor) | – | – | – | – | {cell(fl['knn'])} | – | – |")
-NA = lambda r, c: (r in CONVNET or r == 'random ResNet-18') and c in ('pretrain_pos_acc', 'position', 'finetune')
+NA = lambda r, c: (r in CONVNET | BEIT or r == 'random ResNet-18') and c in ('pretrain_pos_acc', 'position', 'finetune')
 for r in ROWS:
     for s in S:
         v = table[r].get(s, {})
         md.append(f"| {r} | {s} | " + ' | '.join('n/a' if NA(r, c) else cell(v.get(c), c != 'pretrain_seconds') for c in COLS) + ' |')
     md.append(f"| **{r}** | mean ± sd | " + ' | '.join('n/a' if NA(r, c) else mcell(res['summary'][r][c], c != 'pretrain_seconds') for c in COLS) + ' |')
-md.insert(1, "n/a: the position probe needs position embeddings and the fine-tuning protocol is written for ViTs; a ResNet-18 "
-             "(MSCN, and its random-init floor) has neither, so its rows hold the linear probe and kNN only.")
+md.insert(1, "n/a: the position probe needs absolute position embeddings and the fine-tuning protocol is written for timm ViTs; "
+             "a ResNet-18 (MSCN, and its random-init floor) and BEiT v2's Beit encoder (relative position bias) have neither, so their "
+             "rows hold the linear probe and kNN only.")
 MS = sorted({s for r in motivating for s in motivating[r]}, key=int)
 md += ['', f"| encoder (seeds {', '.join(MS)}) | position probe before fine-tuning (%) | after fine-tuning (%) |", '|---|---|---|']
 md += [f"| {r} | {mcell(res['motivating_summary'][r]['before'])} | {mcell(res['motivating_summary'][r]['after'])} |" for r in motivating]

@@ -18,13 +18,13 @@ from .registry import MethodSpec, register_method, OutputMean, VIT_ARGS, load_mo
 from .core import grid_size, sincos_2d
 from .masking import check_ratio, block_masking
 from .vit import create_vit, encode_image, init_mae_weights_
-from .checkpoint import unwrap, check_checkpoint_file, read_metadata, load_state_dict_file, load_encoder, check_state_dict
+from .checkpoint import unwrap, check_checkpoint_file, read_metadata, load_state_dict_file, load_encoder, check_state_dict, load_fitting
 
 # %% auto #0
 __all__ = ['BEIT_SHAPES', 'BEIT_ENCODER_PREFIXES', 'VQKD_OFFICIAL', 'VQKD_LAPTOP', 'BEITV2_OFFICIAL', 'BEITV2_LAPTOP', 'l2norm',
            'code_lookup', 'cosine_kmeans', 'NormEMAQuantizer', 'FrozenTeacher', 'task_layer', 'VQKD', 'CodebookStat',
            'CodebookUsage', 'beit_config', 'create_beit', 'beit_export_meta', 'load_beit_encoder', 'BEiTV2',
-           'KeyReport', 'official_beitv2_key', 'beitv2_official_config', 'beitv2_from_official']
+           'official_beitv2_key', 'beitv2_official_config', 'beitv2_from_official']
 
 # %% ../nbs/13_beitv2.ipynb #684a9d48
 def l2norm(x:torch.Tensor) -> torch.Tensor:
@@ -467,21 +467,6 @@ class BEiTV2(nn.Module):
         return dict(self.forward_loss(logits, target, mask, agg), mask=mask, target=target)
 
 # %% ../nbs/13_beitv2.ipynb #52c7332d
-@dataclass
-class KeyReport:
-    "What loading a state dict did: `loaded` keys, `missing` (kept their init), `unexpected` (no place), `mismatched` (key, file shape, model shape)."
-    loaded: list = field(default_factory=list)
-    missing: list = field(default_factory=list)
-    unexpected: list = field(default_factory=list)
-    mismatched: list = field(default_factory=list)
-    source: str = 'checkpoint'
-    @property
-    def ok(self) -> bool: return not (self.missing or self.unexpected or self.mismatched)
-    def __repr__(self):
-        head = f"{self.source}: loaded {len(self.loaded)} tensors" + (", everything fitted" if self.ok else '')
-        parts = [f"  {n} ({len(v)}): {v[:6]}" for n, v in (('shape differs', self.mismatched), ('unexpected', self.unexpected), ('missing', self.missing)) if v]
-        return '\n'.join([head, *parts])
-
 BEIT_ENCODER_PREFIXES = ('cls_token', 'pos_embed', 'patch_embed.', 'rel_pos_bias.', 'blocks.', 'norm.', 'fc_norm.')
 
 def official_beitv2_key(k:str) -> str|None:
@@ -517,17 +502,8 @@ def beitv2_from_official(src, early_layers:int|None=None, **overrides):
     cfg = {**beitv2_official_config(sd), **({'early_layers': early_layers} if early_layers else {}), **overrides}
     if 'tokenizer' not in cfg and 'vocab_size' not in cfg: cfg['vocab_size'] = 8192
     model = BEiTV2(**cfg)
-    own = model.state_dict()
-    rep = KeyReport(source=Path(src).name if isinstance(src, (str, Path)) else 'state dict')
-    mapped = {}
-    for k, v in sd.items():
-        ours = official_beitv2_key(k)
-        if ours is None: continue
-        if not torch.is_tensor(v) or ours not in own: rep.unexpected.append(k)
-        elif tuple(v.shape) != tuple(own[ours].shape): rep.mismatched.append((k, tuple(v.shape), tuple(own[ours].shape)))
-        else: rep.loaded.append(k); mapped[ours] = v
-    rep.missing = [k for k in own if k not in mapped]
-    model.load_state_dict(mapped, strict=False)
+    mapped = {ours: v for k, v in sd.items() if (ours := official_beitv2_key(k)) is not None}
+    rep = load_fitting(model, mapped, Path(src).name if isinstance(src, (str, Path)) else 'state dict')
     model.config = cfg
     return model, rep
 

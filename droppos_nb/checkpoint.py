@@ -5,13 +5,15 @@
 # %% ../nbs/04_checkpoint.ipynb #afb3689b
 from __future__ import annotations
 import json, math, os, re, argparse, inspect
+from dataclasses import dataclass, field
 from pathlib import Path
 import torch, torch.nn as nn
 from safetensors.torch import save_file, load_file
 
 # %% auto #0
 __all__ = ['META_TYPES', 'ENCODER_KEYS', 'unwrap', 'atomic_save', 'export_encoder', 'save_model', 'check_checkpoint_file',
-           'load_state_dict_file', 'read_metadata', 'check_model_config', 'check_state_dict', 'load_encoder']
+           'load_state_dict_file', 'read_metadata', 'check_model_config', 'check_state_dict', 'load_encoder',
+           'LoadReport', 'load_fitting']
 
 # %% ../nbs/04_checkpoint.ipynb #4bdc6613
 def unwrap(model:nn.Module) -> nn.Module:
@@ -186,3 +188,39 @@ def load_encoder(vit:nn.Module, path, strict:bool=True) -> nn.Module:
     check_state_dict(vit, sd, f"checkpoint {Path(path).name}", strict=strict)
     vit.load_state_dict(sd, strict=strict)
     return vit
+
+# %% ../nbs/04_checkpoint.ipynb #9361fdd6
+@dataclass
+class LoadReport:
+    "What loading a state dict into a model did: `loaded` keys, `missing` (kept their init), `unexpected` (no place), `mismatched` (key, file shape, model shape)."
+    loaded: list = field(default_factory=list)
+    missing: list = field(default_factory=list)
+    unexpected: list = field(default_factory=list)
+    mismatched: list = field(default_factory=list)
+    source: str = 'checkpoint'
+
+    @property
+    def ok(self) -> bool: return not (self.missing or self.unexpected or self.mismatched)
+
+    def __str__(self):
+        def short(ks, n=6): return ', '.join(ks[:n]) + (f", ... ({len(ks)} in all)" if len(ks) > n else '')
+        lines = [f"{self.source}: loaded {len(self.loaded)} tensors" + (", everything fitted" if self.ok else '')]
+        if self.mismatched: lines.append(f"  shape differs, not loaded ({len(self.mismatched)}): " +
+                                         '; '.join(f"{k} {tuple(a)} in the file, {tuple(b)} in the model" for k, a, b in self.mismatched[:6]))
+        if self.unexpected: lines.append(f"  no place in the model, ignored ({len(self.unexpected)}): {short(self.unexpected)}")
+        if self.missing: lines.append(f"  not in the file, left at their initialisation ({len(self.missing)}): {short(self.missing)}")
+        return '\n'.join(lines)
+    __repr__ = __str__
+
+def load_fitting(model:nn.Module, sd:dict, source:str='checkpoint', strict:bool=False) -> LoadReport:
+    "Load the tensors of `sd` (already in `model`'s key names) whose name and shape fit `model`; the rest is reported, not loaded (raises with `strict` unless everything fits)."
+    own = model.state_dict()
+    rep = LoadReport(source=source)
+    for k, v in sd.items():
+        if not torch.is_tensor(v) or k not in own: rep.unexpected.append(k)
+        elif tuple(v.shape) != tuple(own[k].shape): rep.mismatched.append((k, tuple(v.shape), tuple(own[k].shape)))
+        else: rep.loaded.append(k)
+    rep.missing = [k for k in own if k not in sd]
+    if strict and not rep.ok: raise ValueError(f"the checkpoint does not fit the model exactly:\n{rep}")
+    model.load_state_dict({k: sd[k] for k in rep.loaded}, strict=False)
+    return rep

@@ -15,7 +15,8 @@ from .viz import (set_ratios, droppos_outputs, droppos_metrics, plot_droppos_pan
                             sample_images, model_label, attach_provenance)
 
 # %% auto #0
-__all__ = ['KEY_HTML', 'load_for_explorer', 'header_html', 'DropPosExplorer', 'AttentionExplorer', 'MaskedModelExplorer']
+__all__ = ['KEY_HTML', 'load_for_explorer', 'header_html', 'DropPosExplorer', 'AttentionExplorer', 'MaskedModelExplorer',
+           'CodeExplorer']
 
 # %% ../nbs/41_explorers.ipynb #f9a5c35f
 def _image_picker(n:int, value:int=0):
@@ -278,3 +279,103 @@ class MaskedModelExplorer(_Explorer):
         k = self.model.value
         self.header.value = header_html(f"{k}: {self.labels[k]}", self.notes.get(k))
         self.info.value = f"<b>{k}</b>: {type(self.models[k]).__name__}, image {self.image.value}, mask seed {self.seed.value}"
+
+# %% ../nbs/41_explorers.ipynb #673485f6
+import matplotlib.pyplot as plt
+from .viz import (image_codes, code_usage, code_gallery, draw_code_map, plot_code_gallery, plot_mim_predictions,
+                            to_hwc, FONT)
+
+# %% ../nbs/41_explorers.ipynb #8aaecaba
+class CodeExplorer(_Explorer):
+    "Widgets to explore a VQ-KD `tokenizer` (model or model.safetensors path) on normalised `imgs`: pick an image and a code, see the code's gallery and where it sits on the image; with a BEiT v2 `model`, its masked predictions for a mask seed."
+    def __init__(self, tokenizer=None, imgs:torch.Tensor|None=None, model=None, seed:int=0, k:int=8, gallery_imgs:torch.Tensor|None=None,
+                 label:str|None=None):
+        if model is not None: model = load_for_explorer(model)[0].eval()
+        if tokenizer is None:
+            if model is None: raise ValueError("give a VQ-KD tokenizer (model or model.safetensors of a --method vqkd run) or a BEiT v2 model")
+            tokenizer = model.tokenizer
+        self.tokenizer, note = load_for_explorer(tokenizer)
+        self.tokenizer.eval(); self.model, self.k = model, k
+        enc = self.tokenizer.encoder
+        self.imgs = self._images(imgs, enc.patch_embed.img_size[0])
+        self.gallery_imgs = self.imgs if gallery_imgs is None else gallery_imgs.as_subclass(torch.Tensor)
+        self.shown = denormalize(self.imgs).cpu()
+        self.codes = image_codes(self.tokenizer, self.imgs)
+        self.gallery = code_gallery(self.tokenizer, self.gallery_imgs, k=k, n_codes=0)   # ids and usage of the gallery set
+        self.label = label or model_label(self.tokenizer)
+        mlabel = f" | BEiT v2: {model_label(model)}" if model is not None else ''
+        self.header = W.HTML(header_html(self.label + mlabel, note))
+        self.image = _image_picker(len(self.imgs))
+        self.code = W.Dropdown(description='code', layout=W.Layout(width='360px'))
+        self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='mask seed', layout=W.Layout(width='200px',
+                                     display=None if model is not None else 'none'))
+        self.info, self.status = W.HTML(), W.HTML()
+        self.map_view, self.gallery_view, self.mim_view = [W.Image(format='png', layout=W.Layout(max_width='100%')) for _ in range(3)]
+        self.mim_view.layout.display = None if model is not None else 'none'
+        self._quiet = False
+        self.image.observe(self._image_changed, names='value')
+        self.code.observe(self.update, names='value'); self.seed.observe(self.update, names='value')
+        self.widget = W.VBox([self.header, W.HBox([self.image, self.code, self.seed]), self.info, self.status,
+                              W.HBox([self.map_view, self.gallery_view], layout=_TOP), self.mim_view], layout=_TOP)
+        self.widget.add_class('code-explorer')
+        self._image_changed()
+
+    def _code_options(self) -> list:
+        "Codes of the picked image first (most frequent in the data set first), then the other used codes of the gallery set."
+        cnt = self.gallery['usage']['counts']; tot = cnt.sum()
+        here = torch.bincount(self.codes[self.image.value].flatten(), minlength=len(cnt))
+        order = sorted(range(len(cnt)), key=lambda c: (-int(here[c] > 0), -float(cnt[c])))
+        return [(f"code {c}: {100 * cnt[c] / tot:.1f}% of patches" + (f", {int(here[c])} on this image" if here[c] else ''), c)
+                for c in order if cnt[c] > 0 or here[c] > 0]
+
+    def _image_changed(self, change=None):
+        self._quiet = True
+        try:
+            opts = self._code_options()
+            keep = self.code.value if self.code.value in [v for _, v in opts] else opts[0][1]
+            self.code.options = opts; self.code.value = keep
+        finally: self._quiet = False
+        self.update()
+
+    def figures(self) -> dict:
+        "The current pictures: 'map' (image + code map, the picked code framed), 'gallery' (the picked code's patches), 'mim' (BEiT v2 only)."
+        i, c = self.image.value, self.code.value
+        figs = {}
+        fig, axs = plt.subplots(1, 2, figsize=(5., 2.9))
+        axs[0].imshow(to_hwc(self.shown[i]), cmap='gray', vmin=0, vmax=1, interpolation='nearest'); axs[0].set_xticks([]); axs[0].set_yticks([])
+        axs[0].set_title(f"image {i}", fontsize=FONT)
+        draw_code_map(axs[1], self.shown[i], self.codes[i], highlight=c)
+        axs[1].set_title(f"codes (framed: code {c}, {int((self.codes[i] == c).sum())}x)", fontsize=FONT)
+        fig.tight_layout(); figs['map'] = fig
+        figs['gallery'] = plot_code_gallery(self.tokenizer, self.gallery_imgs, [c], k=self.k, size=1.1,
+                                            title=f"code {c}: the {self.k} most typical of its patches in {len(self.gallery_imgs)} images")
+        if self.model is not None:
+            figs['mim'] = plot_mim_predictions(self.model, self.imgs[i:i + 1], n=1, seed=self.seed.value, size=2.)
+        return figs
+
+    def figure(self):
+        "The current pictures in one matplotlib figure (a static copy of the widget's state)."
+        import io
+        from PIL import Image
+        pngs = [Image.open(io.BytesIO(fig_to_png(f, self.dpi))) for f in self.figures().values()]
+        ws = [p.width for p in pngs]
+        fig, axs = plt.subplots(1, len(pngs), figsize=(sum(ws) / self.dpi, max(p.height for p in pngs) / self.dpi),
+                                gridspec_kw=dict(width_ratios=ws), squeeze=False)
+        for ax, p in zip(axs[0], pngs): ax.imshow(p); ax.set_axis_off()
+        fig.subplots_adjust(left=0, right=1, bottom=0, top=1, wspace=.02)
+        return fig
+
+    def update(self, change=None):
+        "Redraw the code map, the gallery and (BEiT v2) the masked predictions for the picked image, code and mask seed."
+        if self._quiet or self.code.value is None: return
+        i, c = self.image.value, self.code.value
+        u = code_usage(self.codes[i], self.tokenizer.num_tokens)
+        self.info.value = (f"<div class='code-measures' style='font-size:13px'>image {i}: <b>{u['used']}</b> different codes on its "
+                           f"{self.codes[i].numel()} patches; code {c} covers <b>{int((self.codes[i] == c).sum())}</b> of them here and "
+                           f"{100 * self.gallery['usage']['counts'][c] / self.gallery['usage']['counts'].sum():.1f}% of the patches of the "
+                           f"{len(self.gallery_imgs)} gallery images (codes used there: {self.gallery['usage']['used']} of {self.tokenizer.num_tokens}, "
+                           f"perplexity {self.gallery['usage']['perplexity']:.1f})</div>")
+        figs = self.figures()
+        self.map_view.value = fig_to_png(figs['map'], self.dpi)
+        self.gallery_view.value = fig_to_png(figs['gallery'], self.dpi)
+        if 'mim' in figs: self.mim_view.value = fig_to_png(figs['mim'], self.dpi)

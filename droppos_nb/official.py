@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch, torch.nn as nn
 import warnings
-from .checkpoint import load_state_dict_file, _safe_torch_load
+from .checkpoint import load_state_dict_file, _safe_torch_load, LoadReport, load_fitting
 from .registry import load_model, get_method, check_model_file
 
 # %% auto #0
-__all__ = ['ENCODER_PREFIXES', 'METHOD_PREFIXES', 'WIDTH_ARCH', 'ARGS_KEYS', 'official_key', 'to_ours', 'LoadReport',
-           'load_official', 'official_config', 'checkpoint_args', 'droppos_from_official', 'load_any']
+__all__ = ['ENCODER_PREFIXES', 'METHOD_PREFIXES', 'WIDTH_ARCH', 'ARGS_KEYS', 'official_key', 'to_ours', 'load_official',
+           'official_config', 'checkpoint_args', 'droppos_from_official', 'load_any']
 
 # %% ../nbs/21_official.ipynb #a2d9aca0
 ENCODER_PREFIXES = ('cls_token', 'reg_token', 'pos_embed', 'patch_embed.', 'norm_pre.', 'blocks.', 'norm.', 'fc_norm.', 'head.')
@@ -31,44 +31,12 @@ def to_ours(sd:dict) -> dict:
     "An official state dict with our key names."
     return {official_key(k): v for k, v in sd.items()}
 
-# %% ../nbs/21_official.ipynb #588c90d7
-@dataclass
-class LoadReport:
-    "What loading a state dict into a model did: `loaded` keys, `missing` (kept their init), `unexpected` (no place), `mismatched` (key, file shape, model shape)."
-    loaded: list = field(default_factory=list)
-    missing: list = field(default_factory=list)
-    unexpected: list = field(default_factory=list)
-    mismatched: list = field(default_factory=list)
-    source: str = 'checkpoint'
-
-    @property
-    def ok(self) -> bool: return not (self.missing or self.unexpected or self.mismatched)
-
-    def __str__(self):
-        def short(ks, n=6): return ', '.join(ks[:n]) + (f", ... ({len(ks)} in all)" if len(ks) > n else '')
-        lines = [f"{self.source}: loaded {len(self.loaded)} tensors" + (", everything fitted" if self.ok else '')]
-        if self.mismatched: lines.append(f"  shape differs, not loaded ({len(self.mismatched)}): " +
-                                         '; '.join(f"{k} {tuple(a)} in the file, {tuple(b)} in the model" for k, a, b in self.mismatched[:6]))
-        if self.unexpected: lines.append(f"  no place in the model, ignored ({len(self.unexpected)}): {short(self.unexpected)}")
-        if self.missing: lines.append(f"  not in the file, left at their initialisation ({len(self.missing)}): {short(self.missing)}")
-        return '\n'.join(lines)
-    __repr__ = __str__
-
 # %% ../nbs/21_official.ipynb #eb41c3f6
 def load_official(model:nn.Module, src, strict:bool=False) -> LoadReport:
     "Load an official DropPos/MAE checkpoint (path or state dict) into our DropPos `model`: every key that fits; returns the report (raises with `strict` unless everything fits)."
     name = Path(src).name if isinstance(src, (str, Path)) else 'state dict'
     sd = to_ours(load_state_dict_file(src) if isinstance(src, (str, Path)) else src)
-    own = model.state_dict()
-    rep = LoadReport(source=name)
-    for k, v in sd.items():
-        if not torch.is_tensor(v) or k not in own: rep.unexpected.append(k)
-        elif tuple(v.shape) != tuple(own[k].shape): rep.mismatched.append((k, tuple(v.shape), tuple(own[k].shape)))
-        else: rep.loaded.append(k)
-    rep.missing = [k for k in own if k not in sd]
-    if strict and not rep.ok: raise ValueError(f"the checkpoint does not fit the model exactly:\n{rep}")
-    model.load_state_dict({k: sd[k] for k in rep.loaded}, strict=False)
-    return rep
+    return load_fitting(model, sd, name, strict)
 
 # %% ../nbs/21_official.ipynb #f9cf6c8f
 WIDTH_ARCH = {192: 'vit_tiny', 384: 'vit_small', 768: 'vit_base', 1024: 'vit_large', 1280: 'vit_huge'}

@@ -23,7 +23,9 @@ __all__ = ['TRAIN_FALLBACK', 'FONT', 'TRUE_COLOR', 'PRED_COLOR', 'ATTN_CBAR', 'r
            'plot_droppos_panels', 'attention_maps', 'cls_attention', 'attention_rollout', 'plot_attention',
            'plot_rollout', 'plot_attention_panels', 'mae_outputs', 'plot_mae', 'encoder_decoder_error',
            'plot_alignment_reconstruction', 'object_fraction', 'attention_summary', 'encoder_attention_summary',
-           'plot_attention_comparison', 'fig_to_png', 'fig_to_array']
+           'plot_attention_comparison', 'fig_to_png', 'fig_to_array', 'code_colors', 'image_codes', 'code_usage',
+           'plot_codebook_usage', 'plot_code_histogram', 'draw_code_map', 'plot_code_map', 'code_similarity',
+           'code_gallery', 'patch_crop', 'plot_code_gallery', 'mim_outputs', 'plot_mim_predictions']
 
 # %% ../nbs/40_viz.ipynb #b0a1c002
 def repo_root(start=None) -> Path|None:
@@ -665,3 +667,258 @@ def fig_to_array(fig, dpi:int=100, close:bool=True):
     import io, numpy as np
     from PIL import Image
     return np.asarray(Image.open(io.BytesIO(fig_to_png(fig, dpi, close))).convert('RGB'))
+
+# %% ../nbs/40_viz.ipynb #c7d5745a
+def code_colors(ids) -> 'np.ndarray':
+    "A fixed RGB colour (n, 3) in [0, 1] for every code id in `ids`: it depends on the id only, so a code has the same colour in every image, figure and codebook size."
+    import numpy as np, colorsys
+    ids = np.asarray(torch.as_tensor(ids).cpu().long()).reshape(-1)
+    out = np.zeros((len(ids), 3))
+    for j, i in enumerate(ids.tolist()):
+        h = (i * 0.6180339887) % 1.                         # golden-ratio hues: neighbouring ids look different
+        s, v = (0.85, 0.95) if i % 3 == 0 else (0.55, 0.9) if i % 3 == 1 else (0.9, 0.65)
+        out[j] = colorsys.hsv_to_rgb(h, s, v)
+    return out
+
+@torch.no_grad()
+def image_codes(tokenizer, imgs:torch.Tensor, bs:int=256) -> torch.Tensor:
+    "Code ids (B, g, g) on the CPU of normalised `imgs` from `tokenizer.get_codebook_indices` (a VQ-KD model, or anything with that method), in batches of `bs`."
+    if not hasattr(tokenizer, 'get_codebook_indices'): raise ValueError(f"{type(tokenizer).__name__} has no get_codebook_indices(imgs): pass a VQ-KD tokenizer")
+    imgs = imgs.as_subclass(torch.Tensor)
+    dev = next(tokenizer.parameters()).device if isinstance(tokenizer, torch.nn.Module) else imgs.device
+    ids = torch.cat([tokenizer.get_codebook_indices(x.to(dev)).long().flatten(1).cpu() for x in imgs.split(bs)])
+    g = math.isqrt(ids.shape[1])
+    return ids.view(len(ids), g, g)
+
+def code_usage(codes:torch.Tensor, num_tokens:int) -> dict:
+    "`counts` (K,) of the code ids `codes`, `used` (how many codes occur), `perplexity` (exp of the entropy of their frequencies: K when all are used evenly, 1 for one code)."
+    c = torch.bincount(torch.as_tensor(codes).flatten().long(), minlength=num_tokens).float()
+    p = c[c > 0] / c.sum()
+    return dict(counts=c, used=int((c > 0).sum()), perplexity=float((-(p * p.log()).sum()).exp()))
+
+# %% ../nbs/40_viz.ipynb #2aa14823
+def _metrics_frame(m):
+    "A metrics.csv path, run folder or DataFrame as a DataFrame with the codebook columns."
+    import pandas as pd
+    if isinstance(m, pd.DataFrame): df = m
+    else:
+        p = Path(m)
+        p = p / 'metrics.csv' if p.is_dir() else p
+        if not p.exists(): raise FileNotFoundError(f"{p} does not exist: pass the metrics.csv (or the folder) of a `--method vqkd` run")
+        df = pd.read_csv(p)
+    need = {'codes_used', 'dead_codes', 'perplexity'}
+    if not need <= set(df.columns):
+        raise ValueError(f"no codebook columns {sorted(need - set(df.columns))} in these metrics: pass the metrics.csv of a `--method vqkd` run")
+    return df
+
+def plot_codebook_usage(metrics, title:str|None=None, num_tokens:int|None=None, size:float=2.6):
+    "Codes used (% of the codebook), dead codes and perplexity per training epoch of one VQ-KD run's metrics (metrics.csv path, run folder or DataFrame), or of several ({name: metrics}) in one figure; `num_tokens` draws the codebook size (the perplexity of an evenly used codebook)."
+    runs = metrics if isinstance(metrics, dict) else {None: metrics}
+    runs = {k: _metrics_frame(v) for k, v in runs.items()}
+    fig, axs = plt.subplots(1, 3, figsize=(3 * size + 0.6, size + 0.5), squeeze=False)
+    axs = axs[0]
+    for k, df in runs.items():
+        ep = df['epoch'] + 1 if 'epoch' in df else range(1, len(df) + 1)
+        lab = dict(label=k) if k is not None else {}
+        axs[0].plot(ep, 100 * df['codes_used'], marker='o', ms=3, **lab)
+        axs[1].plot(ep, df['dead_codes'], marker='o', ms=3, **lab)
+        axs[2].plot(ep, df['perplexity'], marker='o', ms=3, **lab)
+    for ax, t, yl in zip(axs, ('codes used', 'dead codes', 'perplexity'), ('% of the codebook', 'codes never picked in the epoch', 'exp(entropy of code use)')):
+        ax.set_title(t, fontsize=FONT); ax.set_xlabel('epoch', fontsize=FONT); ax.set_ylabel(yl, fontsize=FONT)
+        ax.tick_params(labelsize=FONT); ax.grid(alpha=.3)
+    if num_tokens: axs[2].axhline(num_tokens, color='0.5', lw=1, ls=':', label=f'codebook size {num_tokens}'); axs[2].legend(fontsize=FONT, frameon=False)
+    axs[0].set_ylim(0, 105); axs[1].set_ylim(0, max(1, max(df['dead_codes'].max() for df in runs.values())) * 1.1); axs[2].set_ylim(bottom=0)
+    if any(k is not None for k in runs): axs[0].legend(fontsize=FONT, frameon=False)
+    fig.suptitle(title or "VQ-KD codebook use per training epoch", fontsize=FONT + 1)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/40_viz.ipynb #b40f1236
+def plot_code_histogram(tokenizer, imgs:torch.Tensor, top:int|None=None, size:tuple=(7., 2.8)):
+    "Frequencies of the codes `tokenizer` gives the patches of `imgs`, sorted, each bar in its code's colour; the title says how many codes are used and the perplexity."
+    codes = image_codes(tokenizer, imgs)
+    K = getattr(tokenizer, 'num_tokens', int(codes.max()) + 1)
+    u = code_usage(codes, K)
+    c, order = u['counts'].sort(descending=True)
+    n = min(top or u['used'], u['used']) or 1
+    share = 100 * c[:n] / c.sum()
+    fig, ax = plt.subplots(figsize=size)
+    ax.bar(range(n), share.numpy(), color=code_colors(order[:n]), width=.9)
+    ax.set_xlabel('codes, most frequent first' + ('' if n > 24 else ' (code id below)'), fontsize=FONT)
+    ax.set_ylabel('% of the patches', fontsize=FONT); ax.tick_params(labelsize=FONT)
+    if n <= 24: ax.set_xticks(range(n), [str(int(i)) for i in order[:n]], fontsize=FONT - 1)
+    ax.set_xlim(-.8, max(n, 8) - .2); ax.grid(axis='y', alpha=.3)
+    ax.set_title(f"{u['used']} of {K} codes used on {len(codes)} images ({codes.numel()} patches), perplexity {u['perplexity']:.1f} "
+                 f"(max {K})", fontsize=FONT)
+    fig.tight_layout()
+    fig.usage = u
+    return fig
+
+# %% ../nbs/40_viz.ipynb #b3d35793
+def draw_code_map(ax, img:torch.Tensor, codes:torch.Tensor, alpha:float=0.7, ids:bool|None=None, cells:torch.Tensor|None=None,
+                  highlight:int|None=None):
+    "On axes `ax`: image `img` (C, H, W in [0, 1]) under its code map `codes` (g, g), each cell in its code's fixed colour (only `cells` (g, g) bool, when given), code ids written in the cells when `ids` (default: grids of at most 8 x 8), cells of code `highlight` framed."
+    from matplotlib.patches import Rectangle
+    import numpy as np
+    H, W = img.shape[-2:]; g = codes.shape[-1]; ph, pw = H / g, W / g
+    ax.imshow(to_hwc(img), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+    rgba = np.zeros((g, g, 4))
+    rgba[..., :3] = code_colors(codes.flatten()).reshape(g, g, 3)
+    rgba[..., 3] = alpha if cells is None else np.where(np.asarray(cells.cpu()), alpha, 0.)
+    ax.imshow(rgba, extent=(-.5, W - .5, H - .5, -.5), interpolation='nearest')
+    show = (cells if cells is not None else torch.ones(g, g, dtype=torch.bool)).cpu()
+    if ids if ids is not None else g <= 8:
+        for r in range(g):
+            for c in range(g):
+                if not show[r, c]: continue
+                col = rgba[r, c, :3]
+                dark = 0.299 * col[0] + 0.587 * col[1] + 0.114 * col[2] < 0.55
+                ax.text((c + .5) * pw - .5, (r + .5) * ph - .5, str(int(codes[r, c])), ha='center', va='center',
+                        fontsize=FONT if g <= 6 else FONT - 1, color='white' if dark else 'black')
+    if highlight is not None:
+        for r, c in (codes == highlight).nonzero().tolist():
+            ax.add_patch(Rectangle((c * pw - .5, r * ph - .5), pw, ph, fill=False, ec='black', lw=2.5))
+            ax.add_patch(Rectangle((c * pw - .5, r * ph - .5), pw, ph, fill=False, ec='white', lw=1., ls='--'))
+    ax.set_xticks([]); ax.set_yticks([])
+    return ax
+
+def plot_code_map(tokenizer, imgs:torch.Tensor, n:int=8, size:float=1.5, alpha:float=0.7, ids:bool|None=None, highlight:int|None=None,
+                  title:str|None=None):
+    "The first `n` (normalised) `imgs` above their code maps: every patch coloured by its code id (one fixed colour per id, the same in every image), ids written in the cells of small grids."
+    imgs = imgs[:n].as_subclass(torch.Tensor)
+    codes = image_codes(tokenizer, imgs)
+    shown = denormalize(imgs).cpu()
+    fig, axs = plt.subplots(2, len(imgs), figsize=(len(imgs) * size + 0.9, 2 * size + 0.6), squeeze=False)
+    for j in range(len(imgs)):
+        axs[0, j].imshow(to_hwc(shown[j]), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+        axs[0, j].set_xticks([]); axs[0, j].set_yticks([])
+        draw_code_map(axs[1, j], shown[j], codes[j], alpha, ids, highlight=highlight)
+    axs[0, 0].set_ylabel('image', fontsize=FONT); axs[1, 0].set_ylabel('code map', fontsize=FONT)
+    K = getattr(tokenizer, 'num_tokens', None)
+    u = code_usage(codes, K or int(codes.max()) + 1)
+    fig.suptitle(title or f"codes of {codes.shape[-1]}x{codes.shape[-1]} patches: {u['used']} different codes on these {len(imgs)} images"
+                 + (f" (codebook {K})" if K else '') + "\ncolour = code id, the same in every image", fontsize=FONT + 1)
+    fig.tight_layout()
+    fig.codes = codes
+    return fig
+
+# %% ../nbs/40_viz.ipynb #4703c823
+@torch.no_grad()
+def code_similarity(tokenizer, imgs:torch.Tensor, bs:int=256) -> torch.Tensor|None:
+    "Cosine (B, N) between each patch's code-space vector and its assigned code, for a VQ-KD tokenizer (`forward_encoder` giving `z` and `idx`, `quantizer.weight`); None for another tokenizer."
+    q = getattr(tokenizer, 'quantizer', None)
+    if q is None or not hasattr(tokenizer, 'forward_encoder'): return None
+    was = tokenizer.training
+    tokenizer.eval()
+    try:
+        dev = next(tokenizer.parameters()).device
+        out = []
+        for x in imgs.as_subclass(torch.Tensor).split(bs):
+            e = tokenizer.forward_encoder(x.to(dev))
+            out.append((e['z'] * q.weight[e['idx']]).sum(-1).flatten(1).float().cpu())
+        return torch.cat(out)
+    finally: tokenizer.train(was)
+
+def code_gallery(tokenizer, imgs:torch.Tensor, codes:list|None=None, k:int=8, n_codes:int=6) -> dict:
+    "For each of `codes` (default: the `n_codes` most frequent), up to `k` patches of `imgs` assigned to it, the most typical first (highest cosine to the code): {code: [(image, patch), ...]}; also the ids (B, g, g) and usage."
+    ids = image_codes(tokenizer, imgs)
+    B, g, _ = ids.shape
+    flat = ids.flatten(1)
+    K = getattr(tokenizer, 'num_tokens', int(ids.max()) + 1)
+    u = code_usage(ids, K)
+    if codes is None: codes = u['counts'].argsort(descending=True)[:min(n_codes, u['used'])].tolist()
+    bad = [c for c in codes if not 0 <= int(c) < K]
+    if bad: raise ValueError(f"codes {bad} are not in the codebook of {K} codes: pick ids in [0, {K})")
+    sim = code_similarity(tokenizer, imgs)
+    rows = {}
+    for c in codes:
+        where = (flat == int(c)).nonzero()                                   # (m, 2): image, patch
+        if sim is not None and len(where): where = where[sim[where[:, 0], where[:, 1]].argsort(descending=True)]
+        rows[int(c)] = [tuple(w) for w in where[:k].tolist()]
+    return dict(rows=rows, ids=ids, usage=u, num_tokens=K)
+
+def patch_crop(img:torch.Tensor, i:int, g:int, context:int=1) -> torch.Tensor:
+    "Patch `i` of a (C, H, W) image on a `g` x `g` grid with `context` patches around it (zero-padded at the border): (C, (2 context + 1) p, ...)."
+    C, H, W = img.shape; p = H // g; r, c = divmod(i, g)
+    pad = F.pad(img, (context * p,) * 4)
+    return pad[:, r * p:(r + 2 * context + 1) * p, c * p:(c + 2 * context + 1) * p]
+
+def plot_code_gallery(tokenizer, imgs:torch.Tensor, codes:list|None=None, k:int=8, n_codes:int=6, context:int=1, size:float=1.0,
+                      title:str|None=None):
+    "One row per code (default: the most frequent): the `k` patches of `imgs` assigned to it, most typical first, each with `context` patches around it and framed in the code's colour. Do codes mean something?"
+    from matplotlib.patches import Rectangle
+    gal = code_gallery(tokenizer, imgs, codes, k, n_codes)
+    shown = denormalize(imgs.as_subclass(torch.Tensor)).cpu()
+    g, u = gal['ids'].shape[-1], gal['usage']
+    rows = gal['rows']
+    fig, axs = plt.subplots(len(rows), k, figsize=(k * size + 1.6, len(rows) * size + 0.6), squeeze=False)
+    p = shown.shape[-1] // g
+    for r, (c, cells) in enumerate(rows.items()):
+        col = code_colors([c])[0]
+        for j in range(k):
+            ax = axs[r, j]; ax.set_xticks([]); ax.set_yticks([])
+            for s in ax.spines.values(): s.set_visible(False)
+            if j >= len(cells): continue
+            b, i = cells[j]
+            ax.imshow(to_hwc(patch_crop(shown[b], i, g, context)), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+            ax.add_patch(Rectangle((context * p - .5, context * p - .5), p, p, fill=False, ec=col, lw=2.5))
+        share = 100 * u['counts'][c] / u['counts'].sum()
+        axs[r, 0].set_ylabel(f"code {c}\n{share:.1f}% of\npatches", fontsize=FONT, color='black', rotation=0, ha='right', va='center',
+                             labelpad=8, bbox=dict(boxstyle='round,pad=0.3', fc=col, ec='none', alpha=.6))
+    fig.suptitle(title or f"patches assigned to each code over {len(shown)} images, most typical first\n(framed: the patch; "
+                 f"around it {context} patch of context)", fontsize=FONT)
+    fig.tight_layout()
+    fig.gallery = rows
+    return fig
+
+# %% ../nbs/40_viz.ipynb #d1455017
+@torch.no_grad()
+def mim_outputs(model, imgs:torch.Tensor, seed:int=0) -> dict:
+    "A BEiT v2 model's masked image modelling on `imgs` in eval mode, masks from `seed`: `mask` (B, N), `target` codes (B, N) of its tokenizer, `pred` (B, N) argmax of its `lm_head`, `acc` per image on masked patches."
+    from droppos_nb.registry import seeded_masks
+    if not all(hasattr(model, a) for a in ('masks', 'targets', 'forward_encoder', 'lm_head')):
+        raise ValueError(f"{type(model).__name__} is not a BEiT v2 model (masks, targets, forward_encoder, lm_head): pass a --method beitv2 model")
+    old, dev = model.training, next(model.parameters()).device
+    imgs = imgs.as_subclass(torch.Tensor).to(dev)
+    try:
+        model.eval()
+        with seeded_masks(model, seed): mask = model.masks(len(imgs), dev)
+        target = model.targets(imgs)
+        pred = model.lm_head(model.forward_encoder(imgs, mask)['x'][:, 1:]).argmax(-1)
+    finally: model.train(old)
+    right = (pred == target) & mask
+    acc = right.sum(1).float() / mask.sum(1).clamp(min=1)
+    return dict(mask=mask.cpu(), target=target.cpu(), pred=pred.cpu(), acc=acc.cpu(), right=right.cpu())
+
+def plot_mim_predictions(model, imgs:torch.Tensor, n:int=8, seed:int=0, size:float=1.5, alpha:float=0.75, ids:bool|None=None):
+    "For the first `n` images: the masked input (masked patches grey), the tokenizer's codes (targets; masked cells framed) and the model's predicted codes on the masked cells (green frame: right, red: wrong), with each image's masked accuracy in its title."
+    from matplotlib.patches import Rectangle
+    from matplotlib.lines import Line2D
+    imgs = imgs[:n].as_subclass(torch.Tensor)
+    out = mim_outputs(model, imgs, seed)
+    shown = denormalize(imgs).cpu()
+    B = len(imgs); g = math.isqrt(out['mask'].shape[1]); H = shown.shape[-1]; p = H / g
+    fig, axs = plt.subplots(3, B, figsize=(B * size + 1.0, 3 * size + 1.2), squeeze=False)
+    for j in range(B):
+        m = out['mask'][j].view(g, g)
+        cover = m.repeat_interleave(int(p), 0).repeat_interleave(int(p), 1)
+        axs[0, j].imshow(to_hwc(torch.where(cover, 0.45, shown[j])), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+        axs[0, j].set_xticks([]); axs[0, j].set_yticks([])
+        draw_code_map(axs[1, j], shown[j], out['target'][j].view(g, g), alpha, ids)
+        draw_code_map(axs[2, j], shown[j] * 0.35, out['pred'][j].view(g, g), alpha, ids, cells=m)
+        for r, c in m.nonzero().tolist():
+            ok = bool(out['right'][j].view(g, g)[r, c])
+            axs[1, j].add_patch(Rectangle((c * p - .5, r * p - .5), p, p, fill=False, ec='black', lw=1.2))
+            axs[2, j].add_patch(Rectangle((c * p - .5 + .6, r * p - .5 + .6), p - 1.2, p - 1.2, fill=False,
+                                          ec='#0a0' if ok else '#d00', lw=2, ls='-' if ok else '--'))
+        axs[0, j].set_title(f"{int(out['right'][j].sum())}/{int(m.sum())} = {out['acc'][j]:.0%}", fontsize=FONT)
+    for r, t in enumerate(('masked input', 'target codes\n(tokenizer)', 'predicted codes\n(masked cells)')): axs[r, 0].set_ylabel(t, fontsize=FONT)
+    tot = out['right'].sum().item() / max(out['mask'].sum().item(), 1)
+    head = f"{tot:.1%} of the {int(out['mask'].sum())} masked patches get their code right"
+    fig.suptitle(f"masked image modelling (mask seed {seed}):\n{head}" + (" (per image: the titles)" if B > 2 else ''), fontsize=FONT + 1)
+    fig.legend(handles=[Line2D([], [], color='#0a0', lw=2, label='right code'), Line2D([], [], color='#d00', lw=2, ls='--', label='wrong code'),
+                        Line2D([], [], color='black', lw=1.2, label='masked cell (target row)')],
+               loc='lower center', ncol=3 if B >= 4 else 1, fontsize=FONT, frameon=False)
+    fig.tight_layout(rect=(0, 0.07 if B >= 4 else 0.16, 1, 1))
+    fig.mim = out
+    return fig

@@ -726,9 +726,12 @@ def plot_codebook_usage(metrics, title:str|None=None, num_tokens:int|None=None, 
     for ax, t, yl in zip(axs, ('codes used', 'dead codes', 'perplexity'), ('% of the codebook', 'codes never picked in the epoch', 'exp(entropy of code use)')):
         ax.set_title(t, fontsize=FONT); ax.set_xlabel('epoch', fontsize=FONT); ax.set_ylabel(yl, fontsize=FONT)
         ax.tick_params(labelsize=FONT); ax.grid(alpha=.3)
-    if num_tokens: axs[2].axhline(num_tokens, color='0.5', lw=1, ls=':', label=f'codebook size {num_tokens}'); axs[2].legend(fontsize=FONT, frameon=False)
-    axs[0].set_ylim(0, 105); axs[1].set_ylim(0, max(1, max(df['dead_codes'].max() for df in runs.values())) * 1.1); axs[2].set_ylim(bottom=0)
-    if any(k is not None for k in runs): axs[0].legend(fontsize=FONT, frameon=False)
+    if num_tokens:
+        axs[2].axhline(num_tokens, color='0.5', lw=1, ls=':')
+        axs[2].text(0.02, num_tokens, f'codebook size {num_tokens}', transform=axs[2].get_yaxis_transform(), va='bottom', fontsize=FONT - 1, color='0.35')
+        axs[2].set_ylim(0, num_tokens * 1.15)
+    axs[0].set_ylim(0, 105); axs[1].set_ylim(0, max(1, max(df['dead_codes'].max() for df in runs.values())) * 1.1); axs[2].set_ylim(bottom=0) if not num_tokens else None
+    if any(k is not None for k in runs): axs[0].legend(fontsize=FONT, frameon=False, loc='lower left')
     fig.suptitle(title or "VQ-KD codebook use per training epoch", fontsize=FONT + 1)
     fig.tight_layout()
     return fig

@@ -1,0 +1,144 @@
+"""BEiT v2 on mnist5k, end to end at laptop scale: teacher -> VQ-KD tokenizer (dead-code restart vs the official rule) ->
+BEiT v2 (with and without patch aggregation); writes bench/results/beitv2/ (metrics.csv copies, figures, results.json).
+
+    nice -n 5 env OMP_NUM_THREADS=1 .venv/bin/python bench/beitv2_figures.py            # trains what is missing, then draws
+    .venv/bin/python bench/beitv2_figures.py --figures-only                              # only redraw from the runs
+
+Teacher: the supervised row of the results table, i.e. `droppos_nb eval --protocol finetune --checkpoint random` of the laptop
+shape (vit_tiny, depth 4, width 192, 3 heads, 32 px images, 8 px patches) fine-tuned 12 epochs (bf16, lr 2e-3, no layer decay),
+saved with --save-encoder. It is reused from bench/out/small_scale/random_init/s0 (bench/results.py writes it there) when it
+exists, else trained into WORK/teacher. Why a supervised teacher and not DropPos's run: BEiT v2's teacher is CLIP, a model whose
+patch features carry *semantics*; on mnist5k the model that knows most about what a digit is, is the fine-tuned classifier
+(91.6% valid accuracy), while the DropPos encoder's features are tuned to positions. Its patch grid (4x4 of 8 px) is the
+tokenizer's, so no resizing of the teacher's features happens.
+
+Runs (resumable: a run whose metrics.csv holds all its epochs is skipped, a partial one is resumed) live in WORK (default
+runs/beitv2, ignored by git). The VQ-KD laptop recipe is run in full (10 epochs); BEiT v2 runs --beit-epochs epochs (default 5,
+half the laptop recipe's 10, to keep the whole chain near 10 CPU-minutes on one thread): results.json says so.
+"""
+import argparse, json, os, shutil, sys, time
+from pathlib import Path
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+p.add_argument('--work', default=str(ROOT / 'runs' / 'beitv2'), help="folder of the runs (reused when present)")
+p.add_argument('--out', default=str(ROOT / 'bench' / 'results' / 'beitv2'), help="results folder")
+p.add_argument('--vqkd-epochs', type=int, default=10, help="VQ-KD epochs (laptop recipe: 10)")
+p.add_argument('--beit-epochs', type=int, default=5, help="BEiT v2 epochs (laptop recipe: 10)")
+p.add_argument('--seed', type=int, default=0)
+p.add_argument('--threads', type=int, default=1)
+p.add_argument('--figures-only', action='store_true', help="draw from the existing runs, train nothing")
+args = p.parse_args()
+torch.set_num_threads(args.threads)
+
+from droppos_nb import cli
+from droppos_nb.registry import get_method, load_model
+
+WORK, OUT = Path(args.work), Path(args.out)
+TEACHER_SHAPE = ['--arch', 'vit_tiny', '--depth', '4', '--embed-dim', '192', '--num-heads', '3', '--img-size', '32', '--patch-size', '8']
+FINETUNE = ['--precision', 'bf16', '--epochs', '12', '--lr', '2e-3', '--layer-decay', '1']
+SHARED_TEACHER = ROOT / 'bench' / 'out' / 'small_scale' / 'random_init' / 's0'
+
+
+def finished(run:Path, epochs:int) -> bool:
+    "True when `run`'s metrics.csv holds `epochs` epochs and its model file exists."
+    f = run / 'metrics.csv'
+    if not (f.exists() and (run / 'model.safetensors').exists()): return False
+    return len(f.read_text().strip().splitlines()) - 1 >= epochs
+
+
+def teacher() -> Path:
+    "The supervised teacher's encoder file (copied from the results table's work folder, or trained here)."
+    dst = WORK / 'teacher'
+    enc = dst / 'encoder-finetuned.safetensors'
+    if enc.exists(): return enc
+    dst.mkdir(parents=True, exist_ok=True)
+    if (SHARED_TEACHER / 'encoder-finetuned.safetensors').exists():
+        for f in ('encoder-finetuned.safetensors', 'eval-finetune.json'): shutil.copy(SHARED_TEACHER / f, dst / f)
+        return enc
+    cli.main(['eval', '--protocol', 'finetune', '--checkpoint', 'random', *TEACHER_SHAPE, *FINETUNE, '--save-encoder',
+              '--seed', str(args.seed), '--out', str(dst), '--overwrite', '--quiet'])
+    return enc
+
+
+def pretrain(name:str, epochs:int, *flags) -> Path:
+    "Run (or resume, or skip) `droppos_nb pretrain` into WORK/name."
+    run = WORK / name
+    if finished(run, epochs): return run
+    if args.figures_only: raise SystemExit(f"{run} is not finished: run without --figures-only")
+    t0 = time.time()
+    if (run / 'config.json').exists() and (run / 'checkpoint.pt').exists():
+        cli.main(['pretrain', '--resume', str(run), '--epochs', str(epochs), '--quiet'])
+    else:
+        cli.main(['pretrain', *flags, '--epochs', str(epochs), '--seed', str(args.seed), '--out', str(run), '--overwrite', '--quiet'])
+    print(f"{name}: {time.time() - t0:.0f} s", flush=True)
+    return run
+
+
+def main():
+    t_enc = teacher()
+    vq = {rule: pretrain(f'vqkd-{rule}', args.vqkd_epochs, '--method', 'vqkd', '--teacher', str(t_enc), '--dead-code', rule)
+          for rule in ('restart', 'none')}
+    tok = vq['restart'] / 'model.safetensors'
+    bt = {agg: pretrain(f'beitv2-agg-{agg}', args.beit_epochs, '--method', 'beitv2', '--tokenizer', str(tok), '--aggregation', agg)
+          for agg in ('on', 'off')}
+    figures(t_enc, vq, bt)
+
+
+def figures(t_enc, vq:dict, bt:dict):
+    import pandas as pd
+    import matplotlib; matplotlib.use('Agg')
+    from droppos_nb import viz
+    OUT.mkdir(parents=True, exist_ok=True)
+    res = dict(teacher=dict(path=str(t_enc.relative_to(ROOT)) if t_enc.is_relative_to(ROOT) else str(t_enc),
+                            kind='supervised fine-tune of a random laptop-shape ViT (the results table random-init finetune row, seed 0)',
+                            flags=' '.join(['--checkpoint random', *TEACHER_SHAPE, *FINETUNE, '--save-encoder'])),
+               vqkd_epochs=args.vqkd_epochs, beitv2_epochs=args.beit_epochs,
+               note=(f"VQ-KD: {args.vqkd_epochs} epochs (laptop recipe: {get_method('vqkd').laptop['epochs']}); BEiT v2: {args.beit_epochs} "
+                     f"epochs (laptop recipe: {get_method('beitv2').laptop['epochs']}; shortened for the CPU budget); everything else the "
+                     f"laptop recipes; {args.threads} thread(s), seed {args.seed}"),
+               vqkd={}, beitv2={})
+    ev = t_enc.parent / 'eval-finetune.json'
+    if ev.exists(): res['teacher']['valid_acc'] = json.loads(ev.read_text())['metrics']['acc']
+    imgs = viz.sample_images(64, img_size=32)
+    for rule, run in vq.items():
+        shutil.copy(run / 'metrics.csv', OUT / f'vqkd-{rule}-metrics.csv')
+        df = pd.read_csv(run / 'metrics.csv'); last = df.iloc[-1]
+        tok = viz.attach_provenance(load_model(run / 'model.safetensors').eval(), run / 'model.safetensors')
+        codes = tok.get_codebook_indices(imgs).flatten()
+        cnt = torch.bincount(codes, minlength=tok.num_tokens).float(); pr = cnt / cnt.sum()
+        res['vqkd'][rule] = dict(codebook_size=tok.num_tokens, codes_used=float(last['codes_used']), dead_codes=int(last['dead_codes']),
+                                 perplexity=round(float(last['perplexity']), 2), rec_cos=round(float(last['rec_cos']), 4),
+                                 restarted_total=int(df['restarted'].sum()), valid_images_codes_used=int((cnt > 0).sum()),
+                                 valid_images_perplexity=round(float((-(pr[pr > 0] * pr[pr > 0].log()).sum()).exp()), 2),
+                                 train_seconds=round(float(df['seconds'].sum()), 1), run=run.name)
+        for name, fig in ((f'vqkd-{rule}-usage', viz.plot_codebook_usage(df, title=f"VQ-KD codebook, dead codes: {rule}")),
+                          (f'vqkd-{rule}-histogram', viz.plot_code_histogram(tok, imgs)),
+                          (f'vqkd-{rule}-codemap', viz.plot_code_map(tok, imgs, n=8)),
+                          (f'vqkd-{rule}-gallery', viz.plot_code_gallery(tok, imgs, k=8))):
+            (OUT / f'{name}.png').write_bytes(viz.fig_to_png(fig))
+    fig = viz.plot_codebook_usage({r: pd.read_csv(run / 'metrics.csv') for r, run in vq.items()}, title="dead-code restart vs the official rule")
+    (OUT / 'vqkd-usage-compare.png').write_bytes(viz.fig_to_png(fig))
+    for agg, run in bt.items():
+        shutil.copy(run / 'metrics.csv', OUT / f'beitv2-agg-{agg}-metrics.csv')
+        df = pd.read_csv(run / 'metrics.csv'); last = df.iloc[-1]
+        m = load_model(run / 'model.safetensors').eval()
+        fig = viz.plot_mim_predictions(m, imgs, n=8, seed=0)
+        (OUT / f'beitv2-agg-{agg}-mim.png').write_bytes(viz.fig_to_png(fig))
+        res['beitv2'][f'aggregation_{agg}'] = dict(acc_mim=round(float(last['acc_mim']), 4), loss_mim=round(float(last['loss_mim']), 4),
+                                                 valid_loss=round(float(last['valid_loss']), 4), epochs=int(len(df)),
+                                                 train_seconds=round(float(df['seconds'].sum()), 1),
+                                                 chance_most_frequent_code=None)
+    # a floor for acc_mim: always predicting the most frequent code of the validation images
+    tok = load_model(vq['restart'] / 'model.safetensors').eval()
+    codes = tok.get_codebook_indices(viz.sample_images(256, img_size=32)).flatten()
+    floor = torch.bincount(codes).max().item() / len(codes)
+    for v in res['beitv2'].values(): v['chance_most_frequent_code'] = round(floor, 4)
+    res['date'] = time.strftime('%Y-%m-%d %H:%M:%S %Z')
+    (OUT / 'results.json').write_text(json.dumps(res, indent=2))
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == '__main__': main()

@@ -102,7 +102,7 @@ SETTINGS = (dict(pretrain='--precision bf16', finetune=' '.join(FINETUNE)) if ar
                  finetune=' '.join(FINETUNE), random=' '.join(RANDOM[2:]), device=args.device))
 
 ROWS = ['random init', 'random ResNet-18', 'supervised', *PRETRAINED]
-def protocols_of(row): return ['linear', 'knn'] if row in CONVNET | BEIT or row == 'random ResNet-18' else PROTOCOLS
+def protocols_of(row): return ['linear', 'knn', 'finetune'] if row in CONVNET | BEIT or row == 'random ResNet-18' else PROTOCOLS
 def tokenizer_of(seed): return WORK / 'vqkd' / f's{seed}' / 'model.safetensors'
 PROTOCOLS = ['position', 'linear', 'knn', 'finetune']
 slug = lambda row: row.lower().replace(' ', '_').replace('σ=0', 'sigma0').replace('τ=∞', 'tauinf')
@@ -313,15 +313,15 @@ if 'floors' in res:
     fl = res['floors']
     md.append(f"| pixels: logistic regression (floor) | – | – | – | {cell(fl['linear'])} | – | – | – |")
     md.append(f"| pixels: kNN, the protocol's (floor) | – | – | – | – | {cell(fl['knn'])} | – | – |")
-NA = lambda r, c: (r in CONVNET | BEIT or r == 'random ResNet-18') and c in ('pretrain_pos_acc', 'position', 'finetune')
+NA = lambda r, c: (r in CONVNET | BEIT or r == 'random ResNet-18') and c in ('pretrain_pos_acc', 'position')
 for r in ROWS:
     for s in S:
         v = table[r].get(s, {})
         md.append(f"| {r} | {s} | " + ' | '.join('n/a' if NA(r, c) else cell(v.get(c), c != 'pretrain_seconds') for c in COLS) + ' |')
     md.append(f"| **{r}** | mean ± sd | " + ' | '.join('n/a' if NA(r, c) else mcell(res['summary'][r][c], c != 'pretrain_seconds') for c in COLS) + ' |')
-md.insert(1, "n/a: the position probe needs absolute position embeddings and the fine-tuning protocol is written for timm ViTs; "
-             "a ResNet-18 (MSCN, and its random-init floor) and BEiT v2's Beit encoder (relative position bias) have neither, so their "
-             "rows hold the linear probe and kNN only.")
+md.insert(1, "n/a: the position probe needs absolute position embeddings, which a ResNet-18 (MSCN, and its random-init floor) "
+             "and BEiT v2's Beit encoder (relative position bias) do not have; the fine-tune column of the random-init ResNet-18 is a "
+             "ResNet-18 trained from scratch on the labels (the supervised row of the ResNets).")
 MS = sorted({s for r in motivating for s in motivating[r]}, key=int)
 md += ['', f"| encoder (seeds {', '.join(MS)}) | position probe before fine-tuning (%) | after fine-tuning (%) |", '|---|---|---|']
 md += [f"| {r} | {mcell(res['motivating_summary'][r]['before'])} | {mcell(res['motivating_summary'][r]['after'])} |" for r in motivating]

@@ -78,7 +78,7 @@ def require_vit(model:nn.Module, what:str):
     "Raise a clear error when `what` (a ViT-only protocol or figure) is asked of another backbone."
     if not is_vit(model):
         raise ValueError(f"{what} needs a ViT (patch tokens and position embeddings); {type(model).__name__} has none: "
-                         "use the linear probe or kNN, which work with any timm backbone")
+                         "use the linear probe, kNN or fine-tuning, which work with any timm backbone")
 
 def is_vit_arch(arch:str) -> bool:
     "Whether timm builds `arch` (an alias such as `vit_tiny` or any timm name) as a `VisionTransformer`."
@@ -463,7 +463,6 @@ class FineTuneModel(nn.Module):
 def finetune_learner(vit:VisionTransformer, dls:DataLoaders, pool:str='mean', label_smoothing:float=0.1,
                      mixup:float=0., cutmix:float=0., verbose:bool=False) -> Learner:
     "A fastai `Learner` that fine-tunes all of `vit` (in place) with one parameter group per layer (`layer_decay_splitter`)."
-    require_vit(vit, "fine-tuning (layer-wise decay over blocks, MAE's recipe)")
     if mixup and cutmix: raise ValueError("use mixup or cutmix, not both (pass 0 for one of them)")
     if len(dls.classes) < 2: raise ValueError(f"fine-tuning needs labelled images of at least 2 classes, the data has {len(dls.classes)}")
     for p in vit.parameters(): p.requires_grad_(True)      # the position embedding too, as in MAE's fine-tuning

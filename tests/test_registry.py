@@ -63,6 +63,14 @@ OFFICIAL = {
                 decoder_dim=512, decoder_depth=8, decoder_heads=16),
     'cae': dict(blr=1.5e-3 * 256 / 2048, betas=(0.9, 0.999), wd=0.05, clip='global:3', drop_path=0.1, min_lr=1e-5,
                 min_scale=0.08, mask_ratio=0.5, layer_scale=0.1, regressor_depth=4, decoder_depth=4, align_weight=2.),
+    # facebookresearch/moco-v3 main_moco.py + CONFIG.md (ViT): AdamW (torch's betas), lr 1.5e-4 x batch/256, wd 0.1, T 0.2, m 0.99
+    'mocov3': dict(blr=1.5e-4, betas=(0.9, 0.999), wd=0.1, clip='none', min_scale=0.08, temperature=0.2, momentum=0.99,
+                   stop_grad_conv1=True, pos_embed='sincos', proj_dim=256, mlp_dim=4096),
+    # microsoft/unilm beit2 TOKENIZER.md: lr 5e-5 x batch/128, betas (0.9, 0.99), wd 1e-4, 8192 x 32 codes, no dead-code restart
+    'vqkd': dict(blr=5e-5 * 256 / 128, betas=(0.9, 0.99), wd=1e-4, min_scale=0.08, codebook_size=8192, codebook_dim=32, dead_code='none'),
+    # beit2 PRETRAINING.md, 1600 epochs: lr 1.5e-3 at batch 2048, betas (0.9, 0.999), wd 0.05, clip 3, drop-path 0.1, 75 of 196 masked
+    'beitv2': dict(lr=1.5e-3, betas=(0.9, 0.999), wd=0.05, clip='global:3', drop_path=0.1, min_lr=1e-5, min_scale=0.2,
+                   mask_ratio=75 / 196, layer_scale=0.1, early_layers=9),
 }
 
 @pytest.mark.parametrize('method', OFFICIAL)

@@ -15,7 +15,7 @@ from timm.models.vision_transformer import Block
 from fastai.learner import Metric
 from fastai.callback.core import Callback
 from .registry import MethodSpec, register_method, OutputMean, VIT_ARGS, load_model
-from .core import grid_size, sincos_2d
+from .core import grid_size, sincos_2d, global_sum
 from .masking import check_ratio, block_masking
 from .vit import create_vit, encode_image, init_mae_weights_
 from .checkpoint import unwrap, check_checkpoint_file, read_metadata, load_state_dict_file, load_encoder, check_state_dict, load_fitting
@@ -30,11 +30,6 @@ __all__ = ['BEIT_SHAPES', 'BEIT_ENCODER_PREFIXES', 'VQKD_OFFICIAL', 'VQKD_LAPTOP
 def l2norm(x:torch.Tensor) -> torch.Tensor:
     "Unit vectors along the last dimension (the official `l2norm`)."
     return F.normalize(x, p=2, dim=-1)
-
-def _all_reduce(t:torch.Tensor) -> torch.Tensor:
-    "Sum `t` in place over every process when torch.distributed is initialised (a no-op on one process)."
-    if dist.is_available() and dist.is_initialized(): dist.all_reduce(t)
-    return t
 
 def _broadcast(t:torch.Tensor) -> torch.Tensor:
     "Rank 0's `t` on every process (a no-op on one process)."
@@ -100,10 +95,10 @@ class NormEMAQuantizer(nn.Module):
     def ema_update_(self, z:torch.Tensor, idx:torch.Tensor) -> torch.Tensor:
         "One official EMA step from unit vectors `z` (n, d) assigned to codes `idx` (n,): `w <- l2norm(decay w + (1-decay) l2norm(mean))` for codes with members; returns the all-reduced counts."
         onehot = F.one_hot(idx, self.num_tokens).type(z.dtype)
-        bins = _all_reduce(onehot.sum(0))
+        bins = global_sum(onehot.sum(0))
         self.cluster_size.mul_(self.decay).add_(bins, alpha=1 - self.decay)
         zero = bins == 0
-        embed_sum = _all_reduce(z.t() @ onehot)                             # (d, K)
+        embed_sum = global_sum(z.t() @ onehot)                             # (d, K)
         mean = l2norm((embed_sum / bins.masked_fill(zero, 1.)[None]).t())
         mean = torch.where(zero[:, None], self.weight.data, mean)
         self.weight.data.mul_(self.decay).add_(mean, alpha=1 - self.decay)

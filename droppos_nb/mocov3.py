@@ -10,6 +10,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
 from fastai.callback.core import Callback
 from .registry import MethodSpec, register_method, OutputMean, VIT_ARGS
+from .core import rank_world
 from .checkpoint import unwrap
 from .vit import create_vit, encode_image, set_pos_embed_, POS_EMBEDS
 from .augment import color_jitter, random_grayscale, gaussian_blur, solarize
@@ -20,15 +21,10 @@ __all__ = ['VIT_INITS', 'MOCOV3_OFFICIAL', 'MOCOV3_LAPTOP', 'concat_all_gather',
            'mocov3_views']
 
 # %% ../nbs/14_mocov3.ipynb #a86b2fa8
-def _world() -> tuple:
-    "`(rank, world_size)` when a process group of more than one process is initialised, else `(0, 1)`."
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1: return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
 @torch.no_grad()
 def concat_all_gather(x:torch.Tensor) -> tuple:
     "`(rows of x from all processes, concatenated in rank order; the index of this process's first row)`; `(x, 0)` without a process group."
-    rank, world = _world()
+    rank, world = rank_world()
     if world == 1: return x, 0
     n = torch.tensor([x.shape[0]], device=x.device)
     sizes = [torch.zeros_like(n) for _ in range(world)]
@@ -65,7 +61,7 @@ class GlobalBatchNorm1d(nn.Module):
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0., self.eps)
         self.num_batches_tracked.add_(1)
-        if _world()[1] == 1:
+        if rank_world()[1] == 1:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, True, self.momentum, self.eps)
         xf = x.float()
         s = _all_reduce(torch.cat([xf.sum(0), xf.new_tensor([float(x.shape[0])])]))

@@ -70,11 +70,11 @@ PRETRAINED = {'DropPos': ['--method', 'droppos'], 'DropPos σ=0': ['--method', '
                       '--regressor-depth', '2', '--drop-path', '0', '--min-scale', '1', '--blr', '2e-3', '--epochs', '16', '--precision', 'bf16'],
               'MoCo v3': ['--method', 'mocov3'], 'MSCN': ['--method', 'mscn'],
               'BEiT v2': ['--method', 'beitv2'], 'BEiT v2 w/o aggregation': ['--method', 'beitv2', '--aggregation', 'off']}
-# rows whose encoder is not a ViT (a ResNet-18): the position probe does not apply and fine-tuning is ViT-only here
+# rows whose encoder is a ConvNet (a ResNet-18): no patch positions, so no position probe
 CONVNET = {'MSCN'}
 # BEiT v2 rows: pretrained on the codes of the seed's VQ-KD tokenizer, which distils the seed's supervised encoder (the
 # teacher: what the codes mean comes from it); their encoder is a timm Beit (relative position bias, no absolute
-# position embedding), so the position probe and the ViT fine-tuning protocol do not apply
+# position embedding): the position probe drops a patch's position by zeroing its rows and columns of the bias
 BEIT = {'BEiT v2', 'BEiT v2 w/o aggregation'}
 RANDOM_CNN = ['--checkpoint', 'random', '--arch', 'resnet18', '--img-size', '32']
 bad = set(args.rows or []) - set(PRETRAINED)
@@ -102,7 +102,7 @@ SETTINGS = (dict(pretrain='--precision bf16', finetune=' '.join(FINETUNE)) if ar
                  finetune=' '.join(FINETUNE), random=' '.join(RANDOM[2:]), device=args.device))
 
 ROWS = ['random init', 'random ResNet-18', 'supervised', *PRETRAINED]
-def protocols_of(row): return ['linear', 'knn', 'finetune'] if row in CONVNET | BEIT or row == 'random ResNet-18' else PROTOCOLS
+def protocols_of(row): return ['linear', 'knn', 'finetune'] if row in CONVNET or row == 'random ResNet-18' else PROTOCOLS
 def tokenizer_of(seed): return WORK / 'vqkd' / f's{seed}' / 'model.safetensors'
 PROTOCOLS = ['position', 'linear', 'knn', 'finetune']
 slug = lambda row: row.lower().replace(' ', '_').replace('σ=0', 'sigma0').replace('τ=∞', 'tauinf')
@@ -174,7 +174,7 @@ for s in S:
         for r in [r for r in RUN if p in protocols_of(r)]:
             job(('eval', r, p, s), lambda r=r, p=p, s=s: eval_job(r, s, p), [('pretrain', r, s)], cost=20 if p == 'finetune' else 1)
     # the position probe of the fine-tuned encoders (the motivating experiment)
-    for r in [r for r in RUN if r not in CONVNET | BEIT]: job(('after', r, s), lambda r=r, s=s: eval_job(r, s, 'position', finetuned=True), [('eval', r, 'finetune', s)])
+    for r in [r for r in RUN if r not in CONVNET]: job(('after', r, s), lambda r=r, s=s: eval_job(r, s, 'position', finetuned=True), [('eval', r, 'finetune', s)])
 
 def chain(n, memo={}):
     "Minutes of work from the start of job `n` to the end of the longest chain of jobs that wait for it."
@@ -247,7 +247,7 @@ for row in ROWS:
 probed = lambda row, s: result_file(row, s, 'position', finetuned=True).exists() and metric(row, s, 'position') is not None
 motivating = {row: {str(s): dict(before=metric(row, s, 'position'), after=metric(row, s, 'position', finetuned=True))
                     for s in S if probed(row, s)}
-              for row in ['random init', *[r for r in PRETRAINED if r not in CONVNET | BEIT]]}
+              for row in ['random init', *[r for r in PRETRAINED if r not in CONVNET]]}
 cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
 if args.device == 'cuda' and not args.table_only:
     import torch
@@ -313,14 +313,14 @@ if 'floors' in res:
     fl = res['floors']
     md.append(f"| pixels: logistic regression (floor) | – | – | – | {cell(fl['linear'])} | – | – | – |")
     md.append(f"| pixels: kNN, the protocol's (floor) | – | – | – | – | {cell(fl['knn'])} | – | – |")
-NA = lambda r, c: (r in CONVNET | BEIT or r == 'random ResNet-18') and c in ('pretrain_pos_acc', 'position')
+NA = lambda r, c: (r in CONVNET or r == 'random ResNet-18') and c in ('pretrain_pos_acc', 'position')
 for r in ROWS:
     for s in S:
         v = table[r].get(s, {})
         md.append(f"| {r} | {s} | " + ' | '.join('n/a' if NA(r, c) else cell(v.get(c), c != 'pretrain_seconds') for c in COLS) + ' |')
     md.append(f"| **{r}** | mean ± sd | " + ' | '.join('n/a' if NA(r, c) else mcell(res['summary'][r][c], c != 'pretrain_seconds') for c in COLS) + ' |')
-md.insert(1, "n/a: the position probe needs absolute position embeddings, which a ResNet-18 (MSCN, and its random-init floor) "
-             "and BEiT v2's Beit encoder (relative position bias) do not have; the fine-tune column of the random-init ResNet-18 is a "
+md.insert(1, "n/a: the position probe needs patch positions, which a ResNet-18 (MSCN, and its random-init floor) does not have "
+             "(BEiT v2's encoder has them as a relative position bias: its probe zeroes a dropped patch's rows and columns of it); the fine-tune column of the random-init ResNet-18 is a "
              "ResNet-18 trained from scratch on the labels (the supervised row of the ResNets).")
 MS = sorted({s for r in motivating for s in motivating[r]}, key=int)
 md += ['', f"| encoder (seeds {', '.join(MS)}) | position probe before fine-tuning (%) | after fine-tuning (%) |", '|---|---|---|']

@@ -25,7 +25,7 @@ from .scale import precision_callbacks
 from .data import (TensorData, TensorItems, TensorDL, BatchRandomResizedCrop, resize_images, mnist5k, photos,
                              find_valid_folder, folder_labels, BUILTIN_DATASETS, data_folder, usable_images)
 from .masking import n_keep
-from .vit import create_vit, encode_tokens, encode_image, timm_arch, set_pos_embed_
+from .vit import create_vit, encode_tokens, encode_image, timm_arch, set_pos_embed_, is_beit, beit_tokens
 import timm
 from .checkpoint import load_state_dict_file, load_encoder, export_encoder, check_state_dict, read_metadata
 from .registry import get_method, method_names, WeightedAccuracy, check_model_file
@@ -33,8 +33,8 @@ from .learner import adamw, model_loss, SeededMasks, PretrainLearner
 from .official import official_config, WIDTH_ARCH
 
 # %% auto #0
-__all__ = ['POOLS', 'PROTOCOLS', 'PROTOCOL_DEFAULTS', 'checkpoint_config', 'is_vit', 'require_vit', 'is_vit_arch',
-           'create_backbone', 'method_encoder_loader', 'load_eval_encoder', 'folder_data', 'eval_data',
+__all__ = ['POOLS', 'PROTOCOLS', 'PROTOCOL_DEFAULTS', 'checkpoint_config', 'is_vit', 'require_vit', 'require_positions',
+           'is_vit_arch', 'create_backbone', 'method_encoder_loader', 'load_eval_encoder', 'folder_data', 'eval_data',
            'normalize_images', 'eval_dls', 'position_drop_mask', 'position_features', 'freeze_', 'PositionProbe',
            'position_probe_learner', 'position_probe', 'extract_features', 'FeatureItems', 'FeatureDL', 'feature_dls',
            'linear_head', 'linear_probe_learner', 'linear_probe', 'knn_predict', 'knn_eval', 'layer_id',
@@ -80,6 +80,12 @@ def require_vit(model:nn.Module, what:str):
         raise ValueError(f"{what} needs a ViT (patch tokens and position embeddings); {type(model).__name__} has none: "
                          "use the linear probe, kNN or fine-tuning, which work with any timm backbone")
 
+def require_positions(model:nn.Module, what:str):
+    "Raise a clear error when `what` (the position probe, attention maps) is asked of a backbone without patch positions: a ViT (position embeddings) or a timm `Beit` (relative position bias) has them."
+    if not (is_vit(model) or is_beit(model)):
+        raise ValueError(f"{what} needs a ViT or a BEiT (patch tokens with positions); {type(model).__name__} has none: "
+                         "use the linear probe, kNN or fine-tuning, which work with any timm backbone")
+
 def is_vit_arch(arch:str) -> bool:
     "Whether timm builds `arch` (an alias such as `vit_tiny` or any timm name) as a `VisionTransformer`."
     from timm.models import model_entrypoint, is_model
@@ -114,8 +120,9 @@ def load_eval_encoder(checkpoint='random', arch:str|None=None, img_size:int|None
         set_seed(seed)
         enc = create_backbone(**cfg, **vit_kwargs)
     elif (loader := method_encoder_loader(checkpoint)) is not None:    # an encoder only its method can rebuild (BEiT v2's timm Beit)
-        enc, cfg = loader(checkpoint), dict(read_metadata(checkpoint))
-        cfg = {k: cfg[k] if k == 'arch' else int(cfg[k]) for k in ('arch', 'img_size', 'patch_size') if k in cfg}
+        enc, meta = loader(checkpoint), dict(read_metadata(checkpoint))
+        cfg = {k: meta[k] if k == 'arch' else int(meta[k]) for k in ('arch', 'img_size', 'patch_size') if k in meta}
+        enc.source_meta = {k: v for k, v in meta.items() if k in cfg or k.endswith('_config')}   # what rebuilds it (save_finetuned)
     else:
         cfg = checkpoint_config(checkpoint)
         if 'arch' in given: cfg = {k: v for k, v in cfg.items() if k not in ('embed_dim', 'num_heads')}   # an explicit arch sets the width
@@ -223,8 +230,9 @@ def position_drop_mask(bs:int, n:int, ratio:float, device=None, generator:torch.
     return rank >= keep
 
 # %% ../nbs/30_evaluation.ipynb #d508cbc0
-def position_features(vit:VisionTransformer, imgs:torch.Tensor, drop:torch.Tensor) -> torch.Tensor:
-    "Final-norm features (B, N, D) of all patches of `imgs`, with zero position embedding where `drop` (B, N) is True."
+def position_features(vit:nn.Module, imgs:torch.Tensor, drop:torch.Tensor) -> torch.Tensor:
+    "Final-norm features (B, N, D) of all patches of `imgs` where `drop` (B, N) marks the patches that lose their position: a ViT's position embedding zeroed there; a timm `Beit`'s rows and columns of its relative position bias zeroed (`vit.beit_tokens`)."
+    if is_beit(vit): return beit_tokens(vit, imgs, drop)[:, 1:]
     pe = vit.pos_embed[:, 1:].expand(imgs.shape[0], -1, -1)
     return encode_tokens(vit, vit.patch_embed(imgs), pe.masked_fill(drop[..., None], 0.))[:, 1:]
 
@@ -235,10 +243,10 @@ def freeze_(module:nn.Module) -> nn.Module:
     return module.eval()
 
 class PositionProbe(nn.Module):
-    "A frozen ViT and one linear layer that classifies each patch's grid position from its final-norm feature."
-    def __init__(self, encoder:VisionTransformer, drop_ratio:float=0.75):
+    "A frozen ViT (or timm `Beit`) and one linear layer that classifies each patch's grid position from its final-norm feature."
+    def __init__(self, encoder:nn.Module, drop_ratio:float=0.75):
         super().__init__()
-        require_vit(encoder, "the position probe")
+        require_positions(encoder, "the position probe")
         position_drop_mask(1, 1, drop_ratio)                     # checks the ratio
         self.encoder, self.drop_ratio = freeze_(encoder), drop_ratio
         self.num_patches = math.prod(encoder.patch_embed.grid_size)
@@ -482,9 +490,10 @@ def finetune_learner(vit:VisionTransformer, dls:DataLoaders, pool:str='mean', la
 def save_finetuned(model:FineTuneModel, path, **meta) -> Path:
     "Save the fine-tuned encoder of `model` as `encoder.safetensors` does (timm layout + arch metadata); with mean pooling `fc_norm` becomes its final norm."
     enc = copy.deepcopy(model.encoder).cpu()
-    if not is_vit(enc):
+    if not is_vit(enc):                      # a timm backbone, or one its method rebuilds from the metadata it was loaded with
         holder = nn.Module(); holder.encoder = enc
-        return export_encoder(holder, path, arch=getattr(model.encoder, 'eval_config', {}).get('arch', type(enc).__name__.lower()), finetuned=True, **meta)
+        src = {'arch': getattr(model.encoder, 'eval_config', {}).get('arch', type(enc).__name__.lower()), **getattr(model.encoder, 'source_meta', {})}
+        return export_encoder(holder, path, **{**src, 'finetuned': True, **meta})
     if model.pool == 'mean': enc.norm.load_state_dict(model.fc_norm.state_dict())
     holder = nn.Module(); holder.encoder = enc
     cfg = getattr(model.encoder, 'eval_config', {})

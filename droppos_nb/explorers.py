@@ -39,6 +39,10 @@ def load_for_explorer(src, **load_kw):
         with safe_open(str(path), 'pt') as f: meta = f.metadata() or {}
     if 'method' in meta or path.suffix == '.safetensors' and not path.exists():
         return attach_provenance(load_any(path, **load_kw), path), None
+    from droppos_nb.evaluation import method_encoder_loader
+    if (loader := method_encoder_loader(path)) is not None:     # an encoder only its method rebuilds (BEiT v2's timm Beit)
+        enc = attach_provenance(loader(path), path)
+        return enc, f"{path.name}: a {meta.get('arch')} encoder; the file holds the encoder only"
     model, rep = droppos_from_official(path, verbose=False, **load_kw)
     attach_provenance(model, path)
     enc_missing = [k for k in rep.missing if k.startswith('encoder.')]

@@ -11,7 +11,7 @@ from .core import grid_size, sincos_2d
 
 # %% auto #0
 __all__ = ['ARCH_ALIASES', 'POS_EMBEDS', 'timm_arch', 'init_mae_weights_', 'set_sincos_pos_embed_', 'set_pos_embed_',
-           'create_vit', 'block_attention', 'encode_tokens', 'encode_image']
+           'create_vit', 'block_attention', 'encode_tokens', 'encode_image', 'is_beit', 'pair_keep', 'beit_tokens']
 
 # %% ../nbs/03_vit.ipynb #982c50bf
 ARCH_ALIASES = dict(vit_tiny='vit_tiny_patch16_224', vit_small='vit_small_patch16_224',
@@ -104,3 +104,51 @@ def encode_tokens(vit:VisionTransformer, tokens:torch.Tensor, pos:torch.Tensor, 
 def encode_image(vit:VisionTransformer, imgs:torch.Tensor, return_attn:bool=False):
     "Features (B, 1+N, D) of full images `imgs` with their true position embeddings (timm's `forward_features`)."
     return encode_tokens(vit, vit.patch_embed(imgs), vit.pos_embed[:, 1:], return_attn=return_attn)
+
+# %% ../nbs/03_vit.ipynb #768e4e6e
+from contextlib import contextmanager
+from timm.models.beit import Beit
+
+def is_beit(model:nn.Module) -> bool:
+    "Whether `model` is a timm `Beit` (BEiT v2's encoder): positions as a relative position bias in every attention."
+    return isinstance(model, Beit)
+
+def pair_keep(keep:torch.Tensor) -> torch.Tensor:
+    "(B, 1, 1+N, 1+N) float from `keep` (B, N) bool: 1 where both tokens of a pair ([CLS] first, always kept) keep their position."
+    k = torch.cat([keep.new_ones(keep.shape[0], 1), keep], 1).float()
+    return (k[:, :, None] * k[:, None, :])[:, None]
+
+@contextmanager
+def _beit_attention(attn:nn.Module, pair:torch.Tensor|None, store:list|None):
+    "Within: `attn`'s own relative position bias times `pair` (when both exist); its attention probabilities appended to `store` (when a list)."
+    undo = []
+    if pair is not None and attn.relative_position_bias_table is not None:
+        own = type(attn)._get_rel_pos_bias
+        attn._get_rel_pos_bias = lambda: own(attn) * pair
+        undo.append(lambda: delattr(attn, '_get_rel_pos_bias'))
+    if store is not None:
+        fused, attn.fused_attn = attn.fused_attn, False          # the path that materialises the probabilities
+        h = attn.attn_drop.register_forward_hook(lambda m, i, o: store.append(i[0].detach()))
+        undo += [h.remove, lambda: setattr(attn, 'fused_attn', fused)]
+    try: yield
+    finally:
+        for f in undo: f()
+
+def beit_tokens(beit:Beit, imgs:torch.Tensor, drop:torch.Tensor|None=None, return_attn:bool=False):
+    "Final-norm tokens (B, 1+N, D) of timm `Beit` on `imgs`, as `forward_features`; where `drop` (B, N) is True a patch loses its position (its rows and columns of every relative position bias zeroed, and its absolute position embedding if the model has one). With `return_attn`, also every block's attention probabilities, (B, heads, 1+N, 1+N) each."
+    x = beit.patch_embed(imgs)
+    B, N, _ = x.shape
+    pair = None
+    if drop is not None:
+        if tuple(drop.shape) != (B, N): raise ValueError(f"drop has shape {tuple(drop.shape)}; it must be (images, patches) = {(B, N)}")
+        pair = pair_keep(~drop.bool())
+    x = torch.cat([beit.cls_token.expand(B, -1, -1), x], dim=1)
+    if beit.pos_embed is not None: x = x + (beit.pos_embed if pair is None else beit.pos_embed * pair[:, 0, 0, :, None])
+    x = beit.pos_drop(x)
+    shared = beit.rel_pos_bias() if beit.rel_pos_bias is not None else None
+    if shared is not None and pair is not None: shared = shared[None] * pair
+    attns = [] if return_attn else None
+    for blk in beit.blocks:
+        with _beit_attention(blk.attn, pair, attns): x = blk(x, shared_rel_pos_bias=shared)
+    x = beit.norm(x)
+    return (x, attns) if return_attn else x

@@ -138,8 +138,8 @@ def attach_provenance(model, path=None):
 
 def model_label(model) -> str:
     "One line on which model this is: what it was trained on and for how long (from its run's config.json), or that it is untrained."
-    name = getattr(model, 'method', None) or type(model).__name__
     p = getattr(model, 'provenance', None)
+    name = (p or {}).get('method') or getattr(model, 'method', None) or type(model).__name__   # the run's method (an encoder file's too)
     if not p and getattr(model, 'checkpoint', None) is not None:
         return f"{name} loaded from {model.checkpoint.name} (no config.json beside it: how it was trained is not recorded)"
     if not p: return f"{name}: untrained (fresh random weights, no run folder): its predictions are noise"
@@ -500,12 +500,13 @@ def plot_droppos_panels(img:torch.Tensor, out:dict, b:int, i:int|None=None, patc
 # %% ../nbs/40_viz.ipynb #79d325ca
 @torch.no_grad()
 def attention_maps(encoder, imgs:torch.Tensor) -> list:
-    "Attention probabilities of every layer of ViT `encoder` on full images, a list of (B, heads, 1+N, 1+N) on the CPU."
-    from droppos_nb.vit import encode_image
+    "Attention probabilities of every layer of a ViT or timm `Beit` (BEiT v2) `encoder` on full images, a list of (B, heads, 1+N, 1+N) on the CPU."
+    from droppos_nb.vit import encode_image, is_beit, beit_tokens
     from timm.models.vision_transformer import VisionTransformer
-    if not isinstance(encoder, VisionTransformer):
-        raise ValueError(f"attention maps need a ViT encoder (a [CLS] token attending over patches); {type(encoder).__name__} has none")
     dev = next(encoder.parameters()).device
+    if is_beit(encoder): return [a.cpu() for a in beit_tokens(encoder, imgs.to(dev), return_attn=True)[1]]
+    if not isinstance(encoder, VisionTransformer):
+        raise ValueError(f"attention maps need a ViT or BEiT encoder (a [CLS] token attending over patches); {type(encoder).__name__} has none")
     return [a.cpu() for a in encode_image(encoder, imgs.to(dev), return_attn=True)[1]]
 
 def cls_attention(attns:list, layer:int=-1) -> torch.Tensor:

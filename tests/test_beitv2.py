@@ -356,3 +356,39 @@ def test_codebook_is_the_same_on_every_process_and_equals_one_process(tmp_path):
     live = [0, 1, 3, 5]
     assert torch.allclose(w0[live], q.weight[live], atol=1e-6)
     for c in (2, 4): assert (z[:4] @ w0[c]).max() > 0.9999, f"dead code {c} was not re-seeded from rank 0's batch"
+
+def test_official_checkpoint_gets_attention_maps_position_probe_and_finetune(tmp_path):
+    "A released-layout BEiT v2 loads, shows its attention, takes the position probe (positions = relative bias, dropped per patch) and fine-tunes; the fine-tuned encoder reloads with the weights it ended with."
+    from droppos_nb.viz import attention_maps, encoder_attention_summary
+    from droppos_nb.evaluation import position_probe, eval_data, load_eval_encoder, finetune, position_features, position_drop_mask
+    src = small_beit(layer_scale=0.1)
+    with torch.no_grad():
+        for p in src.parameters(): p.add_(0.05 * torch.randn_like(p))
+        src.encoder.rel_pos_bias.relative_position_bias_table.normal_()    # a bias the size of a trained one
+    torch.save(official_layout(src), tmp_path / 'official.pth')
+    m, rep = beitv2_from_official(tmp_path / 'official.pth', early_layers=1, tokenizer=FixedTokenizer())
+    assert rep.ok
+    enc = m.encoder.eval()
+    x = norm_imgs(mnist5k(img_size=32).train_x[:4])
+    attns = attention_maps(enc, x)
+    assert len(attns) == 2 and attns[0].shape == (4, 2, 17, 17)
+    assert torch.allclose(attns[-1].sum(-1), torch.ones(4, 2, 17), atol=1e-5)
+    s = encoder_attention_summary(enc, x)
+    assert 0 < s['entropy'] <= 1 and 0 < s['object_share'] < 1
+    with torch.no_grad():       # dropping positions changes the features of a model whose bias is not zero
+        d = position_drop_mask(4, 16, 0.75)
+        assert (position_features(enc, x, d) - enc.forward_features(x)[:, 1:]).abs().max() > 1e-3
+    data = eval_data('mnist5k', 32, max_items=256, max_valid=128)
+    r = position_probe(enc, data, epochs=1, bs=64)
+    assert r['n_positions'] == 16 and 0 <= r['pos_acc'] <= 1
+    path = export_encoder(m, tmp_path / 'encoder.safetensors', **beit_export_meta(m))
+    e2 = load_eval_encoder(path, device='cpu')
+    assert isinstance(e2, Beit) and e2.eval_config['arch'] == 'beit'
+    before = {k: v.clone() for k, v in e2.state_dict().items()}
+    res = finetune(e2, data, epochs=1, bs=64, save=tmp_path / 'encoder-finetuned.safetensors')
+    e3 = load_eval_encoder(tmp_path / 'encoder-finetuned.safetensors', device='cpu')
+    assert isinstance(e3, Beit) and read_metadata(tmp_path / 'encoder-finetuned.safetensors')['finetuned']
+    moved = [k for k, v in e3.state_dict().items() if not torch.equal(v, before[k])]
+    assert moved, "fine-tuning saved the weights it started from"
+    assert all(torch.equal(v, e2.state_dict()[k].cpu()) for k, v in e3.state_dict().items()), "the saved weights are not the trained ones"
+    assert position_probe(e3, data, epochs=1, bs=64)['n_positions'] == 16

@@ -4,11 +4,12 @@ encoder with kNN and a linear probe on mnist5k, next to the article's ImageNet l
 
     python bench/mscn_ablation.py                            # every step, 2 seeds, the laptop recipe (~11 x 2 x 4 min on 2 CPU cores)
     python bench/mscn_ablation.py --steps 0 4 10 --seeds 0   # some steps only
+    python bench/mscn_ablation.py --seeds 1 --threads 1 &    # seeds in parallel processes share OUT
     python bench/mscn_ablation.py --quick --out /tmp/mscn_q  # 1 epoch on 256 images, steps 0-1, one seed: checks the script
 
 Resumable: each finished run (step, seed) is stored in OUT/results.json as soon as it ends and skipped when the
 script runs again with the same settings (--overwrite measures everything again). Writes OUT/results.json and
-OUT/results.md (OUT: bench/results/mscn_ablation).
+OUT/results.md (OUT: bench/results/mscn_ablation), and each run's first-layer filters in OUT/conv1/.
 
 The linear probe is `evaluation.linear_probe_learner` with its BatchNorm's running statistics as a cumulative average
 (momentum None): ResNet features vary little (std ~1e-3), and with the default momentum 0.1 the running variance is
@@ -36,6 +37,7 @@ p.add_argument('--threads', type=int, default=None, help="torch threads (default
 p.add_argument('--quick', action='store_true', help="1 epoch on 256 images, steps 0 and 1, seed 0, small probes: checks the script")
 p.add_argument('--out', default='bench/results/mscn_ablation')
 p.add_argument('--overwrite', action='store_true', help="measure finished runs again")
+p.add_argument('--rebuild-init', action='store_true', help="write the initial first-layer filters of stored runs that lack them, then stop")
 args = p.parse_args()
 if args.quick:
     args.steps, args.seeds, args.epochs = args.steps or [0, 1], [0], args.epochs or 1
@@ -61,17 +63,29 @@ def linear_acc(enc, data, epochs, seed):
     learn.fit_warmup_cos(epochs, 1e-2, warmup_epochs=0.1 * epochs, wd=0.)
     return float(learn.validate()[1])
 
-def run(k, seed):
+def save_conv1(enc, k, seed, when=None):
+    "Keep the encoder's first-layer filters (OUT/conv1/K-SEED[-init].safetensors, float16): the tutorial draws them, and what training changed, with and without masks."
+    from safetensors.torch import save_file
+    w = next(m for m in enc.modules() if isinstance(m, torch.nn.Conv2d)).weight.detach().cpu().half().contiguous()
+    (out / 'conv1').mkdir(exist_ok=True); save_file({'weight': w}, str(out / 'conv1' / f"{k}-{seed}{'-' + when if when else ''}.safetensors"))
+
+def build(k, seed):
+    "The settings of step `k` and its Learner before training (the same random init for every step of a seed)."
     cfg = path_config(k, MSCN_LAPTOP)
     set_seed(seed)
     dls = get_dls('mnist5k', img_size=cfg['img_size'], bs=bs, seed=seed, max_items=args.max_items, device='cpu',
                   views=spec.views, scale=(cfg['min_scale'], 1.))
-    learn = pretrain_learner(dls, 'mscn', csv=None, seed=seed, recipe='laptop', **spec.model_kwargs(cfg))
+    return cfg, pretrain_learner(dls, 'mscn', csv=None, seed=seed, recipe='laptop', **spec.model_kwargs(cfg))
+
+def run(k, seed):
+    cfg, learn = build(k, seed)
+    save_conv1(learn.model.encoder, k, seed, 'init')
     t0 = time.perf_counter()
     with learn.no_bar(), learn.no_logging():
         learn.fit_warmup_cos(setup['epochs'], scaled_lr(cfg['blr'], bs), warmup_epochs=cfg['warmup_epochs'], min_lr=cfg['min_lr'], wd=cfg['wd'])
     secs = time.perf_counter() - t0
     enc = learn.model.encoder
+    save_conv1(enc, k, seed)
     data = eval_data('mnist5k', cfg['img_size'], max_items=args.eval_items)
     return dict(step=k, name=step_name(k), seed=seed, knn=knn_eval(enc, data)['acc'], linear=linear_acc(enc, data, args.probe_epochs, seed),
                 train_loss=float(learn.recorder.values[-1][0]) if learn.recorder.values else None, train_seconds=round(secs, 1),
@@ -83,7 +97,15 @@ if res.get('setup') != setup: res = dict(setup=setup, runs={})     # other setti
 res.update(machine=platform.platform(), torch=torch.__version__, recipe={k: v for k, v in MSCN_LAPTOP.items()})
 
 def save():
-    tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(res, indent=2, default=str)); os.replace(tmp, path)
+    "Write the table, merged with the runs other processes stored meanwhile (one process per seed can share OUT)."
+    import fcntl
+    with open(out / '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        disk = json.loads(path.read_text()) if path.exists() else {}
+        if disk.get('setup') == setup:
+            res['runs'] = disk['runs'] | res['runs']
+            res['floors'] = disk.get('floors', {}) | res.get('floors', {})
+        tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(res, indent=2, default=str)); os.replace(tmp, path)
     rows = ["| k | step | article linear % (ImageNet, ResNet-50) | kNN % | linear % | seeds |", "|---|---|---|---|---|---|"]
     for k in range(len(MSCN_PATH) + 1):
         rs = [r for r in res['runs'].values() if r['step'] == k]
@@ -93,9 +115,30 @@ def save():
         art = MSCN_PATH[k - 1][2] if k else None
         rows.append(f"| {k} | {step_name(k)} | {'-' if art is None else art} | {m('knn'):.1f} ± {sd('knn'):.1f} | "
                     f"{m('linear'):.1f} ± {sd('linear'):.1f} | {len(rs)} |")
+    for name in sorted({n for f in res.get('floors', {}).values() for n in f}):
+        fs = [f[name] for f in res['floors'].values() if name in f]
+        mean = lambda key: sum(f[key] for f in fs) / len(fs) * 100
+        rows.append(f"| floor | {name} | - | {mean('knn'):.1f} | {mean('linear'):.1f} | {len(fs)} |")
     (out / 'results.md').write_text(f"# MSCN's path at laptop scale (mnist5k, {setup['epochs']} epochs, ResNet-18 at 32 px)\n\n"
                                     "Each step adds one change to the previous row (see `mscn.MSCN_PATH`); mean ± std over seeds.\n\n"
                                     + '\n'.join(rows) + '\n')
+
+def random_floors(seed):
+    "kNN and linear probe of a random-init ResNet of the recipe, with timm's zero-initialised last BN of each block (every image looks alike) and without it."
+    import timm
+    data = eval_data('mnist5k', MSCN_LAPTOP['img_size'], max_items=args.eval_items)
+    res = {}
+    for name, zero in (('random ResNet-18', True), ('random ResNet-18, zero_init_last=False', False)):
+        set_seed(seed)
+        enc = timm.create_model(MSCN_LAPTOP['arch'], num_classes=0, zero_init_last=zero)
+        res[name] = dict(knn=knn_eval(enc, data)['acc'], linear=linear_acc(enc, data, args.probe_epochs, seed))
+    return res
+
+if args.rebuild_init:       # runs stored before the script kept their initial filters: rebuild them (build() runs the same calls)
+    for r in res['runs'].values():
+        f = out / 'conv1' / f"{r['step']}-{r['seed']}-init.safetensors"
+        if not f.exists(): save_conv1(build(r['step'], r['seed'])[1].model.encoder, r['step'], r['seed'], 'init'); print('wrote', f)
+    raise SystemExit
 
 for k in steps:
     for seed in args.seeds:
@@ -104,5 +147,7 @@ for k in steps:
         r = run(k, seed)
         res['runs'][key] = r; save()
         print(f"step {k} ({r['name']}), seed {seed}: kNN {r['knn']:.3f}, linear {r['linear']:.3f}, {r['train_seconds']} s", flush=True)
+for seed in args.seeds:                    # the floors of the table, measured with the same probes
+    if str(seed) not in res.setdefault('floors', {}): res['floors'][str(seed)] = random_floors(seed); save()
 save()
 print(f"wrote {path} and {out / 'results.md'}")

@@ -8,8 +8,10 @@
 
 Rows: two floors on the raw pixels of the same split (logistic regression and kNN, from bench/floors.py), a random-init
 encoder of the recipe's architecture, an encoder trained supervised from scratch (the fine-tune protocol from random
-init), DropPos, DropPos with sigma = 0 (one-hot targets), DropPos with tau = inf (uniform weights) and MAE, each
-pretrained by `droppos_nb pretrain --recipe RECIPE` with the seed of the row. Columns: the final pretraining position
+init), DropPos, DropPos with sigma = 0 (one-hot targets), DropPos with tau = inf (uniform weights), MAE, CAE, MoCo v3,
+MSCN and BEiT v2 with and without patch aggregation, each pretrained by `droppos_nb pretrain --recipe RECIPE` with the
+seed of the row; the other architectures' own floors beside them (a random ResNet-18 as timm builds it and with
+zero_init_last=False for MSCN, a random Beit of BEiT v2's recipe), each with its fine-tune column trained from scratch. Columns: the final pretraining position
 accuracy (DropPos rows), the position probe (75% of position embeddings dropped), the linear probe, kNN (k = 20),
 fine-tuning, all with `droppos_nb eval` and its defaults except the fine-tuning schedule (FINETUNE below), and the
 wall-clock of pretraining. The seed article's motivating experiment comes from the same runs: the position probe of
@@ -77,6 +79,8 @@ CONVNET = {'MSCN'}
 # position embedding): the position probe drops a patch's position by zeroing its rows and columns of the bias
 BEIT = {'BEiT v2', 'BEiT v2 w/o aggregation'}
 RANDOM_CNN = ['--checkpoint', 'random', '--arch', 'resnet18', '--img-size', '32']
+# the BEiT v2 rows' own floor: a random-init Beit of their recipe (BEiT v2's init), exported like theirs; its fine-tune
+# column is that architecture trained from scratch on the labels
 bad = set(args.rows or []) - set(PRETRAINED)
 if bad: p.error(f"unknown row(s) {sorted(bad)}: choose from {', '.join(PRETRAINED)}")
 RUN = [r for r in PRETRAINED if args.rows is None or r in args.rows]            # the rows whose jobs this call runs
@@ -101,11 +105,34 @@ SETTINGS = (dict(pretrain='--precision bf16', finetune=' '.join(FINETUNE)) if ar
             dict(pretrain=' '.join(PRE) + (f" --epochs {GPU_EPOCHS['droppos']} (MAE {GPU_EPOCHS['mae']})" if args.device == 'cuda' else ''),
                  finetune=' '.join(FINETUNE), random=' '.join(RANDOM[2:]), device=args.device))
 
-ROWS = ['random init', 'random ResNet-18', 'supervised', *PRETRAINED]
-def protocols_of(row): return ['linear', 'knn', 'finetune'] if row in CONVNET or row == 'random ResNet-18' else PROTOCOLS
+ROWS = ['random init', 'random ResNet-18', 'random ResNet-18, no zero init', 'random Beit', 'supervised', *PRETRAINED]
+def protocols_of(row): return ['linear', 'knn', 'finetune'] if row in CONVNET or row.startswith('random ResNet-18') else PROTOCOLS
 def tokenizer_of(seed): return WORK / 'vqkd' / f's{seed}' / 'model.safetensors'
+def random_cnn_job(seed):
+    "A random-init ResNet-18 without timm's zero-initialised last BN of each residual block (`zero_init_last=False`): random filters that do separate digits, the fairer floor of MSCN's row."
+    d = WORK / 'random_resnet18_no_zero_init' / f's{seed}'
+    if (d / 'encoder.safetensors').exists(): return
+    import timm, torch.nn as nn
+    from droppos_nb.core import set_seed
+    from droppos_nb.checkpoint import export_encoder
+    set_seed(seed)
+    holder = nn.Module(); holder.encoder = timm.create_model('resnet18', num_classes=0, zero_init_last=False)
+    d.mkdir(parents=True, exist_ok=True)
+    export_encoder(holder, d / 'encoder.safetensors', arch='resnet18', img_size=32)
+
+def random_beit_job(seed):
+    "A random-init Beit encoder of the BEiT v2 recipe (BEiT v2's own init, this seed), written as its pretraining would write it."
+    d = WORK / 'random_beit' / f's{seed}'
+    if (d / 'encoder.safetensors').exists(): return
+    from droppos_nb.core import set_seed
+    from droppos_nb.checkpoint import export_encoder
+    spec = get_method('beitv2')
+    set_seed(seed)
+    m = spec.model_cls(**{**spec.model_kwargs(spec.recipe(args.recipe)), 'vocab_size': 128})
+    d.mkdir(parents=True, exist_ok=True)
+    export_encoder(m, d / 'encoder.safetensors', **spec.helpers['export_meta'](m))
 PROTOCOLS = ['position', 'linear', 'knn', 'finetune']
-slug = lambda row: row.lower().replace(' ', '_').replace('σ=0', 'sigma0').replace('τ=∞', 'tauinf')
+slug = lambda row: row.lower().replace('w/o', 'without').replace(' ', '_').replace('σ=0', 'sigma0').replace('τ=∞', 'tauinf')
 
 def run(cmd, log):
     "Run one command line with THREADS threads; its output goes to `log`. Returns the seconds it took."
@@ -143,6 +170,8 @@ def encoder_of(row, seed):
     "The checkpoint a row's protocols measure, and the folder their results go to."
     if row == 'random init': return RANDOM[1], WORK / 'random_init' / f's{seed}'
     if row == 'random ResNet-18': return 'random-cnn', WORK / 'random_resnet18' / f's{seed}'
+    if row == 'random ResNet-18, no zero init': return WORK / 'random_resnet18_no_zero_init' / f's{seed}' / 'encoder.safetensors', WORK / 'random_resnet18_no_zero_init' / f's{seed}'
+    if row == 'random Beit': return WORK / 'random_beit' / f's{seed}' / 'encoder.safetensors', WORK / 'random_beit' / f's{seed}'
     if row == 'supervised': return WORK / 'random_init' / f's{seed}' / 'encoder-finetuned.safetensors', WORK / 'supervised' / f's{seed}'
     d = WORK / slug(row) / f's{seed}'
     return d / 'encoder.safetensors', d
@@ -165,8 +194,17 @@ S = args.seeds
 for s in S:
     if BEIT & set(RUN): job(('tokenizer', s), lambda s=s: tokenizer_job(s), [('eval', 'random init', 'finetune', s)], cost=6)
     for r in RUN: job(('pretrain', r, s), lambda r=r, s=s: pretrain_job(r, s), [('tokenizer', s)] if r in BEIT else [], cost=12)
+    if BEIT & set(RUN):
+        job(('pretrain', 'random Beit', s), lambda s=s: random_beit_job(s))
+        for p in PROTOCOLS: job(('eval', 'random Beit', p, s), lambda p=p, s=s: eval_job('random Beit', s, p), [('pretrain', 'random Beit', s)],
+                                cost=20 if p == 'finetune' else 1)
+        job(('after', 'random Beit', s), lambda s=s: eval_job('random Beit', s, 'position', finetuned=True), [('eval', 'random Beit', 'finetune', s)])
     if CONVNET & set(RUN):
         for p in protocols_of('random ResNet-18'): job(('eval', 'random ResNet-18', p, s), lambda p=p, s=s: eval_job('random ResNet-18', s, p))
+        job(('pretrain', 'random ResNet-18, no zero init', s), lambda s=s: random_cnn_job(s))
+        for p in protocols_of('random ResNet-18'):
+            job(('eval', 'random ResNet-18, no zero init', p, s), lambda p=p, s=s: eval_job('random ResNet-18, no zero init', s, p),
+                [('pretrain', 'random ResNet-18, no zero init', s)])
     for p in PROTOCOLS:
         job(('eval', 'random init', p, s), lambda p=p, s=s: eval_job('random init', s, p), cost=20 if p == 'finetune' else 1)
         if p != 'finetune':
@@ -247,7 +285,7 @@ for row in ROWS:
 probed = lambda row, s: result_file(row, s, 'position', finetuned=True).exists() and metric(row, s, 'position') is not None
 motivating = {row: {str(s): dict(before=metric(row, s, 'position'), after=metric(row, s, 'position', finetuned=True))
                     for s in S if probed(row, s)}
-              for row in ['random init', *[r for r in PRETRAINED if r not in CONVNET]]}
+              for row in ['random init', 'random Beit', *[r for r in PRETRAINED if r not in CONVNET]]}
 cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
 if args.device == 'cuda' and not args.table_only:
     import torch
@@ -313,13 +351,13 @@ if 'floors' in res:
     fl = res['floors']
     md.append(f"| pixels: logistic regression (floor) | – | – | – | {cell(fl['linear'])} | – | – | – |")
     md.append(f"| pixels: kNN, the protocol's (floor) | – | – | – | – | {cell(fl['knn'])} | – | – |")
-NA = lambda r, c: (r in CONVNET or r == 'random ResNet-18') and c in ('pretrain_pos_acc', 'position')
+NA = lambda r, c: (r in CONVNET or r.startswith('random ResNet-18')) and c in ('pretrain_pos_acc', 'position')
 for r in ROWS:
     for s in S:
         v = table[r].get(s, {})
         md.append(f"| {r} | {s} | " + ' | '.join('n/a' if NA(r, c) else cell(v.get(c), c != 'pretrain_seconds') for c in COLS) + ' |')
     md.append(f"| **{r}** | mean ± sd | " + ' | '.join('n/a' if NA(r, c) else mcell(res['summary'][r][c], c != 'pretrain_seconds') for c in COLS) + ' |')
-md.insert(1, "n/a: the position probe needs patch positions, which a ResNet-18 (MSCN, and its random-init floor) does not have "
+md.insert(1, "n/a: the position probe needs patch positions, which a ResNet-18 (MSCN, and its two random-init floors) does not have "
              "(BEiT v2's encoder has them as a relative position bias: its probe zeroes a dropped patch's rows and columns of it); the fine-tune column of the random-init ResNet-18 is a "
              "ResNet-18 trained from scratch on the labels (the supervised row of the ResNets).")
 MS = sorted({s for r in motivating for s in motivating[r]}, key=int)

@@ -35,6 +35,7 @@ torch.set_num_threads(args.threads)
 
 from droppos_nb import cli
 from droppos_nb.registry import get_method, load_model
+BEIT_EPOCHS = get_method('beitv2').laptop['epochs']     # the laptop recipe's
 
 WORK, OUT = Path(args.work), Path(args.out)
 TEACHER_SHAPE = ['--arch', 'vit_tiny', '--depth', '4', '--embed-dim', '192', '--num-heads', '3', '--img-size', '32', '--patch-size', '8']
@@ -97,7 +98,7 @@ def figures(t_enc, vq:dict, bt:dict):
                             flags=' '.join(['--checkpoint random', *TEACHER_SHAPE, *FINETUNE, '--save-encoder'])),
                vqkd_epochs=args.vqkd_epochs, beitv2_epochs=args.beit_epochs,
                note=(f"VQ-KD: {args.vqkd_epochs} epochs (laptop recipe: {get_method('vqkd').laptop['epochs']}); BEiT v2: {args.beit_epochs} "
-                     f"epochs (laptop recipe: {get_method('beitv2').laptop['epochs']}{'; shortened' if args.beit_epochs < get_method('beitv2').laptop['epochs'] else ''}); everything else the "
+                     f"epochs (laptop recipe: {BEIT_EPOCHS}{'; shortened' if args.beit_epochs < BEIT_EPOCHS else ''}); everything else the "
                      f"laptop recipes; {args.threads} thread(s), seed {args.seed}"),
                vqkd={}, beitv2={})
     ev = t_enc.parent / 'eval-finetune.json'

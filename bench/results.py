@@ -128,7 +128,7 @@ def random_beit_job(seed):
     from droppos_nb.checkpoint import export_encoder
     spec = get_method('beitv2')
     set_seed(seed)
-    m = spec.model_cls(**{**spec.model_kwargs(spec.recipe(args.recipe)), 'vocab_size': 128})
+    m = spec.model_cls(**{**spec.model_kwargs(spec.recipe(args.recipe)), 'vocab_size': get_method('vqkd').recipe(args.recipe)['codebook_size']})   # the head is not exported
     d.mkdir(parents=True, exist_ok=True)
     export_encoder(m, d / 'encoder.safetensors', **spec.helpers['export_meta'](m))
 PROTOCOLS = ['position', 'linear', 'knn', 'finetune']

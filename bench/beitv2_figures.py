@@ -5,7 +5,7 @@ BEiT v2 (with and without patch aggregation); writes bench/results/beitv2/ (metr
     .venv/bin/python bench/beitv2_figures.py --figures-only                              # only redraw from the runs
 
 Teacher: the supervised row of the results table, i.e. `droppos_nb eval --protocol finetune --checkpoint random` of the laptop
-shape (vit_tiny, depth 4, width 192, 3 heads, 32 px images, 8 px patches) fine-tuned 12 epochs (bf16, lr 2e-3, no layer decay),
+shape (vit_tiny, depth 4, width 192, 3 heads, 32 px images, 8 px patches) fine-tuned 12 epochs (the machine's precision, lr 2e-3, no layer decay),
 saved with --save-encoder. It is reused from bench/out/small_scale/random_init/s0 (bench/results.py writes it there) when it
 exists, else trained into WORK/teacher. Why a supervised teacher and not DropPos's run: BEiT v2's teacher is CLIP, a model whose
 patch features carry *semantics*; on mnist5k the model that knows most about what a digit is, is the fine-tuned classifier
@@ -39,7 +39,7 @@ BEIT_EPOCHS = get_method('beitv2').laptop['epochs']     # the laptop recipe's
 
 WORK, OUT = Path(args.work), Path(args.out)
 TEACHER_SHAPE = ['--arch', 'vit_tiny', '--depth', '4', '--embed-dim', '192', '--num-heads', '3', '--img-size', '32', '--patch-size', '8']
-FINETUNE = ['--precision', 'bf16', '--epochs', '12', '--lr', '2e-3', '--layer-decay', '1']
+FINETUNE = ['--precision', 'auto', '--epochs', '12', '--lr', '2e-3', '--layer-decay', '1']
 SHARED_TEACHER = ROOT / 'bench' / 'out' / 'small_scale' / 'random_init' / 's0'
 
 

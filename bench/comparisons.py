@@ -43,7 +43,7 @@ from droppos_nb.registry import get_method
 R = get_method('droppos').recipe('laptop')
 ARCH = [a for k in ('arch', 'depth', 'embed_dim', 'num_heads', 'img_size', 'patch_size') if R.get(k) is not None
         for a in (f"--{k.replace('_', '-')}", str(R[k]))]
-FINETUNE = ['--precision', 'bf16', '--epochs', '12', '--lr', '2e-3', '--layer-decay', '1']     # bench/results.py's protocol
+FINETUNE = ['--precision', 'auto', '--epochs', '12', '--lr', '2e-3', '--layer-decay', '1']     # bench/results.py's protocol
 QUICK_PRE = ['--epochs', '1', '--max-items', '256', '--bs', '64'] if args.quick else []
 QUICK_EVAL = ['--epochs', '1', '--max-items', '512', '--max-valid', '256'] if args.quick else []
 # MoCo v3 (arXiv 2104.02057), ViT-B linear probe with each position embedding, as its paper reports them

@@ -27,7 +27,7 @@ it stopped. `--deadline S` starts no job after S seconds, and the table then hol
 finished. Everything is kept under --work (default bench/out/small_scale[_cuda], not committed); the table goes to
 --out (default bench/results/small_scale[_cuda]/results.json and .md), with every seed and the mean and spread.
 """
-import argparse, csv, json, os, platform, statistics, subprocess, sys, time
+import argparse, csv, json, os, platform, re, statistics, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
 from pathlib import Path
 
@@ -69,7 +69,7 @@ PRETRAINED = {'DropPos': ['--method', 'droppos'], 'DropPos σ=0': ['--method', '
               # CAE's laptop recipe is still its official one (12 blocks, 4 px patches); the row uses the shape of the
               # others, the settings the explorers train it with (CAE_SMALL in nbs/12_cae.ipynb; 82 s on 2 cores)
               'CAE': ['--method', 'cae', '--patch-size', '8', '--depth', '4', '--embed-dim', '192', '--num-heads', '3', '--decoder-depth', '2',
-                      '--regressor-depth', '2', '--drop-path', '0', '--min-scale', '1', '--blr', '2e-3', '--epochs', '16', '--precision', 'bf16'],
+                      '--regressor-depth', '2', '--drop-path', '0', '--min-scale', '1', '--blr', '2e-3', '--epochs', '16'],
               'MoCo v3': ['--method', 'mocov3'], 'MSCN': ['--method', 'mscn'],
               'BEiT v2': ['--method', 'beitv2'], 'BEiT v2 w/o aggregation': ['--method', 'beitv2', '--aggregation', 'off']}
 # rows whose encoder is a ConvNet (a ResNet-18): no patch positions, so no position probe
@@ -85,23 +85,24 @@ bad = set(args.rows or []) - set(PRETRAINED)
 if bad: p.error(f"unknown row(s) {sorted(bad)}: choose from {', '.join(PRETRAINED)}")
 RUN = [r for r in PRETRAINED if args.rows is None or r in args.rows]            # the rows whose jobs this call runs
 RECIPES = {m: get_method(m).recipe(args.recipe) for m in dict.fromkeys(['droppos', 'mae'] + [PRETRAINED[r][1] for r in RUN])}
-# Pretraining: the recipe as it is (the laptop recipe trains in bf16 autocast; the paper recipe is run in bf16 too, as
-# its committed table was). On the GPU, three times the recipe's epochs.
+# Pretraining: the recipe as it is, in the machine's precision (`--precision auto`: bf16 autocast where the hardware
+# runs it natively, else fp32; the committed tables ran in bf16 on CPUs with native bf16, the paper recipe's too).
+# On the GPU, three times the recipe's epochs.
 GPU_EPOCHS = {m: 3 * r['epochs'] for m, r in RECIPES.items()}
-PRE = ['--recipe', args.recipe] + (['--precision', 'bf16'] if args.recipe == 'paper' else [])
+PRE = ['--recipe', args.recipe] + (['--precision', 'auto'] if args.recipe == 'paper' else [])
 def pre_flags(method): return PRE + (['--epochs', str(GPU_EPOCHS[method])] if args.device == 'cuda' else [])
-# Fine-tuning, the same for every row (the supervised row is this protocol from random init): bf16, no layer decay
+# Fine-tuning, the same for every row (the supervised row is this protocol from random init): auto precision, no layer decay
 # (the encoders have 4 blocks; a decay meant for 12 or 24 starves the lower ones), lr 2e-3, 12 epochs on the CPU
 # (supervised from scratch then reaches 93.6%, above the pixel floors; 65% with the old 5-epoch, 12-block protocol),
 # 24 on the GPU. The paper recipe's table keeps its own protocol (5 epochs, the defaults otherwise).
-FINETUNE = (['--precision', 'bf16', '--epochs', '5'] if args.recipe == 'paper' else
-            ['--precision', 'bf16', '--epochs', '24' if args.device == 'cuda' else '12', '--lr', '2e-3', '--layer-decay', '1'])
+FINETUNE = (['--precision', 'auto', '--epochs', '5'] if args.recipe == 'paper' else
+            ['--precision', 'auto', '--epochs', '24' if args.device == 'cuda' else '12', '--lr', '2e-3', '--layer-decay', '1'])
 # a random encoder of the recipe's architecture (the pretrained rows' architecture, with random weights)
 _r = RECIPES['droppos']
 RANDOM = ['--checkpoint', 'random'] + [a for k in ('arch', 'depth', 'embed_dim', 'num_heads', 'img_size', 'patch_size')
                                        if _r.get(k) is not None for a in (f"--{k.replace('_', '-')}", str(_r[k]))]
 # the settings string that marks which runs may be merged (the paper recipe's committed table kept its old string)
-SETTINGS = (dict(pretrain='--precision bf16', finetune=' '.join(FINETUNE)) if args.recipe == 'paper' and args.device == 'cpu' else
+SETTINGS = (dict(pretrain='--precision auto', finetune=' '.join(FINETUNE)) if args.recipe == 'paper' and args.device == 'cpu' else
             dict(pretrain=' '.join(PRE) + (f" --epochs {GPU_EPOCHS['droppos']} (MAE {GPU_EPOCHS['mae']})" if args.device == 'cuda' else ''),
                  finetune=' '.join(FINETUNE), random=' '.join(RANDOM[2:]), device=args.device))
 
@@ -300,7 +301,12 @@ if args.table_only and prev and prev.get('runs'):     # the jobs ran where the t
 
 # Seeds add up: the seeds of an earlier table with the same data and settings are kept (a seed measured again replaces
 # its old figures), so `--seeds 1 2` after `--seeds 0` gives the table of all three.
-if prev and prev['data'] == args.data and prev['quick'] == args.quick and prev.get('settings') == SETTINGS:
+# The precision is the machine's, not the protocol's: settings that differ only in it (bf16 on a CPU with native bf16,
+# fp32 elsewhere, or the committed tables' explicit bf16) still add up; every job's eval record names what it ran in.
+def same_settings(a, b):
+    drop = lambda d: {k: re.sub(r'--precision \S+ ?', '', v) if isinstance(v, str) else v for k, v in (d or {}).items()}
+    return drop(a) == drop(b)
+if prev and prev['data'] == args.data and prev['quick'] == args.quick and same_settings(prev.get('settings'), SETTINGS):
     keep = lambda old, new: {s: v for s, v in old.items() if s not in new} | new
     table = {r: keep(prev['table'].get(r, {}), table[r]) for r in ROWS}
     motivating = {r: keep(prev['motivating'].get(r, {}), motivating[r]) for r in motivating}

@@ -9,10 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 import torch
 from fastai.callback.progress import ProgressCallback
-from .core import set_seed, default_device, grid_size, rank_world
+from .core import set_seed, choose_device, DEVICES, grid_size, rank_world
 from .distributed import launched_processes, init_distributed, distributed_ctx, effective_batch, finish_distributed
 from .scale import (precision_callbacks, accumulation_callbacks, NonFiniteGuard, NonFiniteLoss, EpochCheckpoint,
-                               InterruptCheckpoint, Interrupted, ResumableCSVLogger, load_checkpoint, resume_, PRECISIONS)
+                               InterruptCheckpoint, Interrupted, ResumableCSVLogger, load_checkpoint, resume_, PRECISIONS,
+                               choose_precision, cpu_name)
 from .vit import timm_arch, POS_EMBEDS
 from .data import SkippedImages
 from .checkpoint import export_encoder, save_model, unwrap
@@ -26,12 +27,12 @@ __all__ = ['FALLBACK', 'RUN_KEYS', 'RUN_FILES', 'OUTPUT_FILES', 'LOCK', 'KEEP_ON
            'pretrain_parser', 'resolve_args', 'check_numbers', 'model_kwargs', 'save_position_figure',
            'save_reconstruction_figure', 'check_out_folder', 'read_lock', 'check_lock', 'check_run_folder',
            'made_folder', 'run_lock', 'clear_run', 'given_options', 'resume_changes', 'resume_args', 'extension_note',
-           'pretrain', 'encoder_meta', 'train_run', 'viz_parser', 'viz', 'main', 'eval_parser', 'check_eval_numbers',
-           'run_eval']
+           'choose_hardware', 'process_device', 'pretrain', 'encoder_meta', 'train_run', 'viz_parser', 'viz', 'main',
+           'eval_parser', 'check_eval_numbers', 'run_eval']
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
 FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1., wd=0.05,
-                betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, precision='fp32')
+                betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, precision='auto')
 RUN_KEYS = ('command', 'method', 'recipe', 'data', 'max_items', 'seed', 'device', 'accum', 'num_workers', 'out', 'resume', 'quiet',
             'method_options', 'overwrite', 'given', 'extended_from')
 
@@ -57,13 +58,15 @@ def pretrain_parser(p:argparse.ArgumentParser):
     g('--clip', help="gradient clipping: none, param:V (each tensor's norm) or global:V")
     g('--drop-path', type=float, help="stochastic depth rate")
     g('--min-scale', type=float, help="augmentation strength: smallest area share of the random resized crop (1: no crop)")
-    g('--precision', choices=PRECISIONS, help="fp32, bf16 (CPU or CUDA), fp16 (CUDA)")
+    g('--precision', choices=('auto', *PRECISIONS), help="auto (default): bf16 autocast where the hardware runs bf16 natively "
+      "(CUDA with bf16, a CPU with AMX or AVX-512-BF16), else fp32; or fp32, bf16 (CPU or CUDA), fp16 (CUDA)")
     g('--mask-ratio', type=float, help="share of patches masked")
     g('--decoder-dim', type=int, help="decoder width"); g('--decoder-depth', type=int, help="decoder blocks")
     g('--decoder-heads', type=int, help="decoder heads")
     r = p.add_argument_group("the run").add_argument
     r('--max-items', type=int, default=None, help="use only the first N training images (quick trials)")
-    r('--seed', type=int, default=0); r('--device', default=None, choices=[None, 'cpu', 'cuda'])
+    r('--seed', type=int, default=0)
+    r('--device', default=None, choices=DEVICES, help="auto (default): CUDA, else Apple's MPS, else the CPU")
     r('--accum', type=int, default=1, help="accumulate gradients over N batches (the update of an N-times larger batch)")
     r('--num-workers', type=int, default=None)
     r('--out', default=None, help="output folder (default runs/<method>-<data>-<time>)")
@@ -228,7 +231,8 @@ def clear_run(out) -> list:
 
 # %% ../nbs/90_cli.ipynb #9a1c0005
 KEEP_ON_RESUME = ('quiet', 'device', 'num_workers')      # may differ from the stored run
-NOT_SETTINGS = ('command', 'resume', 'method_options', 'given', 'overwrite', 'extended_from')
+NOT_SETTINGS = ('command', 'resume', 'method_options', 'given', 'overwrite', 'extended_from', 'resumed_config', 'precision_used',
+                'hardware')
 
 def given_options(argv) -> set:
     "The names of the settings typed on `pretrain` command line `argv` (after the subcommand), as opposed to those left to their defaults."
@@ -281,7 +285,7 @@ def resume_args(args) -> dict:
     ck = load_checkpoint(run / 'checkpoint.pt')
     for k, v in config.items():
         if hasattr(args, k) and k not in (*KEEP_ON_RESUME, *NOT_SETTINGS): setattr(args, k, v)
-    args.out, args.extended_from = str(run), None
+    args.out, args.extended_from, args.resumed_config = str(run), None, config
     if more is not None and more > args.epochs: args.extended_from, args.epochs = args.epochs, more
     if ck['epoch'] >= args.epochs:
         raise ValueError(f"the run in {run} already finished its {args.epochs} epochs: pass --epochs N with N > {args.epochs} to train it longer")
@@ -304,6 +308,19 @@ def extension_note(args, start:int, lr:float) -> str:
 
 
 # %% ../nbs/90_cli.ipynb #f74cc316
+def choose_hardware(args) -> tuple:
+    "`(device, precision, line)` for `args.device` and `args.precision` (both default 'auto'): refuses what this machine lacks, warns in one line about an emulated precision."
+    device, dev_why = choose_device(args.device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        precision, prec_why = choose_precision(args.precision, device)
+    for w in caught: print(f"warning: {w.message}", file=sys.stderr)
+    return device, precision, f"device: {device} ({dev_why}); precision: {precision} ({prec_why})"
+
+def process_device(device:torch.device, world:int) -> torch.device:
+    "The device of this process: `device` alone, or under torchrun/accelerate its CUDA GPU (or the CPU, over gloo)."
+    return init_distributed(cpu=device.type != 'cuda').device if world > 1 else device
+
 def pretrain(args) -> Path:
     "Run `droppos_nb pretrain` with parsed `args` (on every process of a `torchrun`/`accelerate launch` job); returns the output folder. Every argument is checked before anything is written."
     overwrite = getattr(args, 'overwrite', False)
@@ -311,13 +328,18 @@ def pretrain(args) -> Path:
     ck = resume_args(args) if args.resume else None
     resolve_args(args, getattr(args, 'method_options', None))
     if get_method(args.method).export == 'vit': grid_size(args.img_size, args.patch_size)      # fail before any data is read
-    precision_callbacks(args.precision, 'cuda' if args.device == 'cuda' else args.device); accumulation_callbacks(args.accum, args.bs)
+    device, args.precision_used, args.hardware = choose_hardware(args)   # an absent device, fp16 on a CPU: refused here
+    accumulation_callbacks(args.accum, args.bs)
+    was = (getattr(args, 'resumed_config', None) or {}).get('precision_used')
+    if was and was != args.precision_used and rank_world()[0] == 0:
+        print(f"warning: the run trained in {was} so far and resumes in {args.precision_used} on this machine: it will not repeat "
+              f"an uninterrupted run exactly (pass --precision {was} to keep it)", file=sys.stderr)
     out = check_run_folder(args.out or f"runs/{args.method}-{Path(str(args.data)).name}-{time.strftime('%Y%m%d-%H%M%S')}",
                            resume=ck is not None, overwrite=overwrite)   # every process looks, before any of them starts
     world = launched_processes()
-    if world > 1: device = init_distributed(cpu=args.device == 'cpu' or not torch.cuda.is_available()).device
-    else: device = default_device(None if args.device is None else args.device == 'cuda')
+    device = process_device(device, world)
     main_process = rank_world()[0] == 0            # the only one that writes, prints and holds the lock
+    if main_process: print(args.hardware, flush=True)
     with made_folder(out, create=main_process), run_lock(out, hold=main_process):
         train_run(args, ck, out, device, world, main_process)
     finish_distributed()
@@ -343,16 +365,17 @@ def train_run(args, ck, out:Path, device, world:int, main_process:bool):
                   max_items=args.max_items, num_workers=args.num_workers, scale=(args.min_scale, 1.), views=spec.views)
     batch = effective_batch(args.bs, args.accum)
     lr = args.lr if args.lr is not None else scaled_lr(args.blr, batch)
+    precision = getattr(args, 'precision_used', None) or args.precision
     learn = pretrain_learner(dls, args.method, path=out, seed=args.seed, sigma_decay=not getattr(args, 'no_sigma_decay', False), csv=None,
                              recipe=args.recipe, betas=args.betas, clip=args.clip,
                              cbs=[ResumableCSVLogger('metrics.csv'), SaveModelEveryEpoch('model.safetensors', mkw), EpochCheckpoint(), InterruptCheckpoint(), NonFiniteGuard(),
-                                  *precision_callbacks(args.precision, device), *accumulation_callbacks(args.accum, args.bs)], **mkw)
+                                  *precision_callbacks(precision, device), *accumulation_callbacks(args.accum, args.bs)], **mkw)
     if getattr(args, 'overwrite', False) and main_process:
         gone = clear_run(out)
         if gone: print(f"--overwrite: deleted {', '.join(gone)} of the run in {out}")
-    config = dict({k: v for k, v in vars(args).items() if k not in ('method_options', 'given', 'overwrite')}, model=mkw, lr=lr,
+    config = dict({k: v for k, v in vars(args).items() if k not in ('method_options', 'given', 'overwrite', 'resumed_config')}, model=mkw, lr=lr,
                   effective_batch=batch, world_size=world, timm_arch=timm_arch(args.arch),
-                  device=str(device), machine=platform.platform(), torch=torch.__version__)
+                  device=str(device), machine=platform.platform(), cpu=cpu_name(), torch=torch.__version__)
     if main_process and (ck is None or getattr(args, 'extended_from', None)): _write_json(out / 'config.json', config)
     if args.quiet:
         learn.remove_cb(ProgressCallback)
@@ -392,7 +415,8 @@ def viz_parser(p:argparse.ArgumentParser):
     a('--pos-mask-ratio', type=float, default=None, help="gamma_pos for the figure (default: the model's)")
     a('--sigma', type=float, default=None, help="position-smoothing sigma for the loss and the smoothing figure (default: the model's; 0, .5, 1, 2 drawn)")
     a('--tau', type=float, default=None, help="attentive-weight temperature (default: the model's)")
-    a('--dpi', type=int, default=120, help="resolution of the PNGs"); a('--device', default=None, choices=[None, 'cpu', 'cuda'])
+    a('--dpi', type=int, default=120, help="resolution of the PNGs")
+    a('--device', default=None, choices=DEVICES, help="auto (default): CUDA, else Apple's MPS, else the CPU")
     a('--decoder-heads', type=int, default=None, help="official checkpoints: the decoder's heads when its args do not say (default 16, with a warning)")
     return p
 
@@ -407,7 +431,7 @@ def viz(args) -> list:
     bad = [w for w in what if w not in VIZ_FIGURES]
     if bad: raise ValueError(f"unknown figure(s) {', '.join(bad)}: choose from {', '.join(VIZ_FIGURES)}")
     out_dir = check_out_folder(args.out)
-    device = default_device(None if args.device is None else args.device == 'cuda')
+    device = choose_device(args.device)[0]
     model = load_any(args.model, **({'decoder_heads': args.decoder_heads} if args.decoder_heads else {})).to(device).eval()
     enc = getattr(model, 'encoder', model)
     depth = len(getattr(enc, 'blocks', []))
@@ -500,10 +524,11 @@ def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     a('--mixup', type=float, default=0., help="finetune: mixup alpha (0: off)"); a('--cutmix', type=float, default=0., help="finetune: cutmix alpha (0: off)")
     a('--flip-p', type=float, default=None, help="finetune: horizontal flip probability (default 0.5, 0 on mnist5k)")
     a('--min-scale', type=float, default=0.8, help="finetune: smallest area share of the random resized crop (1: no crop)")
-    a('--precision', default='fp32', choices=PRECISIONS, help="finetune: fp32, bf16 (CPU or CUDA) or fp16 (CUDA)")
+    a('--precision', default='auto', choices=('auto', *PRECISIONS), help="finetune: auto (default: bf16 autocast where the hardware "
+      "runs it natively, else fp32), fp32, bf16 (CPU or CUDA) or fp16 (CUDA)")
     a('--save-encoder', action='store_true', help="finetune: write the fine-tuned encoder to OUT/encoder-finetuned.safetensors")
     a('--max-items', type=int, default=None, help="use only the first N training images"); a('--max-valid', type=int, default=None, help="and N validation images")
-    a('--device', default=None, choices=[None, 'cpu', 'cuda'])
+    a('--device', default=None, choices=DEVICES, help="auto (default): CUDA, else Apple's MPS, else the CPU")
     a('--out', default=None, help="output folder (default: the checkpoint's folder, runs/eval-random for random)")
     a('--overwrite', action='store_true', help="measure again when the output folder already holds this protocol's eval-<protocol>.json")
     a('--quiet', action='store_true', help="no progress bars")
@@ -547,20 +572,21 @@ def run_eval(args) -> dict:
     if args.protocol == 'position':
         position_drop_mask(1, 1, args.drop_ratio); s.update(drop_ratio=args.drop_ratio); s.pop('pool')
     if args.protocol == 'knn': s = dict(k=args.k, T=args.temperature, pool=s['pool'], bs=s['bs'], max_items=args.max_items, max_valid=args.max_valid)
+    device, precision, hardware = choose_hardware(args)       # an absent device, fp16 without CUDA: refused before any work
     if args.protocol == 'finetune':
         flip = args.flip_p if args.flip_p is not None else 0. if str(args.data) == 'mnist5k' else 0.5
         s.update(layer_decay=args.layer_decay, drop_path=args.drop_path, label_smoothing=args.label_smoothing,
-                 mixup=args.mixup, cutmix=args.cutmix, flip_p=flip, min_scale=args.min_scale, precision=args.precision)
+                 mixup=args.mixup, cutmix=args.cutmix, flip_p=flip, min_scale=args.min_scale, precision=precision)
         layer_decay_lrs(1., 1, args.layer_decay)
         if args.mixup and args.cutmix: raise ValueError("use --mixup or --cutmix, not both")
-        precision_callbacks(args.precision, device=args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))   # fp16 without CUDA fails here, before any work
+    else: hardware = hardware.split(';')[0] + "; frozen protocols run in fp32"
     world = launched_processes()
     if world > 1 and args.protocol != 'finetune':
         raise ValueError(f"only the finetune protocol trains on several processes: run --protocol {args.protocol} as one process "
                          "(python, not torchrun); the frozen protocols take seconds to minutes")
-    if world > 1: device = init_distributed(cpu=args.device == 'cpu' or not torch.cuda.is_available()).device
-    else: device = default_device(None if args.device is None else args.device == 'cuda')
+    device = process_device(device, world)
     main_process = rank_world()[0] == 0
+    if main_process and not args.quiet: print(hardware, flush=True)
     out = check_out_folder(Path(args.out) if args.out else Path('runs/eval-random') if str(args.checkpoint) == 'random' else Path(args.checkpoint).parent)
     path = out / f'eval-{args.protocol}.json'
     if path.exists() and not getattr(args, 'overwrite', False):
@@ -581,11 +607,12 @@ def run_eval(args) -> dict:
         else:
             m = finetune(vit, data, pool=s['pool'], layer_decay=args.layer_decay, label_smoothing=args.label_smoothing, mixup=args.mixup,
                          cutmix=args.cutmix, flip_p=s['flip_p'], scale=(args.min_scale, 1.), save=out / 'encoder-finetuned.safetensors' if args.save_encoder else None,
-                         precision=args.precision, verbose=verbose, **ks)
+                         precision=precision, verbose=verbose, **ks)
         rec = dict(protocol=args.protocol, checkpoint=str(args.checkpoint), data=str(args.data),
                    encoder={k: v for k, v in vit.eval_config.items() if k != 'checkpoint'},
                    n_train=len(data.train_x), n_valid=len(data.valid_x), settings=s, metrics=m,
-                   seconds=round(time.perf_counter() - t0, 2), device=str(device), torch=torch.__version__, machine=platform.platform())
+                   seconds=round(time.perf_counter() - t0, 2), device=str(device), hardware=hardware, torch=torch.__version__,
+                   machine=platform.platform(), cpu=cpu_name())
         if main_process:
             _write_json(path, rec)                 # atomic: a crash never leaves half a result
             print(_headline(args.protocol, m))

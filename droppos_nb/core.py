@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['grid_size', 'patchify', 'unpatchify', 'grid_coords', 'grid_indices', 'sincos_1d', 'sincos_2d', 'set_seed',
-           'default_device', 'rank_world', 'as_shard', 'rank_share', 'global_sum']
+__all__ = ['DEVICES', 'grid_size', 'patchify', 'unpatchify', 'grid_coords', 'grid_indices', 'sincos_1d', 'sincos_2d', 'set_seed',
+           'mps_available', 'choose_device', 'default_device', 'rank_world', 'as_shard', 'rank_share', 'global_sum']
 
 # %% ../nbs/00_core.ipynb #fe52cbca
 def grid_size(img_size:int, patch_size:int) -> int:
@@ -85,11 +85,35 @@ def set_seed(seed:int, deterministic:bool=False):
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
 
 # %% ../nbs/00_core.ipynb #918ea100
+DEVICES = ('auto', 'cpu', 'cuda', 'mps')
+
+def mps_available() -> bool:
+    "Whether this PyTorch build can use Apple's Metal GPU (MPS)."
+    mps = getattr(torch.backends, 'mps', None)
+    return bool(mps is not None and mps.is_available())
+
+def choose_device(device:str|None='auto') -> tuple:
+    "`(torch.device, why)`: `'auto'` (or `None`) picks CUDA, then Apple's MPS, then the CPU; a device that is absent is refused in one line."
+    device = 'auto' if device is None else str(device)
+    kind = device.split(':')[0]
+    if kind not in DEVICES: raise ValueError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
+    if kind == 'cuda' or kind == 'auto' and torch.cuda.is_available():
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device} was asked for, but this PyTorch ({torch.__version__}) sees no CUDA GPU: "
+                             "leave --device out (auto) or pass --device cpu")
+        dev = torch.device(device if kind == 'cuda' else 'cuda')
+        return dev, f"CUDA GPU {torch.cuda.get_device_name(dev)}" + (' (asked for)' if kind == 'cuda' else '')
+    if kind == 'mps' or kind == 'auto' and mps_available():
+        if not mps_available():
+            raise ValueError(f"device mps was asked for, but this PyTorch ({torch.__version__}) has no Apple MPS backend here: "
+                             "leave --device out (auto) or pass --device cpu")
+        return torch.device('mps'), "Apple MPS" + (' (asked for)' if kind == 'mps' else ' (no CUDA GPU)')
+    return torch.device('cpu'), f"CPU, {torch.get_num_threads()} threads" + (' (asked for)' if kind == 'cpu' else ' (no CUDA GPU or MPS)')
+
 def default_device(use_cuda:bool|None=None) -> torch.device:
-    "CUDA when it is available (or `use_cuda` is True), else the CPU."
-    if use_cuda is None: use_cuda = torch.cuda.is_available()
-    if use_cuda and not torch.cuda.is_available(): raise RuntimeError("CUDA was requested but is not available on this machine")
-    return torch.device('cuda' if use_cuda else 'cpu')
+    "`choose_device('auto')`'s device (CUDA, MPS or the CPU); `use_cuda=True` insists on CUDA, `False` on the CPU."
+    return choose_device('auto' if use_cuda is None else 'cuda' if use_cuda else 'cpu')[0]
+
 
 # %% ../nbs/00_core.ipynb #6995ef5a
 import torch.distributed as dist

@@ -160,7 +160,7 @@ DROPPOS_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs
                         mask_ratio=0.75, pos_mask_ratio=0.75, sigma=1., no_sigma_decay=False, tau=0.1, mask_token='param',
                         decoder_dim=512, decoder_depth=2, decoder_heads=16)
 DROPPOS_LAPTOP = dict(DROPPOS_OFFICIAL, depth=4, embed_dim=192, num_heads=3, decoder_dim=128, decoder_depth=2, decoder_heads=4,
-                      blr=2e-3, patch_size=8, min_scale=1.0, epochs=16, precision='bf16')
+                      blr=2e-3, patch_size=8, min_scale=1.0, epochs=16, precision='auto')
 
 register_method(MethodSpec(
     'droppos', DropPos, "reconstruct the grid positions of patches whose position embedding was dropped",

@@ -21,7 +21,7 @@ from fastai.metrics import accuracy
 from timm.models.vision_transformer import VisionTransformer
 from .core import set_seed, default_device, rank_world
 from .distributed import distributed_ctx
-from .scale import precision_callbacks
+from .scale import precision_callbacks, choose_precision
 from .data import (TensorData, TensorItems, TensorDL, BatchRandomResizedCrop, resize_images, mnist5k, photos,
                              find_valid_folder, folder_labels, BUILTIN_DATASETS, data_folder, usable_images)
 from .masking import n_keep
@@ -505,11 +505,12 @@ def save_finetuned(model:FineTuneModel, path, **meta) -> Path:
 def finetune(vit:VisionTransformer, data:TensorData, epochs:int=10, lr:float=1e-3, bs:int=64, layer_decay:float=0.75,
              wd:float=0.05, warmup_epochs:float|None=None, min_lr:float=0., pool:str='mean', label_smoothing:float=0.1,
              mixup:float=0., cutmix:float=0., scale=(0.8, 1.), flip_p:float=0.5, seed:int=0, save:str|Path|None=None,
-             precision:str='fp32', verbose:bool=False) -> dict:
+             precision:str='auto', verbose:bool=False) -> dict:
     "Fine-tune all of `vit` (in place; build it with `drop_path_rate=0.1`) on `data`'s training images; top-1 on the validation images."
     set_seed(seed)
     dls = eval_dls(data, bs, augment=True, scale=scale, flip_p=flip_p, seed=seed, device=next(vit.parameters()).device)
     learn = finetune_learner(vit, dls, pool, label_smoothing, mixup, cutmix, verbose)
+    precision = choose_precision(precision, dls.device)[0]         # auto: bf16 where the hardware runs it natively, else fp32
     learn.add_cbs(precision_callbacks(precision, dls.device))     # bf16 (CPU or CUDA) or fp16 (CUDA) autocast; fp32: none
     depth = decay_depth(vit)
     with distributed_ctx(learn):        # DDP when launched on several processes (torchrun), as in pretraining

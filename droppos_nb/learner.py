@@ -52,11 +52,22 @@ class SeededMasks(Callback):
 
 # %% ../nbs/20_learner.ipynb #e0b38ec2
 class EpochClock(Callback):
-    "Wall-clock seconds of the current epoch (training and validation), readable as `learn.epoch_clock.seconds`."
+    "Wall-clock seconds of the current epoch (`learn.epoch_clock.seconds`) and of all epochs so far (`.elapsed`, a resumed run's earlier ones included)."
     order = 0
-    def before_epoch(self): self.start = time.perf_counter()
+    def __init__(self): self.done, self.start, self.end = 0., None, None
+    def before_fit(self): self.done = float(getattr(self.learn, 'resume_elapsed', 0.) or 0.)   # set by `scale.resume_`
+    def before_epoch(self): self.start, self.end = time.perf_counter(), None
+    def after_epoch(self):
+        self.end = time.perf_counter()
+        self.done += self.end - self.start
     @property
-    def seconds(self): return time.perf_counter() - self.start
+    def seconds(self) -> float:
+        "The current epoch's seconds (final once the epoch has ended)."
+        return 0. if self.start is None else (self.end or time.perf_counter()) - self.start
+    @property
+    def elapsed(self) -> float:
+        "Seconds of training so far: finished epochs (earlier fits of a resumed run included) and the current one."
+        return self.done + (0. if self.start is None or self.end is not None else time.perf_counter() - self.start)
 
 # %% ../nbs/20_learner.ipynb #aa1cadae
 def logged_values(learn:Learner) -> list:
@@ -83,13 +94,13 @@ def adamw(betas=(0.9, 0.95), eps=1e-8):
 
 class PretrainLearner(Learner):
     "A fastai `Learner` with `fit_warmup_cos` and an epoch loop that starts at `resume_epoch` (set by `resume_`, cleared after `fit`)."
-    resume_epoch = 0
+    resume_epoch, resume_elapsed = 0, 0.   # the epoch a resumed fit starts at, and the seconds its earlier epochs took
     def _do_fit(self):
         try:
             for epoch in range(self.resume_epoch, self.n_epoch):
                 self.epoch = epoch
                 self._with_events(self._do_epoch, 'epoch', CancelEpochException)
-        finally: self.resume_epoch = 0
+        finally: self.resume_epoch, self.resume_elapsed = 0, 0.
 
     def fit_warmup_cos(self, n_epoch:int, lr, warmup_epochs:float=1., min_lr:float=0., wd:float=0.05, cbs=None):
         "Fit `n_epoch` epochs with per-step linear warm-up over `warmup_epochs` then half-cosine decay, AdamW weight decay `wd`."

@@ -97,7 +97,7 @@ MAE_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128
                     wd=0.05, betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, mask_ratio=0.75, norm_pix_loss=False,
                     decoder_dim=512, decoder_depth=8, decoder_heads=16)
 MAE_LAPTOP = dict(MAE_OFFICIAL, depth=4, embed_dim=192, num_heads=3, decoder_dim=128, decoder_depth=2, decoder_heads=4,
-                  blr=2e-3, patch_size=8, epochs=24, precision='bf16')
+                  blr=2e-3, patch_size=8, epochs=24, precision='auto')
 
 register_method(MethodSpec(
     'mae', MAE, "reconstruct the pixels of masked patches",

@@ -207,7 +207,7 @@ MOCOV3_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=
                        temperature=0.2, momentum=0.99, stop_grad_conv1=True, pos_embed='sincos', vit_init='mocov3',
                        proj_dim=256, mlp_dim=4096)
 MOCOV3_LAPTOP = dict(MOCOV3_OFFICIAL, depth=4, embed_dim=192, num_heads=3, patch_size=8, proj_dim=128, mlp_dim=512,
-                     blr=2e-3, epochs=16, warmup_epochs=2., min_scale=0.3, momentum=0.9, precision='bf16')
+                     blr=2e-3, epochs=16, warmup_epochs=2., min_scale=0.3, momentum=0.9, precision='auto')
 
 register_method(MethodSpec(
     'mocov3', MoCoV3, "contrast two augmented views against a momentum encoder (MoCo v3, the seeds' contrastive baseline)",

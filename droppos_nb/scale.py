@@ -12,10 +12,11 @@ from fastai.callback.training import GradientAccumulation
 from .core import rank_world
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'CPUAutocast', 'precision_callbacks', 'accumulation_callbacks', 'GlobalLossNorm', 'NonFiniteLoss',
-           'NonFiniteGuard', 'rng_state', 'set_rng_state', 'save_training_state', 'EpochCheckpoint',
-           'RestoreSmoothLoss', 'ReplayBatches', 'load_checkpoint', 'resume_', 'Interrupted', 'InterruptCheckpoint',
-           'ResumableCSVLogger']
+__all__ = ['PRECISIONS', 'BF16_NATIVE_SPEEDUP', 'CPUAutocast', 'cpu_name', 'cpu_bf16_flags', 'cpu_bf16_speedup', 'cpu_bf16',
+           'SlowPrecision', 'choose_precision', 'precision_callbacks', 'accumulation_callbacks', 'GlobalLossNorm',
+           'NonFiniteLoss', 'NonFiniteGuard', 'rng_state', 'set_rng_state', 'save_training_state', 'EpochCheckpoint',
+           'RestoreSmoothLoss', 'ReplayBatches', 'ResumedProgress', 'load_checkpoint', 'resume_', 'Interrupted',
+           'InterruptCheckpoint', 'ResumableCSVLogger']
 
 # %% ../nbs/22_scale.ipynb #9e1504af
 class CPUAutocast(Callback):
@@ -34,13 +35,89 @@ class CPUAutocast(Callback):
 # %% ../nbs/22_scale.ipynb #4dc3c644
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 
-def precision_callbacks(precision:str='fp32', device=None) -> list:
-    "The callbacks that train in `precision` ('fp32', 'bf16' or 'fp16') on `device`."
-    if precision not in PRECISIONS: raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+# %% ../nbs/22_scale.ipynb #396ed1bc
+import platform, time, warnings
+from functools import lru_cache
+
+def _cpuinfo(*keys) -> str|None:
+    "The value of the first line of Linux's /proc/cpuinfo that starts with one of `keys` (None elsewhere)."
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith(keys): return line.split(':', 1)[1].strip()
+    except OSError: pass
+    return None
+
+def cpu_name() -> str:
+    "The CPU's model name, as the machine reports it."
+    return _cpuinfo('model name', 'Model', 'Hardware') or platform.processor() or platform.machine()
+
+def cpu_bf16_flags() -> list:
+    "The native-bf16 features the CPU reports (x86: `avx512_bf16`, `amx_bf16`; Arm: `bf16`); empty where none or unknown."
+    flags = set((_cpuinfo('flags', 'Features') or '').split())
+    return sorted(flags & {'avx512_bf16', 'amx_bf16', 'bf16'})
+
+def _matmul_rate(x:torch.Tensor, seconds:float) -> float:
+    x @ x                                           # warm-up: oneDNN picks its kernel on the first call
+    t, k = time.perf_counter(), 0
+    while (el := time.perf_counter() - t) < seconds: x @ x; k += 1
+    return k / el
+
+@lru_cache(maxsize=None)
+def cpu_bf16_speedup(n:int=512, seconds:float=0.1) -> float:
+    "How many times faster an `n`x`n` bf16 matmul runs than the fp32 one on this CPU (> 1: native; < 1: emulated); measured once per process."
+    x = torch.randn(n, n, generator=torch.Generator().manual_seed(0))
+    return _matmul_rate(x.bfloat16(), seconds) / _matmul_rate(x, seconds)
+
+# %% ../nbs/22_scale.ipynb #9b0999d6
+BF16_NATIVE_SPEEDUP = 1.5    # a bf16 matmul at least this much faster than fp32: bf16 autocast pays on this CPU
+
+def _onednn_bf16() -> bool:
+    try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError): return False
+
+def cpu_bf16() -> tuple:
+    "`(native, why)`: whether this CPU runs bf16 natively, by PyTorch's oneDNN flag and a measured matmul (`cpu_bf16_speedup`)."
+    if not _onednn_bf16(): return False, "this CPU has no native bf16 (PyTorch's oneDNN reports no bf16 support)"
+    s, flags = cpu_bf16_speedup(), cpu_bf16_flags()
+    has = f"it reports {', '.join(flags)}" if flags else "it reports no bf16 feature"
+    if s >= BF16_NATIVE_SPEEDUP: return True, f"this CPU runs bf16 natively ({has}; a bf16 matmul measured {s:.1f}x faster than fp32)"
+    pace = f"{1 / s:.1f}x slower" if s < 1 else f"only {s:.1f}x faster"
+    return False, f"this CPU has no native bf16 ({has}; a bf16 matmul measured {pace} than fp32)"
+
+# %% ../nbs/22_scale.ipynb #efbf0a58
+class SlowPrecision(UserWarning):
+    "An explicitly asked precision that this machine only emulates (much slower than fp32)."
+
+def choose_precision(precision:str|None='auto', device=None) -> tuple:
+    "`(precision, why)` for training on `device`: `'auto'` gives bf16 where the hardware runs it natively, else fp32 (never fp16); an explicit choice is checked."
+    precision = 'auto' if precision is None else precision
+    if precision not in ('auto', *PRECISIONS):
+        raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}, got {precision!r}")
+    dev = torch.device(device if device is not None else 'cpu')
+    if dev.type == 'cuda':
+        bf16 = torch.cuda.is_bf16_supported()
+        if precision == 'bf16' and not bf16: raise ValueError("this GPU has no bf16: use --precision fp16 or fp32 (or auto)")
+        if precision != 'auto': return precision, 'asked for'
+        if bf16: return 'bf16', "this GPU runs bf16 natively"
+        return 'fp32', "this GPU has no bf16 (fp16 is never chosen by default: pass --precision fp16 for it)"
+    if dev.type != 'cpu':
+        if precision not in ('auto', 'fp32'): raise ValueError(f"--precision {precision} needs CUDA or the CPU: use fp32 (or auto) on {dev.type}")
+        return 'fp32', 'asked for' if precision == 'fp32' else f"{dev.type}: fp32 (mixed precision is not set up for it)"
+    if precision == 'fp16': raise ValueError("fp16 training needs CUDA: use --precision bf16 or fp32 (or auto) on the CPU")
+    if precision == 'fp32': return 'fp32', 'asked for'
+    native, why = cpu_bf16()
+    if precision == 'auto': return ('bf16' if native else 'fp32'), why
+    if not native: warnings.warn(f"--precision bf16 asked for, but {why}: training runs several times slower than in fp32 "
+                                 "(--precision auto picks fp32 here)", SlowPrecision, stacklevel=2)
+    return 'bf16', 'asked for'
+
+def precision_callbacks(precision:str='auto', device=None) -> list:
+    "The callbacks that train in `precision` ('auto', 'fp32', 'bf16' or 'fp16'; see `choose_precision`) on `device`."
     dev = torch.device(device if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu'))
+    precision = choose_precision(precision, dev)[0]
     if precision == 'fp32': return []
     if dev.type == 'cuda': return [MixedPrecision(amp_mode=precision)]
-    if precision == 'fp16': raise ValueError("fp16 training needs CUDA: use --precision bf16 on the CPU")
     return [CPUAutocast()]
 
 # %% ../nbs/22_scale.ipynb #6cd0027a
@@ -91,6 +168,7 @@ import numpy as np
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.callback.core import CancelBatchException
+from fastai.callback.progress import ProgressCallback
 from .checkpoint import unwrap, check_state_dict, check_checkpoint_file, _reason
 
 # %% ../nbs/22_scale.ipynb #06556dd8
@@ -124,7 +202,7 @@ def set_rng_state(st:dict, dls=None):
 
 # %% ../nbs/22_scale.ipynb #79afdbb6
 def save_training_state(learn:Learner, path, **extra):
-    "Atomically write `learn`'s model, optimiser, random states, smoothed loss and `extra` (the position in training) to `path`; first process only."
+    "Atomically write `learn`'s model, optimiser, random states, smoothed loss, seconds trained and `extra` (the position in training) to `path`; first process only."
     if rank_world()[0] != 0: return     # every process holds the same weights and random states
     path = Path(path)
     tmp = path.with_name(path.name + '.tmp')
@@ -132,6 +210,8 @@ def save_training_state(learn:Learner, path, **extra):
     opt = dict(state=list(opt['state']), hypers=[dict(h) for h in opt['hypers']])   # plain types: loadable weights-only
     scaler = getattr(learn, 'scaler', None)                                           # fp16 on CUDA: the loss scale
     if scaler is not None and scaler.is_enabled(): extra['scaler'] = scaler.state_dict()
+    clock = getattr(learn, 'epoch_clock', None)                                       # for the progress bar of a resumed run
+    if clock is not None: extra.setdefault('elapsed', clock.elapsed)
     torch.save(dict(model=unwrap(learn.model).state_dict(), opt=opt, n_epoch=learn.n_epoch, rng=rng_state(learn.dls),
                     smooth_loss=[learn.recorder.smooth_loss.count, learn.recorder.smooth_loss.val], **extra), tmp)
     os.replace(tmp, path)
@@ -165,6 +245,18 @@ class ReplayBatches(Callback):
             set_rng_state(self.rng, self.learn.dls)
             self.learn.remove_cb(self)
 
+class ResumedProgress(Callback):
+    "Show a resumed fit's progress from where it stopped: the epoch bar starts at `start` of the total, its clock `elapsed` seconds back; once."
+    order = ProgressCallback.order + 1   # after fastai's progress callback has made its bar in `before_fit`
+    def __init__(self, start:int, elapsed:float=0.): self.start, self.elapsed = start, elapsed
+    def before_fit(self):
+        bar = getattr(getattr(getattr(self.learn, 'progress', None), 'mbar', None), 'main_bar', None)
+        if bar is None or not self.start: return    # no bar shown (`no_bar`, `--quiet`), or nothing to skip
+        # fastprogress starts a bar's clock at its first `update(0)`; a resumed fit's first update is its start epoch
+        bar.update(0)
+        bar.start_t -= self.elapsed                 # the time estimate counts the epochs trained before the stop
+    def after_fit(self): self.learn.remove_cb(self)
+
 def load_checkpoint(path) -> dict:
     "A training checkpoint written by `EpochCheckpoint` or `InterruptCheckpoint`, loaded without unpickling code; clear errors if missing or damaged."
     path = Path(path)
@@ -190,6 +282,8 @@ def resume_(learn:Learner, ck:dict) -> int:
         learn.add_cb(ReplayBatches(ck['iter'], ck['rng']))
     else: set_rng_state(ck['rng'], learn.dls)
     learn.resume_epoch = ck['epoch']   # read by `PretrainLearner`'s epoch loop, which resets it after the fit
+    learn.resume_elapsed = float(ck.get('elapsed', 0.))           # read by `EpochClock`
+    learn.add_cb(ResumedProgress(ck['epoch'], learn.resume_elapsed))
     if 'smooth_loss' in ck: learn.add_cb(RestoreSmoothLoss(*ck['smooth_loss'], scaler=ck.get('scaler')))
     return ck['epoch']
 

@@ -50,7 +50,7 @@ def run_name(method:str, data='mnist5k', overrides:dict|None=None) -> str:
 
 # %% ../nbs/40_viz.ipynb #b0a1c005
 TRAIN_FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1., wd=0.05,
-                      betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, precision='fp32')
+                      betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, precision='auto')
 
 def git_commit(root=None) -> str|None:
     "The commit of the checkout at `root` (`-dirty` when it has changes), or None outside git."

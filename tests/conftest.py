@@ -4,11 +4,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault('MPLBACKEND', 'Agg')
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # `pytest -n N` (tools/test.sh runs 2 workers on 2 cores): one thread per worker and per command it starts, so that
+    # the workers share the cores instead of fighting over them
+    os.environ['OMP_NUM_THREADS'] = '1'
+    import torch; torch.set_num_threads(1)
 
-def cli(*args, timeout=600):
-    "Run the installed `droppos_nb` command; returns the CompletedProcess."
+def cli(*args, timeout=600, cwd=ROOT):
+    "Run the installed `droppos_nb` command in `cwd`; returns the CompletedProcess."
     exe = Path(sys.executable).with_name('droppos_nb')
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 @pytest.fixture
 def run_cli(): return cli
@@ -20,6 +25,21 @@ def wait_for_first_epoch(p:subprocess.Popen, out:Path, timeout:float=300):
                and len((out / 'metrics.csv').read_text().splitlines()) >= 2):
         assert p.poll() is None and time.time() - t0 < timeout, "the run ended before it could be stopped"
         time.sleep(0.05)
+
+# tools/test.sh runs `pytest -n 2 --dist loadgroup`: tests go one by one to whichever worker is free, except that a
+# file whose module-scoped fixture is expensive (a trained model, a built site) keeps its tests on one worker, so the
+# fixture is made once. The files that take longest (measured on 2 cores) start first, so that no long test is left
+# running alone at the end while the other worker idles.
+ONE_WORKER = {'test_bad_input.py', 'test_beitv2.py', 'test_beitv2_figures.py', 'test_docs.py', 'test_eval.py',
+              'test_explorers.py', 'test_mscn.py', 'test_resume.py'}
+LONGEST_FIRST = ['test_learning.py', 'test_ddp.py', 'test_mae_cae.py', 'test_resume.py', 'test_mocov3.py', 'test_beitv2.py',
+                 'test_mscn.py', 'test_eval.py', 'test_browser.py']
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in ONE_WORKER: item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    rank = lambda item: LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST else len(LONGEST_FIRST)
+    items.sort(key=rank)     # stable: the order within a file is kept
 
 def pytest_configure(config):
     config.addinivalue_line('markers', "slow: trains a model or drives a browser or several processes (seconds to minutes); "

@@ -14,6 +14,11 @@ def test_pretrain_writes_everything(run_cli, tmp_path):
                 '--patch-size', '4', *TINY, '--out', out)
     assert r.returncode == 0, r.stderr[-3000:]
     assert str(out.resolve()) in r.stdout
+    # the first line says which device and precision were chosen, and why; config.json keeps both (issue 23)
+    from droppos_nb.scale import choose_precision
+    want, why = choose_precision('auto', 'cpu')
+    first = r.stdout.splitlines()[0]
+    assert first.startswith('device: cpu') and f'precision: {want} ({why.split(" (")[0]}' in first, first
     for f in ['metrics.csv', 'config.json', 'encoder.safetensors', 'model.safetensors', 'positions.png']: assert (out / f).exists(), f
     rows = list(csv.DictReader((out / 'metrics.csv').open()))
     assert len(rows) == 2
@@ -22,6 +27,7 @@ def test_pretrain_writes_everything(run_cli, tmp_path):
     assert all(0 <= float(r['pos_acc']) <= 1 and float(r['seconds']) > 0 for r in rows)
     cfg = json.loads((out / 'config.json').read_text())
     assert cfg['model']['pos_mask_ratio'] == 0.75 and cfg['timm_arch'] == 'vit_tiny_patch16_224'
+    assert cfg['precision'] == 'auto' and cfg['precision_used'] == want and cfg['hardware'] == first
     # the encoder loads into timm with no missing or unexpected keys (timm loads strictly)
     m = timm.create_model('vit_tiny_patch16_224', pretrained=True, pretrained_cfg_overlay=dict(file=str(out / 'encoder.safetensors')),
                           img_size=32, patch_size=4, depth=cfg['depth'], num_classes=0)
@@ -56,7 +62,13 @@ def test_bf16_with_accumulation(run_cli, tmp_path):
     r = run_cli('pretrain', '--epochs', '1', '--max-items', '128', '--bs', '32', '--accum', '2', '--precision', 'bf16',
                 '--decoder-dim', '64', '--decoder-heads', '4', '--quiet', '--out', out)
     assert r.returncode == 0, r.stderr[-3000:]
+    from droppos_nb.scale import cpu_bf16
+    native, _ = cpu_bf16()
+    warned = [l for l in (r.stdout + r.stderr).splitlines() if l.startswith('warning:') and 'bf16' in l]
+    assert len(warned) == (0 if native else 1), warned       # an explicit bf16 that this CPU only emulates: one line, with the factor
+    assert native or 'slower than' in warned[0], warned
     cfg = json.loads((out / 'config.json').read_text())
+    assert cfg['precision_used'] == 'bf16'                   # asked for: it runs, however slow
     assert cfg['effective_batch'] == 64 and abs(cfg['lr'] - cfg['blr'] * 64 / 256) < 1e-12
     rows = list(csv.DictReader((out / 'metrics.csv').open()))
     assert len(rows) == 1 and float(rows[0]['train_loss']) > 0

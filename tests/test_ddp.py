@@ -48,7 +48,7 @@ def test_two_processes_take_the_steps_of_one(tmp_path):
 def test_cli_under_torchrun(tmp_path):
     out = tmp_path / 'run'
     r = torchrun(2, '-m', 'droppos_nb.cli', 'pretrain', '--recipe', 'paper', '--device', 'cpu', '--epochs', '2', '--max-items', '256', '--bs', '32',
-                 '--decoder-dim', '32', '--decoder-heads', '2', '--quiet', '--out', out)
+                 '--depth', '2', '--decoder-dim', '32', '--decoder-heads', '2', '--quiet', '--out', out)   # wiring: 2 blocks
     assert r.returncode == 0, r.stderr[-3000:]
     cfg = json.loads((out / 'config.json').read_text())
     assert cfg['world_size'] == 2 and cfg['effective_batch'] == 64 and abs(cfg['lr'] - 1.5e-4 * 64 / 256) < 1e-12
@@ -74,7 +74,7 @@ def test_finetune_protocol_under_torchrun(tmp_path):
 def test_sigterm_to_a_torchrun_job_saves_and_resumes_exactly(tmp_path):
     "SIGTERM to the whole job, as a cluster scheduler sends it (torchrun forwards its own too): both processes stop at the same step, one checkpoint, and the resumed job ends as an uninterrupted one."
     args = ['-m', 'droppos_nb.cli', 'pretrain', '--recipe', 'paper', '--device', 'cpu', '--epochs', '3', '--max-items', '384', '--bs', '32',
-            '--decoder-dim', '32', '--decoder-heads', '2', '--quiet', '--seed', '5']
+            '--depth', '4', '--decoder-dim', '32', '--decoder-heads', '2', '--quiet', '--seed', '5']   # 4 blocks: exactness needs no more
     full, cut = tmp_path / 'full', tmp_path / 'cut'
     r = torchrun(2, *args, '--out', full); assert r.returncode == 0, r.stderr[-3000:]
     p = subprocess.Popen(torchrun_cmd(2, *args, '--out', cut), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,

@@ -2,6 +2,7 @@
 
 Fast tests use fresh tiny models, or a tiny one trained for one epoch into a temporary runs folder; the test on the
 trained default model (`slow`) trains the laptop recipe once into the repository's runs/ when it is missing."""
+import contextlib
 import io, json, os
 from pathlib import Path
 import numpy as np
@@ -108,15 +109,22 @@ def test_untrained_model_is_labelled(tiny_out):
     ex = DropPosExplorer(m, x)
     assert 'untrained' in ex.header.value
 
-@pytest.fixture(scope='module')
-def one_epoch_run(tmp_path_factory):
-    "A tiny DropPos trained for one epoch by `viz.trained_model` into a temporary runs folder."
-    runs = tmp_path_factory.mktemp('runs')
+@contextlib.contextmanager
+def runs_in(runs):
+    "`viz.runs_dir()` is `runs` inside the block (and what it was before, after it)."
     old = os.environ.get('DROPPOS_NB_RUNS'); os.environ['DROPPOS_NB_RUNS'] = str(runs)
-    try: yield V.trained_model('droppos', epochs=1, depth=1, decoder_depth=1, bs=256, precision='fp32', verbose=False), runs
+    try: yield
     finally:
         if old is None: os.environ.pop('DROPPOS_NB_RUNS')
         else: os.environ['DROPPOS_NB_RUNS'] = old
+
+def one_epoch_model(): return V.trained_model('droppos', epochs=1, depth=1, decoder_depth=1, bs=256, precision='fp32', verbose=False)
+
+@pytest.fixture(scope='module')
+def one_epoch_run(tmp_path_factory):
+    "A tiny DropPos trained for one epoch by `viz.trained_model` into a temporary runs folder (only while it trains: the later tests of this module see the repository's runs/)."
+    runs = tmp_path_factory.mktemp('runs')
+    with runs_in(runs): return one_epoch_model(), runs
 
 def test_trained_model_caches_with_provenance(one_epoch_run):
     model, runs = one_epoch_run
@@ -128,7 +136,7 @@ def test_trained_model_caches_with_provenance(one_epoch_run):
     assert sorted(p.name for p in run.iterdir()) == ['config.json', 'encoder.safetensors', 'metrics.csv', 'model.safetensors']
     assert V.model_label(model).startswith('droppos trained 1 epochs on mnist5k')
     assert list(V.training_log(model).columns[:4]) == ['epoch', 'train_loss', 'valid_loss', 'pos_acc']
-    again = V.trained_model('droppos', epochs=1, depth=1, decoder_depth=1, bs=256, precision='fp32', verbose=False)  # cached: no training
+    with runs_in(runs): again = one_epoch_model()                                      # cached: no training
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
 
 def test_explorer_on_trained_model_shows_three_accuracies(one_epoch_run):

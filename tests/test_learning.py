@@ -19,11 +19,24 @@ def short_run(epochs, items, lr=3e-4, leak=False, **kw):
     return [dict(zip(names, v)) for v in learn.recorder.values]
 
 def test_position_accuracy_rises_well_above_chance():
-    log = short_run(epochs=6, items=3072)
-    acc = [r['pos_acc'] for r in log]
-    # measured: 4.5% after the first epoch, 11% after the sixth (chance: 1.6%)
-    assert acc[-1] > 5 / 64, f"position accuracy {acc} did not rise well above chance (1/64)"
-    assert acc[-1] > acc[0] + 0.03 and log[-1]['valid_loss'] < log[0]['valid_loss']
+    """The laptop-recipe DropPos that the notebooks, explorers and README show (`viz.trained_model`: trained once into
+    runs/ per checkout, or found there): its validation position accuracy rises from the first epoch to many times
+    chance and its validation loss falls; on the same digits and masks an untrained model of the same shape stays near
+    chance, so the threshold can fail. (Until issue 23 this was a separate 6-epoch run of the paper's shape, 130 s on
+    2 cores; the claim is the same, on the model the test session trains anyway.)"""
+    from droppos_nb.registry import get_method
+    from droppos_nb.viz import trained_model, training_log, sample_images, droppos_outputs, droppos_metrics
+    model = trained_model('droppos', verbose=False)
+    log, chance = training_log(model), 1 / model.num_patches
+    acc = log.pos_acc.tolist()
+    # measured: 24.5% after the first epoch, 56% after the sixteenth (chance: 1/16 = 6.25%; untrained: 6.9%)
+    assert acc[-1] > 5 * chance, f"position accuracy {acc} did not rise well above chance ({chance:.3f})"
+    assert acc[-1] > acc[0] + 0.03 and log.valid_loss.iloc[-1] < log.valid_loss.iloc[0]
+    imgs = sample_images(256)
+    set_seed(0)
+    fresh = get_method('droppos').model_cls(**model.provenance['model'])
+    got = {k: droppos_metrics(droppos_outputs(m, imgs, seed=0)) for k, m in (('trained', model), ('untrained', fresh))}
+    assert got['trained']['weighted'] > 5 * chance and got['untrained']['weighted'] < 2 * chance, got
 
 def test_leaked_positions_are_learnt_almost_perfectly():
     "With the true position embedding added to the dropped tokens the answer is in the input: labels, gathers and masks must line up."

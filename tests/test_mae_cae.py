@@ -51,7 +51,7 @@ def test_cae_learns_to_reconstruct_heldout_images():
 @pytest.mark.parametrize('method', ['mae', 'cae'])
 def test_cli_pretrain_writes_reconstructions(run_cli, tmp_path, method):
     out = tmp_path / method
-    extra = ['--decoder-depth', '1', '--regressor-depth', '1'] if method == 'cae' else []
+    extra = ['--depth', '2', '--decoder-depth', '1', '--regressor-depth', '1'] if method == 'cae' else []   # wiring: a small CAE
     r = run_cli('pretrain', '--method', method, '--epochs', '1', '--max-items', '256', '--bs', '64', '--quiet', '--out', out, *extra)
     assert r.returncode == 0, r.stderr[-2000:]
     for f in ['metrics.csv', 'config.json', 'encoder.safetensors', 'model.safetensors', 'reconstructions.png']: assert (out / f).exists(), f

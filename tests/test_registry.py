@@ -189,3 +189,30 @@ def test_views_reach_the_model():
     dls = get_dls('mnist5k', img_size=16, bs=8, max_items=64, device='cpu', views=2)
     b = dls.train.one_batch()
     assert dls.n_inp == 2 and len(b) == 3 and not torch.equal(b[0], b[1]) and b[2].shape == (8,)
+
+# --- no recipe or code path hard-codes bf16 (issue 23): the machine's precision is chosen by `--precision auto` -------
+BF16 = __import__('re').compile(r"""precision['"]?\s*[=:,]\s*['"]bf16['"]|--precision['"]?,?\s*['"]?bf16""")
+# the places whose point is to compare precisions, or that refuse or warn about one; every call elsewhere leaves it to auto
+COMPARES_PRECISIONS = {'droppos_nb/scale.py', 'nbs/22_scale.ipynb', 'nbs/30_evaluation.ipynb', 'bench/droppos_speed.py',
+                       'bench/scaling.py', 'bench/_train_steps.py', 'tests/test_cli.py'}
+
+def code_sources():
+    "(path, code) of every library module, bench script, tool and notebook code cell, and test."
+    root = PKG.parent
+    for f in [*PKG.glob('*.py'), *root.glob('bench/*.py'), *root.glob('tools/*.sh'), *root.glob('tests/*.py')]:
+        yield str(f.relative_to(root)), f.read_text()
+    for f in root.glob('nbs/**/*.ipynb'):
+        cells = json.loads(f.read_text())['cells']
+        yield str(f.relative_to(root)), '\n'.join(''.join(c['source']) for c in cells if c['cell_type'] == 'code')
+
+def test_no_recipe_hard_codes_bf16():
+    for name, spec in METHODS.items():
+        for recipe in ('laptop', 'paper'):
+            p = spec.recipe(recipe).get('precision')
+            assert p in (None, 'auto', 'fp32'), f"{name}'s {recipe} recipe hard-codes precision {p!r}: use 'auto'"
+
+def test_no_code_path_hard_codes_bf16():
+    this = 'tests/test_registry.py'
+    bad = [(f, m.group()) for f, src in code_sources() if f not in COMPARES_PRECISIONS | {this} for m in BF16.finditer(src)]
+    assert not bad, f"bf16 hard-coded (use precision 'auto', which picks bf16 where the hardware runs it natively): {bad}"
+    assert BF16.search("learn = pretrain_learner(dls, precision='bf16')") and BF16.search("['--precision', 'bf16']")   # it can fail

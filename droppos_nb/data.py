@@ -398,9 +398,12 @@ def folder_dls(path, img_size:int, bs:int=64, train:str='train', valid:str|None=
                        item_tfms=RandomResizedCrop(img_size, min_scale=scale[0], max_scale=scale[1]) if views == 1 else Resize(img_size),
                        batch_tfms=[BatchRandomResizedCrop(img_size, scale=(1., 1.), ratio=(1., 1.)) if views == 1
                                    else MultiViews(img_size, view_settings(views, scale), generator=torch.Generator().manual_seed(seed)),
-                                   Normalize.from_stats(*imagenet_stats)], n_inp=len(view_settings(views)))
+                                   Normalize.from_stats(*imagenet_stats)])
     device = default_device() if device is None else torch.device(device)
     dls = dblock.dataloaders(items, bs=bs, val_bs=2 * bs, num_workers=num_workers, device=device)
+    # one image and its label per item; the batch transform makes the views, so a batch holds k inputs, then the label
+    # (a DataBlock's own n_inp would ask for one getter per input instead)
+    dls.train.dataset.n_inp = dls.valid.dataset.n_inp = len(view_settings(views))
     dls.train.rng = random.Random(seed)
     return _finish(dls, classes, img_size)
 

@@ -31,7 +31,7 @@ def wait_for_first_epoch(p:subprocess.Popen, out:Path, timeout:float=300):
 # fixture is made once. The files that take longest (measured on 2 cores) start first, so that no long test is left
 # running alone at the end while the other worker idles.
 ONE_WORKER = {'test_bad_input.py', 'test_beitv2.py', 'test_beitv2_figures.py', 'test_docs.py', 'test_eval.py',
-              'test_explorers.py', 'test_mscn.py', 'test_resume.py'}
+              'test_explorers.py', 'test_folders.py', 'test_mscn.py', 'test_resume.py'}
 LONGEST_FIRST = ['test_learning.py', 'test_ddp.py', 'test_mae_cae.py', 'test_resume.py', 'test_mocov3.py', 'test_beitv2.py',
                  'test_mscn.py', 'test_eval.py', 'test_browser.py']
 

@@ -12,8 +12,8 @@ from safetensors.torch import save_file, load_file
 
 # %% auto #0
 __all__ = ['META_TYPES', 'ENCODER_KEYS', 'unwrap', 'atomic_save', 'export_encoder', 'save_model', 'check_checkpoint_file',
-           'load_state_dict_file', 'read_metadata', 'check_model_config', 'check_state_dict', 'load_encoder',
-           'LoadReport', 'load_fitting']
+           'pickle_globals', 'pickled_code', 'code_refusal', 'load_state_dict_file', 'read_metadata',
+           'check_model_config', 'check_state_dict', 'load_encoder', 'LoadReport', 'load_fitting']
 
 # %% ../nbs/04_checkpoint.ipynb #4bdc6613
 def unwrap(model:nn.Module) -> nn.Module:
@@ -75,13 +75,41 @@ def _reason(e:Exception) -> str:
 def _unreadable(path, e:Exception) -> ValueError:
     return ValueError(f"checkpoint {path} is truncated, damaged or not a checkpoint ({_reason(e)}): copy it again or re-export it")
 
+# what PyTorch's weights-only unpickler says when a file asks it to build something other than tensors and containers
+_CODE_PATTERNS = (r"Unsupported global: GLOBAL (\S+)", r"unsupported GLOBAL (\S+) whose module", r"reduce for unrecognized function (\S+)",
+                  r"Unsupported class (\S+)")
+
+def pickle_globals(path) -> list:
+    "The Python objects a pickle file names (module.name), read with `pickletools` without running anything; [] if it is not a whole pickle."
+    import pickletools
+    names, strings = [], []
+    try:
+        for op, arg, _ in pickletools.genops(Path(path).read_bytes()):
+            if 'UNICODE' in op.name: strings.append(arg)
+            elif op.name in ('GLOBAL', 'INST'): names.append(arg.replace(' ', '.'))
+            elif op.name == 'STACK_GLOBAL' and len(strings) >= 2: names.append('.'.join(strings[-2:]))
+    except Exception: return []
+    return names
+
+def pickled_code(e:Exception, path=None) -> str|None:
+    "The Python object a refused weights-only `torch.load` of `path` met instead of weights; None when the file is just damaged."
+    for pat in _CODE_PATTERNS:
+        m = re.search(pat, str(e))
+        if m: return m.group(1).rstrip('.,')
+    # a plain pickle in a protocol the safe loader cannot parse: what it would import decides (random bytes name nothing)
+    if path is not None and 'Unsupported operand' in str(e): return next(iter(pickle_globals(path)), None)
+    return None
+
+def code_refusal(path, what:str, kind:str='checkpoint') -> ValueError:
+    "The one-line refusal of a file that holds pickled Python code or objects (`what`), which loading could run."
+    return ValueError(f"{kind} {path} holds Python code or objects that could run on load ({what}), not only weights: refused, "
+                      "nothing in it was run. Get the file from its source; if you trust it, load it yourself and save its weights "
+                      "alone, as a plain state dict (torch.save(model.state_dict(), ...)) or as safetensors")
+
 def _torch_load_error(path, e:Exception) -> ValueError:
-    "A one-line error for a failed weights-only `torch.load`: a refused pickled object (named), else a damaged file."
-    m = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-    if not m: return _unreadable(path, e)
-    return ValueError(f"checkpoint {path} holds a pickled Python object ({m.group(1)}) besides tensors; unpickling it would run code "
-                      "from the file, which could do anything on this machine, so it is refused. If you trust the file, load it "
-                      "yourself and save its weights alone, as a plain state dict (torch.save(model.state_dict(), ...)) or as safetensors")
+    "A one-line error for a failed weights-only `torch.load`: a file that carries code or objects (named), else a damaged file."
+    what = pickled_code(e, path)
+    return _unreadable(path, e) if what is None else code_refusal(path, what)
 
 def _safe_torch_load(path):
     "`torch.load` of `path` with nothing unpickled but tensors, plain containers and `argparse.Namespace` (official releases store their args so)."

@@ -169,7 +169,7 @@ from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.callback.core import CancelBatchException
 from fastai.callback.progress import ProgressCallback
-from .checkpoint import unwrap, check_state_dict, check_checkpoint_file, _reason
+from .checkpoint import unwrap, check_state_dict, check_checkpoint_file, _reason, pickled_code, code_refusal
 
 # %% ../nbs/22_scale.ipynb #06556dd8
 def _inner(dl):
@@ -264,6 +264,8 @@ def load_checkpoint(path) -> dict:
     path = check_checkpoint_file(path)              # a folder or an empty file: the shared one-line messages
     try: ck = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
+        what = pickled_code(e, path)
+        if what is not None: raise code_refusal(path, what, 'training checkpoint') from None
         raise ValueError(f"training checkpoint {path} is truncated or damaged ({_reason(e)}): "
                          "restore a copy, or delete it to start the run over") from None
     missing = {'model', 'opt', 'epoch', 'rng'} - set(ck if isinstance(ck, dict) else {})

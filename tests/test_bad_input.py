@@ -1,6 +1,6 @@
 """Issue 17: bad input never crashes and never loses a run. Each row ends with exit status 2 and a one-line message
 (no traceback) that leaves the files of a run byte for byte as they were, or with the documented success."""
-import argparse, csv, hashlib, json, os, platform, shutil, warnings
+import argparse, csv, hashlib, json, os, pickle, platform, shutil, warnings
 from pathlib import Path
 import numpy as np
 import pytest, torch
@@ -100,12 +100,24 @@ def bad_file(kind:str, d:Path) -> Path:
     elif kind == 'pickle':
         p = d / 'pickle.pth'
         torch.save(dict(model=DropPos(**CFG).state_dict(), evil=Path('x')), p)
+    elif kind == 'os_system':                  # a code payload inside a torch.save file: loading it would create d/ran
+        p = d / 'os_system.pth'
+        torch.save(dict(model=DropPos(**CFG).state_dict(), evil=RunsOnLoad(d / 'ran')), p)
+    elif kind == 'plain_pickle':               # the same payload as a bare pickle of protocol 5 (not a torch zip file)
+        p = d / 'plain_pickle.pth'
+        p.write_bytes(pickle.dumps(RunsOnLoad(d / 'ran'), protocol=5))
     return p
+
+class RunsOnLoad:
+    "Unpickling this creates the file `flag` (with os.system): the loader must never get that far."
+    def __init__(self, flag): self.flag = flag
+    def __reduce__(self): return (os.system, (f'touch {self.flag}',))
 
 BAD_FILES = [('truncated', 'truncated, damaged or not a checkpoint'), ('empty', 'is empty (0 bytes)'),
              ('garbage', 'truncated, damaged or not a checkpoint'), ('folder', 'is a folder, not a file'),
              ('missing', 'does not exist'), ('extra_kwargs', 'setting(s) pretrained that DropPos does not take'),
-             ('bad_meta_type', 'img_size'), ('pickle', 'unpickling it would run code')]
+             ('bad_meta_type', 'img_size'), ('pickle', 'could run on load (pathlib.'),
+             ('os_system', 'could run on load (posix.system)'), ('plain_pickle', 'could run on load (posix.system)')]
 
 @pytest.mark.parametrize('kind,words', BAD_FILES)
 def test_viz_and_eval_say_the_same(run_main, tmp_path, kind, words):
@@ -115,6 +127,7 @@ def test_viz_and_eval_say_the_same(run_main, tmp_path, kind, words):
     assert v == e
     assert 'weights_only' not in v
     assert not (tmp_path / 'figs').exists() and not (tmp_path / 'ev').exists()
+    assert not (tmp_path / 'ran').exists()                    # no payload ran
 
 def test_viz_layer_out_of_range(run_main, tmp_path):
     ck = save_model(DropPos(**CFG), tmp_path / 'model.safetensors', 'droppos', CFG)

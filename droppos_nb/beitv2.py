@@ -527,7 +527,7 @@ BEITV2_LAPTOP = dict(arch='vit_tiny', depth=4, embed_dim=192, num_heads=3, img_s
 
 register_method(MethodSpec(
     'vqkd', VQKD, "BEiT v2 stage 1: a VQ-KD tokenizer whose codes reconstruct a frozen teacher's features",
-    options=[(('--teacher',), dict(help="frozen teacher: an encoder.safetensors of ours, or a weights file with --teacher-arch")),
+    options=[(('--teacher',), dict(metavar='PATH', help="frozen teacher: an encoder.safetensors of ours, or a weights file with --teacher-arch")),
              (('--teacher-arch',), dict(help="timm model name of the --teacher weights file (not needed for our exports)")),
              (('--codebook-size',), dict(type=int, help="number of codes K (paper 8192; laptop 128)")),
              (('--codebook-dim',), dict(type=int, help="code dimension (32)")),
@@ -542,7 +542,7 @@ register_method(MethodSpec(
 
 register_method(MethodSpec(
     'beitv2', BEiTV2, "BEiT v2 stage 2: predict the VQ-KD codes of block-masked patches, with patch aggregation",
-    options=[(('--tokenizer',), dict(help="the model.safetensors of a --method vqkd run (required)")),
+    options=[(('--tokenizer',), dict(metavar='PATH', help="the model.safetensors of a --method vqkd run (required)")),
              (('--layer-scale',), dict(type=float, help="layer-scale init of every block (0: none)")),
              (('--aggregation',), dict(type=_on_off, help="patch aggregation head: on (default) or off")),
              (('--early-layers',), dict(type=int, help="block whose patch tokens feed the aggregation head (official 9 of 12)"))],

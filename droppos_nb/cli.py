@@ -15,7 +15,7 @@ from .scale import (precision_callbacks, accumulation_callbacks, NonFiniteGuard,
                                InterruptCheckpoint, Interrupted, ResumableCSVLogger, load_checkpoint, resume_, PRECISIONS,
                                choose_precision, cpu_name)
 from .vit import timm_arch, POS_EMBEDS
-from .data import SkippedImages
+from .data import SkippedImages, BUILTIN_DATASETS
 from .checkpoint import export_encoder, save_model, unwrap
 from .registry import get_method, method_names, resolve_config, seeded_masks, check_model_file
 from .learner import pretrain_learner, scaled_lr, warmup_cos, SaveModelEveryEpoch
@@ -27,8 +27,8 @@ __all__ = ['FALLBACK', 'RUN_KEYS', 'RUN_FILES', 'OUTPUT_FILES', 'LOCK', 'KEEP_ON
            'pretrain_parser', 'resolve_args', 'check_numbers', 'model_kwargs', 'save_position_figure',
            'save_reconstruction_figure', 'check_out_folder', 'read_lock', 'check_lock', 'check_run_folder',
            'made_folder', 'run_lock', 'clear_run', 'given_options', 'resume_changes', 'resume_args', 'extension_note',
-           'choose_hardware', 'process_device', 'pretrain', 'encoder_meta', 'train_run', 'viz_parser', 'viz', 'main',
-           'eval_parser', 'check_eval_numbers', 'run_eval']
+           'choose_hardware', 'process_device', 'path_settings', 'absolute_paths_', 'pretrain', 'encoder_meta',
+           'train_run', 'viz_parser', 'viz', 'main', 'eval_parser', 'check_eval_numbers', 'run_eval']
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
 FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1., wd=0.05,
@@ -265,7 +265,7 @@ def resume_changes(args, config:dict) -> dict:
 
 # %% ../nbs/90_cli.ipynb #04e0478f
 def resume_args(args) -> dict:
-    "Fill `args` from the config of the run in `args.resume`, refusing other settings typed with it except a larger `--epochs` (which extends the run); returns its training checkpoint."
+    "Fill `args` from the config of the run in `args.resume`, refusing other settings typed with it except a larger `--epochs` (which extends the run) and `--data` for an image folder that moved; returns its training checkpoint."
     run = Path(args.resume)
     if not (run / 'config.json').exists(): raise FileNotFoundError(f"{run} is not a run folder (no config.json): pass the --out folder of a run")
     try: config = json.loads((run / 'config.json').read_text())
@@ -275,6 +275,12 @@ def resume_args(args) -> dict:
     if not isinstance(config, dict) or 'epochs' not in config:
         raise ValueError(f"{run / 'config.json'} is not a run's configuration (no epochs): pass the --out folder of a droppos_nb pretrain run")
     changes = resume_changes(args, config)
+    data = changes.pop('data', None)
+    if data and Path(data[0]).expanduser().resolve() == Path(str(data[1])).expanduser().resolve(): data = None   # the same folder
+    if data and (data[0] in BUILTIN_DATASETS or data[1] in BUILTIN_DATASETS): changes['data'] = data   # another kind of data
+    elif not data and config.get('data') not in BUILTIN_DATASETS and not Path(str(config.get('data'))).exists():
+        raise FileNotFoundError(f"the image folder {config.get('data')} that {run} was trained on is not there: give its new "
+                                f"location with --resume {run} --data FOLDER")
     more = changes.pop('epochs', (None,))[0]
     if more is not None and more < config['epochs']: changes['epochs'] = (more, config['epochs'])
     if changes:
@@ -286,6 +292,9 @@ def resume_args(args) -> dict:
     for k, v in config.items():
         if hasattr(args, k) and k not in (*KEEP_ON_RESUME, *NOT_SETTINGS): setattr(args, k, v)
     args.out, args.extended_from, args.resumed_config = str(run), None, config
+    if data:                   # the same kind: an image folder moved or mounted elsewhere; the run continues on it
+        args.data = str(Path(data[0]).expanduser().resolve())
+        if rank_world()[0] == 0: print(f"note: {run} continues on the image folder {args.data} (it was trained on {data[1]})")
     if more is not None and more > args.epochs: args.extended_from, args.epochs = args.epochs, more
     if ck['epoch'] >= args.epochs:
         raise ValueError(f"the run in {run} already finished its {args.epochs} epochs: pass --epochs N with N > {args.epochs} to train it longer")
@@ -321,12 +330,25 @@ def process_device(device:torch.device, world:int) -> torch.device:
     "The device of this process: `device` alone, or under torchrun/accelerate its CUDA GPU (or the CPU, over gloo)."
     return init_distributed(cpu=device.type != 'cuda').device if world > 1 else device
 
+def path_settings(method:str) -> list:
+    "The settings that name files or folders: `data`, and each option of `method` declared with a PATH metavar."
+    opts = get_method(method).options
+    return ['data', *[kw.get('dest') or flags[0].lstrip('-').replace('-', '_') for flags, kw in opts if 'PATH' in str(kw.get('metavar', ''))]]
+
+def absolute_paths_(args):
+    "Make each path setting of `args` that names an existing file or folder absolute (a built-in dataset's name stays)."
+    for k in path_settings(args.method):
+        v = getattr(args, k, None)
+        if isinstance(v, str) and v not in BUILTIN_DATASETS and Path(v).expanduser().exists():
+            setattr(args, k, str(Path(v).expanduser().resolve()))
+
 def pretrain(args) -> Path:
     "Run `droppos_nb pretrain` with parsed `args` (on every process of a `torchrun`/`accelerate launch` job); returns the output folder. Every argument is checked before anything is written."
     overwrite = getattr(args, 'overwrite', False)
     if args.resume and overwrite: raise ValueError("--resume continues a run and --overwrite starts one again: pass one of them")
     ck = resume_args(args) if args.resume else None
     resolve_args(args, getattr(args, 'method_options', None))
+    absolute_paths_(args)                  # config.json and the model's metadata then hold paths valid from anywhere
     if get_method(args.method).export == 'vit': grid_size(args.img_size, args.patch_size)      # fail before any data is read
     device, args.precision_used, args.hardware = choose_hardware(args)   # an absent device, fp16 on a CPU: refused here
     accumulation_callbacks(args.accum, args.bs)

@@ -1,7 +1,7 @@
 """A run stopped in the middle and resumed ends with the same metrics and weights as an uninterrupted run: killed with
 SIGKILL (it resumes from its last epoch checkpoint) or stopped with SIGTERM (it saves where it is, exits with status
 143 and resumes from that batch)."""
-import csv, os, signal, subprocess, sys, time
+import csv, json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
@@ -79,3 +79,43 @@ def test_damaged_checkpoint_is_refused(run_main, tmp_path):
     assert r.returncode == 2 and 'truncated or damaged' in r.stderr
     r = run_main('pretrain', '--resume', tmp_path / 'nothing')
     assert r.returncode == 2 and 'not a run folder' in r.stderr
+
+def photo_folder(root:Path) -> Path:
+    "train/ (8 crops) and valid/ (4) of two scikit-image photos, in class subfolders."
+    from PIL import Image
+    from droppos_nb.data import load_photo
+    for split, k in (('train', 4), ('valid', 2)):
+        for c in ('astronaut', 'coffee'):
+            (root / split / c).mkdir(parents=True)
+            img = load_photo(c).permute(1, 2, 0).numpy()
+            for i in range(k): Image.fromarray(img[30 * i:30 * i + 64, 40 * i:40 * i + 64]).save(root / split / c / f'{i}.png')
+    return root
+
+def test_paths_are_stored_absolute_and_a_moved_folder_can_be_given(run_main, tmp_path, monkeypatch):
+    "A run trained on a relative --data resumes from any working directory; when its folder moved, --data gives the new place (issue 26)."
+    (tmp_path / 'a').mkdir(); (tmp_path / 'b').mkdir()
+    photo_folder(tmp_path / 'a' / 'pics')
+    small = ['--img-size', '32', '--patch-size', '8', '--depth', '1', '--embed-dim', '64', '--num-heads', '2', '--decoder-dim', '32',
+             '--decoder-heads', '2', '--decoder-depth', '1', '--bs', '4', '--quiet']
+    monkeypatch.chdir(tmp_path / 'a')
+    r = run_main('pretrain', '--data', 'pics', *small, '--epochs', '1', '--out', 'run'); assert r.returncode == 0, r.stderr[-2000:]
+    run = tmp_path / 'a' / 'run'
+    cfg = json.loads((run / 'config.json').read_text())
+    assert cfg['data'] == str(tmp_path / 'a' / 'pics')                      # absolute, whatever was typed
+    monkeypatch.chdir(tmp_path / 'b')
+    r = run_main('pretrain', '--resume', '../a/run', '--epochs', '2'); assert r.returncode == 0, r.stderr[-2000:]
+    (tmp_path / 'a' / 'pics').rename(tmp_path / 'moved')
+    r = run_main('pretrain', '--resume', run, '--epochs', '3')
+    assert r.returncode == 2 and 'is not there' in r.stderr and '--data FOLDER' in r.stderr, r.stderr[-2000:]
+    r = run_main('pretrain', '--resume', run, '--epochs', '3', '--data', 'mnist5k')          # another kind of data: refused
+    assert r.returncode == 2 and '--data mnist5k' in r.stderr, r.stderr[-2000:]
+    r = run_main('pretrain', '--resume', run, '--epochs', '3', '--data', '../moved'); assert r.returncode == 0, r.stderr[-2000:]
+    assert 'continues on the image folder' in r.stdout
+    assert json.loads((run / 'config.json').read_text())['data'] == str(tmp_path / 'moved')
+    assert [int(x['epoch']) for x in csv.DictReader((run / 'metrics.csv').open())] == [0, 1, 2]
+
+def test_path_settings_come_from_the_method_options():
+    "Options declared with a PATH metavar are stored absolute too: the VQ-KD teacher, BEiT v2's tokenizer (their models load them)."
+    from droppos_nb.cli import path_settings
+    assert path_settings('droppos') == ['data'] and path_settings('vqkd') == ['data', 'teacher']
+    assert path_settings('beitv2') == ['data', 'tokenizer']

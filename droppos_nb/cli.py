@@ -7,6 +7,9 @@ from __future__ import annotations
 import argparse, json, os, sys, time, platform, warnings
 from contextlib import contextmanager
 from pathlib import Path
+# fastai compiles a few layers with torch.jit.script when it is imported, and PyTorch now says on every command that
+# torch.jit is deprecated: a note for fastai's authors, not for the user of this command
+warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning)
 import torch
 from fastai.callback.progress import ProgressCallback
 from .core import set_seed, choose_device, DEVICES, grid_size, rank_world

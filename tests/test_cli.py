@@ -96,3 +96,9 @@ def test_bad_pretrain_flags(run_main, tmp_path, flags, message):
 def test_eval_zero_is_not_the_default(run_main, tmp_path, flags):
     r = run_main('eval', '--protocol', 'linear', '--checkpoint', 'random', *flags, '--out', tmp_path / 'e')
     assert r.returncode == 2 and 'is not allowed' in r.stderr, r.stderr[-1000:]
+
+def test_a_refusal_is_one_line_and_nothing_else(run_cli, tmp_path):
+    "From the installed command: the refusal's line alone on stderr, no third-party warning before it (fastai's torch.jit note was one)."
+    r = run_cli('pretrain', '--epochs', '0', '--out', tmp_path / 'x')
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == ['droppos_nb pretrain: error: --epochs 0 is not allowed: it must be '
+                                                                   'a whole number of at least 1'], r.stderr

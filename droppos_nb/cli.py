@@ -31,7 +31,7 @@ __all__ = ['FALLBACK', 'RUN_KEYS', 'RUN_FILES', 'OUTPUT_FILES', 'LOCK', 'KEEP_ON
            'save_reconstruction_figure', 'check_out_folder', 'read_lock', 'check_lock', 'check_run_folder',
            'made_folder', 'run_lock', 'clear_run', 'given_options', 'resume_changes', 'resume_args', 'extension_note',
            'choose_hardware', 'process_device', 'path_settings', 'absolute_paths_', 'pretrain', 'encoder_meta',
-           'train_run', 'viz_parser', 'viz', 'main', 'eval_parser', 'check_eval_numbers', 'run_eval']
+           'train_run', 'viz_parser', 'viz', 'OneLineParser', 'main', 'eval_parser', 'check_eval_numbers', 'run_eval']
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
 FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1., wd=0.05,
@@ -491,9 +491,13 @@ def viz(args) -> list:
     return written
 
 # %% ../nbs/90_cli.ipynb #c0dc67b3
+class OneLineParser(argparse.ArgumentParser):
+    "An `ArgumentParser` whose refusals are one line that says where the usage is, instead of the whole usage first."
+    def error(self, message): self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
 def main(argv=None):
     "Entry point of the `droppos_nb` command."
-    parser = argparse.ArgumentParser(prog='droppos_nb', description="Self-supervised ViT pretraining workbook: DropPos and friends")
+    parser = OneLineParser(prog='droppos_nb', description="Self-supervised ViT pretraining workbook: DropPos and friends")
     sub = parser.add_subparsers(dest='command', required=True)
     pp = pretrain_parser(sub.add_parser('pretrain', help="pretrain an encoder and write metrics, checkpoints and figures"))
     eval_parser(sub.add_parser('eval', help="measure an encoder: position probe, linear probe, kNN or fine-tuning"))

@@ -102,3 +102,11 @@ def test_a_refusal_is_one_line_and_nothing_else(run_cli, tmp_path):
     r = run_cli('pretrain', '--epochs', '0', '--out', tmp_path / 'x')
     assert r.returncode == 2 and r.stderr.strip().splitlines() == ['droppos_nb pretrain: error: --epochs 0 is not allowed: it must be '
                                                                    'a whole number of at least 1'], r.stderr
+
+@pytest.mark.parametrize('args,words', [(['pretrain', '--method', 'nope'], "invalid choice: 'nope'"),
+                                        (['pretrain', '--epochs', 'x'], "invalid int value: 'x'"), ([], 'required: command')])
+def test_argparse_refusals_are_one_line(run_main, args, words):
+    "argparse's own refusals too: the one line that matters and where the usage is, not 45 lines of usage first (issue 26)."
+    r = run_main(*args)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and words in lines[0] and '--help` lists the options' in lines[0], r.stderr

@@ -35,6 +35,7 @@ torch.set_num_threads(args.threads)
 
 from droppos_nb import cli
 from droppos_nb.registry import get_method, load_model
+from droppos_nb.runs import attach_provenance
 BEIT_EPOCHS = get_method('beitv2').laptop['epochs']     # the laptop recipe's
 
 WORK, OUT = Path(args.work), Path(args.out)
@@ -107,7 +108,7 @@ def figures(t_enc, vq:dict, bt:dict):
     for rule, run in vq.items():
         shutil.copy(run / 'metrics.csv', OUT / f'vqkd-{rule}-metrics.csv')
         df = pd.read_csv(run / 'metrics.csv'); last = df.iloc[-1]
-        tok = viz.attach_provenance(load_model(run / 'model.safetensors').eval(), run / 'model.safetensors')
+        tok = attach_provenance(load_model(run / 'model.safetensors').eval(), run / 'model.safetensors')
         codes = tok.get_codebook_indices(imgs).flatten()
         cnt = torch.bincount(codes, minlength=tok.num_tokens).float(); pr = cnt / cnt.sum()
         res['vqkd'][rule] = dict(codebook_size=tok.num_tokens, codes_used=float(last['codes_used']), dead_codes=int(last['dead_codes']),

@@ -131,7 +131,7 @@ def random_beit_job(seed):
     set_seed(seed)
     m = spec.model_cls(**{**spec.model_kwargs(spec.recipe(args.recipe)), 'vocab_size': get_method('vqkd').recipe(args.recipe)['codebook_size']})   # the head is not exported
     d.mkdir(parents=True, exist_ok=True)
-    export_encoder(m, d / 'encoder.safetensors', **spec.helpers['export_meta'](m))
+    export_encoder(m, d / 'encoder.safetensors', **spec.export_meta(m))
 PROTOCOLS = ['position', 'linear', 'knn', 'finetune']
 slug = lambda row: row.lower().replace('w/o', 'without').replace(' ', '_').replace('σ=0', 'sigma0').replace('τ=∞', 'tauinf')
 

@@ -549,4 +549,4 @@ register_method(MethodSpec(
     model_args=(*VIT_ARGS, 'tokenizer', 'mask_ratio', 'layer_scale', 'aggregation', 'early_layers'),
     metrics=lambda: [OutputMean('loss_mim'), OutputMean('loss_agg'), OutputMean('acc_mim')],
     official=BEITV2_OFFICIAL, laptop=BEITV2_LAPTOP, export='beit',
-    helpers=dict(export_meta=beit_export_meta, load_encoder=load_beit_encoder, encoder_arch='beit')))
+    export_meta=beit_export_meta, load_encoder=load_beit_encoder))

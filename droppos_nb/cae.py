@@ -201,4 +201,4 @@ register_method(MethodSpec(
     model_args=(*VIT_ARGS, 'mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'norm_pix_loss', 'align_weight',
                 'regressor_depth', 'layer_scale'),
     metrics=lambda: [OutputMean('loss_rec'), OutputMean('loss_align')],
-    official=CAE_OFFICIAL, laptop=CAE_LAPTOP, figure='reconstructions'))
+    official=CAE_OFFICIAL, laptop=CAE_LAPTOP, figure='reconstructions', figures=('reconstructions',)))

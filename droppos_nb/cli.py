@@ -5,44 +5,31 @@
 # %% ../nbs/90_cli.ipynb #dc616b81
 from __future__ import annotations
 import argparse, json, os, sys, time, platform, warnings
-from contextlib import contextmanager
 from pathlib import Path
 # fastai compiles a few layers with torch.jit.script when it is imported, and PyTorch now says on every command that
 # torch.jit is deprecated: a note for fastai's authors, not for the user of this command
 warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning)
 import torch
-from fastai.callback.progress import ProgressCallback
-from .core import set_seed, choose_device, DEVICES, grid_size, rank_world
-from .distributed import launched_processes, init_distributed, distributed_ctx, effective_batch, finish_distributed
-from .scale import (precision_callbacks, accumulation_callbacks, NonFiniteGuard, NonFiniteLoss, EpochCheckpoint,
-                               InterruptCheckpoint, Interrupted, ResumableCSVLogger, load_checkpoint, resume_, PRECISIONS,
-                               choose_precision, cpu_name)
-from .vit import timm_arch, POS_EMBEDS
-from .data import SkippedImages, BUILTIN_DATASETS
-from .checkpoint import export_encoder, save_model, unwrap
-from .registry import get_method, method_names, resolve_config, seeded_masks, check_model_file
-from .learner import pretrain_learner, scaled_lr, warmup_cos, SaveModelEveryEpoch
+from .core import choose_device, DEVICES, rank_world
+from .distributed import launched_processes, finish_distributed
+from .scale import NonFiniteLoss, Interrupted, PRECISIONS, cpu_name
+from .vit import POS_EMBEDS
+from .data import SkippedImages
+from .registry import get_method, method_names, check_model_file, DEFAULT_METHOD
 from .evaluation import (POOLS, PROTOCOLS, PROTOCOL_DEFAULTS, eval_data, finetune, knn_eval, layer_decay_lrs, linear_probe,
                                    load_eval_encoder, position_drop_mask, position_probe, is_vit)
+from .train import (pretrain, resolve_args, model_kwargs, method_options, check_out_folder, made_folder, choose_hardware,
+                              process_device, _bad, _write_json)
 
 # %% auto #0
-__all__ = ['FALLBACK', 'RUN_KEYS', 'RUN_FILES', 'OUTPUT_FILES', 'LOCK', 'KEEP_ON_RESUME', 'NOT_SETTINGS', 'VIZ_FIGURES',
-           'pretrain_parser', 'resolve_args', 'check_numbers', 'model_kwargs', 'save_position_figure',
-           'save_reconstruction_figure', 'check_out_folder', 'read_lock', 'check_lock', 'check_run_folder',
-           'made_folder', 'run_lock', 'clear_run', 'given_options', 'resume_changes', 'resume_args', 'extension_note',
-           'choose_hardware', 'process_device', 'path_settings', 'absolute_paths_', 'pretrain', 'encoder_meta',
-           'train_run', 'viz_parser', 'viz', 'OneLineParser', 'main', 'eval_parser', 'check_eval_numbers', 'run_eval']
+__all__ = ['VIZ_FIGURES', 'pretrain_parser', 'given_options', 'viz_parser', 'viz', 'OneLineParser', 'main', 'eval_parser',
+           'check_eval_numbers', 'run_eval']
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
-FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1., wd=0.05,
-                betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, precision='auto')
-RUN_KEYS = ('command', 'method', 'recipe', 'data', 'max_items', 'seed', 'device', 'accum', 'num_workers', 'out', 'resume', 'quiet',
-            'method_options', 'overwrite', 'given', 'extended_from')
-
 def pretrain_parser(p:argparse.ArgumentParser):
     "Arguments of `droppos_nb pretrain`: the run, the recipe's settings (all default to the recipe), then each method's own options."
     a = p.add_argument
-    a('--method', default='droppos', choices=method_names(), help="pretraining method")
+    a('--method', default=DEFAULT_METHOD, choices=method_names(), help="pretraining method")
     a('--recipe', default='laptop', choices=['laptop', 'paper'],
       help="laptop (default): settings measured to learn fast on 2 CPU cores; paper: the method's official recipe (its notebook lists it)")
     a('--data', default='mnist5k', help="built-in dataset (mnist5k, photos), imagenette, cifar10, or an image folder with train/ and valid/")
@@ -85,347 +72,20 @@ def pretrain_parser(p:argparse.ArgumentParser):
         for flags, kw in spec.options:
             if flags[0] in seen: continue            # an option two methods share (--norm-pix-loss) is added once
             grp.add_argument(*flags, **{'default': None, **kw}); seen[flags[0]] = name
-    p.method_options = {name: {f[0].lstrip('-').replace('-', '_') for f, _ in get_method(name).options} for name in method_names()}
+    p.method_options = method_options()
     return p
-
-def resolve_args(args, method_options:dict|None=None):
-    "Fill every setting left `None` in `args` from the method's recipe (`args.recipe`), then the fallbacks; refuse another method's options."
-    spec = get_method(args.method)
-    for name, opts in (method_options or {}).items():
-        for k in sorted(opts - (method_options or {}).get(args.method, set())):
-            if getattr(args, k, None) is not None:
-                raise ValueError(f"--{k.replace('_', '-')} is an option of {name}, which {args.method} does not use: leave it out")
-    given = {k: v for k, v in vars(args).items() if k not in RUN_KEYS}
-    for k, v in resolve_config(spec, args.recipe, given, FALLBACK).items(): setattr(args, k, v)
-    args.betas = tuple(args.betas)
-    check_numbers(args)
-    return args
-
-def _bad(flag:str, value, need:str): raise ValueError(f"--{flag} {value} is not allowed: it must be {need}")
-
-def check_numbers(args):
-    "Refuse numeric settings that cannot train (checked before anything is written): each message names the flag and what it must be."
-    a = vars(args)
-    for k in ('epochs', 'bs', 'accum'):
-        if a.get(k) is not None and not (isinstance(a[k], int) and a[k] >= 1): _bad(k.replace('_', '-'), a[k], "a whole number of at least 1")
-    if a.get('lr') is not None and not a['lr'] > 0: _bad('lr', a['lr'], "> 0 (or leave it out to use --blr)")
-    if a.get('lr') is None and a.get('blr') is not None and not a['blr'] > 0: _bad('blr', a['blr'], "> 0")
-    for k in ('min_lr', 'warmup_epochs', 'wd'):
-        if a.get(k) is not None and not a[k] >= 0: _bad(k.replace('_', '-'), a[k], ">= 0")
-    if a.get('min_scale') is not None and not 0 < a['min_scale'] <= 1: _bad('min-scale', a['min_scale'], "in (0, 1] (1: no crop)")
-    if a.get('drop_path') is not None and not 0 <= a['drop_path'] < 1: _bad('drop-path', a['drop_path'], "in [0, 1)")
-    for dim, heads in (('decoder_dim', 'decoder_heads'), ('embed_dim', 'num_heads')):
-        d, h = a.get(dim), a.get(heads)
-        if h is not None and not (isinstance(h, int) and h >= 1): _bad(heads.replace('_', '-'), h, "a whole number of at least 1")
-        if d is not None and h is not None and d % h:
-            raise ValueError(f"--{heads.replace('_', '-')} {h} does not divide --{dim.replace('_', '-')} {d}: attention splits the width "
-                             f"evenly over the heads; use a divisor of {d} (e.g. {max(x for x in range(1, min(d, 16) + 1) if d % x == 0)})")
-
-# %% ../nbs/90_cli.ipynb #aa3303c4
-def model_kwargs(args) -> dict:
-    "The method model's constructor arguments from parsed, resolved CLI `args`."
-    return get_method(args.method).model_kwargs(vars(args))
-
-# %% ../nbs/90_cli.ipynb #48a56f2b
-def save_position_figure(learn, path, n:int=8):
-    "Draw position reconstructions of the first validation images (fixed masks) and save them to `path`."
-    from droppos_nb.data import denormalize
-    from droppos_nb.viz import plot_position_reconstruction
-    import matplotlib.pyplot as plt
-    model = unwrap(learn.model).eval()
-    x = learn.dls.valid.one_batch()[0][:n]
-    with torch.no_grad(), seeded_masks(model, 0): out = model(x)
-    acc = (out['acc_num'] / out['acc_den']).item()
-    fig = plot_position_reconstruction(denormalize(x).cpu(), out, model.encoder.patch_embed.patch_size[0],
-                                       n=n, title=f"position accuracy on these images: {acc:.0%} (masked: black, wrong: white)")
-    fig.savefig(path, dpi=120); plt.close(fig)
-    return path
-
-# %% ../nbs/90_cli.ipynb #aeb85665
-def save_reconstruction_figure(learn, path, n:int=8):
-    "MAE/CAE: original, masked, reconstruction and reconstruction + visible of the first validation images (fixed masks)."
-    from droppos_nb.viz import plot_mae
-    import matplotlib.pyplot as plt
-    x = learn.dls.valid.one_batch()[0][:n]
-    fig = plot_mae(unwrap(learn.model), x, seed=0, n=n)
-    fig.savefig(path, dpi=120); plt.close(fig)
-    return path
-
-# %% ../nbs/90_cli.ipynb #9a1c0002
-RUN_FILES = ('config.json', 'metrics.csv', 'checkpoint.pt', 'model.safetensors')   # any of them: the folder holds a run
-OUTPUT_FILES = (*RUN_FILES, 'encoder.safetensors', 'positions.png', 'reconstructions.png')   # what --overwrite deletes
-LOCK = '.lock'
-
-def check_out_folder(out, flag:str='--out') -> Path:
-    "`out` as a `Path`; refused when it is an existing file (a missing output folder is created later)."
-    out = Path(out)
-    if out.exists() and not out.is_dir(): raise ValueError(f"{flag} {out} is a file, not a folder: pass a folder path (it is created if missing)")
-    return out
-
-def read_lock(lock) -> tuple:
-    "`(pid, host)` written in lock file `lock`; `(None, None)` when it is unreadable."
-    try:
-        pid, host = Path(lock).read_text().split(maxsplit=1)
-        return int(pid), host.strip()
-    except (OSError, ValueError): return None, None
-
-def _pid_alive(pid:int) -> bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except (PermissionError, OverflowError): return True
-    return True
-
-def check_lock(out) -> bool:
-    "Refuse folder `out` while a live command holds its lock; True when the lock is stale (its process is gone from this host), False when there is none."
-    lock = Path(out) / LOCK
-    if not lock.exists(): return False
-    pid, host = read_lock(lock)
-    if pid is not None and host == platform.node() and not _pid_alive(pid): return True
-    who = f"process {pid} on {host}" if pid is not None else "another command (its lock file is unreadable)"
-    raise ValueError(f"{out} is in use by {who}: wait until it ends, or, if no command writes there any more, delete {lock}")
-
-def check_run_folder(out, resume:bool=False, overwrite:bool=False) -> Path:
-    "Refuse to start a new run in `out` when it holds one (unless `resume` or `overwrite`), when it is a file, or while another command writes there."
-    out = check_out_folder(out)
-    found = [f for f in RUN_FILES if (out / f).exists()]
-    if found and not (resume or overwrite):
-        raise ValueError(f"{out} already holds a run ({', '.join(found)}): continue it with --resume {out}, start it again "
-                         "with --overwrite, or pass another --out")
-    check_lock(out)
-    return out
-
-
-# %% ../nbs/90_cli.ipynb #9a1c0003
-@contextmanager
-def made_folder(out, create:bool=True):
-    "Create folder `out` (when `create`) for the body; a folder this call created that is still empty at the end is removed again."
-    out = Path(out); new = create and not out.exists()
-    if create: out.mkdir(parents=True, exist_ok=True)
-    try: yield out
-    finally:
-        if new and out.is_dir() and not any(out.iterdir()): out.rmdir()
-
-@contextmanager
-def run_lock(out, hold:bool=True):
-    "Hold `out/.lock` (this pid and host, created atomically) while the body runs (when `hold`); a stale lock is taken over with a warning; the lock is removed at the end, also on errors and interrupts."
-    lock, mine = Path(out) / LOCK, False
-    try:
-        if hold:
-            if check_lock(out):
-                print(f"warning: {lock} was left by process {read_lock(lock)[0]}, which is gone (killed or crashed?): taking it over",
-                      file=sys.stderr)
-                lock.unlink(missing_ok=True)
-            try: fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                check_lock(out)
-                raise ValueError(f"{out} was just taken by another command: wait until it ends") from None
-            with os.fdopen(fd, 'w') as f: f.write(f"{os.getpid()} {platform.node()}\n")
-            mine = True
-        yield lock
-    finally:
-        if mine and read_lock(lock)[0] == os.getpid(): lock.unlink(missing_ok=True)
-
-def clear_run(out) -> list:
-    "Delete the pretraining outputs (`OUTPUT_FILES`, leftover `.tmp` files) of the run in `out` for `--overwrite`; returns their names."
-    gone = [p for p in [*(Path(out) / f for f in OUTPUT_FILES), *Path(out).glob('*.tmp')] if p.is_file()]
-    for p in gone: p.unlink()
-    return [p.name for p in gone]
 
 
 # %% ../nbs/90_cli.ipynb #9a1c0005
-KEEP_ON_RESUME = ('quiet', 'device', 'num_workers')      # may differ from the stored run
-NOT_SETTINGS = ('command', 'resume', 'method_options', 'given', 'overwrite', 'extended_from', 'resumed_config', 'precision_used',
-                'hardware')
-
 def given_options(argv) -> set:
     "The names of the settings typed on `pretrain` command line `argv` (after the subcommand), as opposed to those left to their defaults."
     p = pretrain_parser(argparse.ArgumentParser(add_help=False))
     for a in p._actions: a.default = argparse.SUPPRESS
     return set(vars(p.parse_known_args([str(a) for a in argv])[0]))
 
-def _same(a, b) -> bool:
-    "Whether typed setting `a` equals stored `b` (JSON turned tuples into lists; an unset switch is off)."
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)): return len(a) == len(b) and all(map(_same, a, b))
-    if isinstance(a, bool) or isinstance(b, bool): return bool(a) == bool(b)
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)): return float(a) == float(b)
-    return a == b if a is None or b is None else str(a) == str(b)
-
-def _shown(v) -> str:
-    if isinstance(v, bool) or v is None: return 'on' if v else 'off'
-    return ' '.join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-
-def resume_changes(args, config:dict) -> dict:
-    "`{setting: (given, stored)}` for the settings typed next to `--resume` (`args.given`) that differ from the run's `config`."
-    given = getattr(args, 'given', None)
-    if given is None: given = {k for k, v in vars(args).items() if v is not None and k not in RUN_KEYS}   # from Python: what is set
-    res = {}
-    for k in sorted(set(given) - set(KEEP_ON_RESUME) - set(NOT_SETTINGS)):
-        v, s = getattr(args, k, None), config.get(k)
-        same = Path(v).resolve() == Path(args.resume).resolve() if k == 'out' else _same(v, s)
-        if not same: res[k] = (v, s)
-    return res
-
-
-# %% ../nbs/90_cli.ipynb #04e0478f
-def resume_args(args) -> dict:
-    "Fill `args` from the config of the run in `args.resume`, refusing other settings typed with it except a larger `--epochs` (which extends the run) and `--data` for an image folder that moved; returns its training checkpoint."
-    run = Path(args.resume)
-    if not (run / 'config.json').exists(): raise FileNotFoundError(f"{run} is not a run folder (no config.json): pass the --out folder of a run")
-    try: config = json.loads((run / 'config.json').read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{run / 'config.json'} is damaged ({type(e).__name__}: {e}): the run cannot be resumed from it; "
-                         "restore it from a copy, or start a new run with another --out") from None
-    if not isinstance(config, dict) or 'epochs' not in config:
-        raise ValueError(f"{run / 'config.json'} is not a run's configuration (no epochs): pass the --out folder of a droppos_nb pretrain run")
-    changes = resume_changes(args, config)
-    data = changes.pop('data', None)
-    if data and Path(data[0]).expanduser().resolve() == Path(str(data[1])).expanduser().resolve(): data = None   # the same folder
-    if data and (data[0] in BUILTIN_DATASETS or data[1] in BUILTIN_DATASETS): changes['data'] = data   # another kind of data
-    elif not data and config.get('data') not in BUILTIN_DATASETS and not Path(str(config.get('data'))).exists():
-        raise FileNotFoundError(f"the image folder {config.get('data')} that {run} was trained on is not there: give its new "
-                                f"location with --resume {run} --data FOLDER")
-    more = changes.pop('epochs', (None,))[0]
-    if more is not None and more < config['epochs']: changes['epochs'] = (more, config['epochs'])
-    if changes:
-        raise ValueError(f"--resume {run} continues the run with the settings of its config.json, but "
-                         + ', '.join(f"--{k.replace('_', '-')} {_shown(v)} (stored: {_shown(s)})" for k, (v, s) in changes.items())
-                         + " differ: leave them out to continue it (only a larger --epochs, to train it longer, may be given), "
-                         "or start a new run with another --out")
-    ck = load_checkpoint(run / 'checkpoint.pt')
-    for k, v in config.items():
-        if hasattr(args, k) and k not in (*KEEP_ON_RESUME, *NOT_SETTINGS): setattr(args, k, v)
-    args.out, args.extended_from, args.resumed_config = str(run), None, config
-    if data:                   # the same kind: an image folder moved or mounted elsewhere; the run continues on it
-        args.data = str(Path(data[0]).expanduser().resolve())
-        if rank_world()[0] == 0: print(f"note: {run} continues on the image folder {args.data} (it was trained on {data[1]})")
-    if more is not None and more > args.epochs: args.extended_from, args.epochs = args.epochs, more
-    if ck['epoch'] >= args.epochs:
-        raise ValueError(f"the run in {run} already finished its {args.epochs} epochs: pass --epochs N with N > {args.epochs} to train it longer")
-    was, now = config.get('world_size', 1), launched_processes()
-    if was != now and rank_world()[0] == 0:
-        print(f"warning: {run} was trained on {was} process(es) and resumes on {now}: the effective batch changes from "
-              f"{config.get('effective_batch')} to {args.bs * args.accum * now} (same learning rate), so the run will not "
-              "repeat an uninterrupted one exactly", file=sys.stderr)
-    return ck
-
-def extension_note(args, start:int, lr:float) -> str:
-    "One line on what extending a run from `args.extended_from` to `args.epochs` epochs does to its schedules, resuming at epoch `start`."
-    E, N = args.extended_from, args.epochs
-    at = lambda n: warmup_cos(lr, min(args.warmup_epochs / n, 1.), args.min_lr)(min(start / n, 1.))
-    sigma = ('' if getattr(args, 'sigma', None) is None or getattr(args, 'no_sigma_decay', False) else
-             f"; σ = σ0 (1 - epoch/{N}) goes back up to {args.sigma * (1 - start / N):.3g}")
-    return (f"extending the run from {E} to {N} epochs: the warm-up + cosine learning-rate schedule is laid over {N} epochs and "
-            f"continues at epoch {start + 1} of them: the learning rate is now {at(N):.3g} (the {E}-epoch schedule ended at {at(E):.3g})"
-            f"{sigma}; the run will not equal one trained for {N} epochs from the start")
-
-
-# %% ../nbs/90_cli.ipynb #f74cc316
-def choose_hardware(args) -> tuple:
-    "`(device, precision, line)` for `args.device` and `args.precision` (both default 'auto'): refuses what this machine lacks, warns in one line about an emulated precision."
-    device, dev_why = choose_device(args.device)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        precision, prec_why = choose_precision(args.precision, device)
-    for w in caught: print(f"warning: {w.message}", file=sys.stderr)
-    return device, precision, f"device: {device} ({dev_why}); precision: {precision} ({prec_why})"
-
-def process_device(device:torch.device, world:int) -> torch.device:
-    "The device of this process: `device` alone, or under torchrun/accelerate its CUDA GPU (or the CPU, over gloo)."
-    return init_distributed(cpu=device.type != 'cuda').device if world > 1 else device
-
-def path_settings(method:str) -> list:
-    "The settings that name files or folders: `data`, and each option of `method` declared with a PATH metavar."
-    opts = get_method(method).options
-    return ['data', *[kw.get('dest') or flags[0].lstrip('-').replace('-', '_') for flags, kw in opts if 'PATH' in str(kw.get('metavar', ''))]]
-
-def absolute_paths_(args):
-    "Make each path setting of `args` that names an existing file or folder absolute (a built-in dataset's name stays)."
-    for k in path_settings(args.method):
-        v = getattr(args, k, None)
-        if isinstance(v, str) and v not in BUILTIN_DATASETS and Path(v).expanduser().exists():
-            setattr(args, k, str(Path(v).expanduser().resolve()))
-
-def pretrain(args) -> Path:
-    "Run `droppos_nb pretrain` with parsed `args` (on every process of a `torchrun`/`accelerate launch` job); returns the output folder. Every argument is checked before anything is written."
-    overwrite = getattr(args, 'overwrite', False)
-    if args.resume and overwrite: raise ValueError("--resume continues a run and --overwrite starts one again: pass one of them")
-    ck = resume_args(args) if args.resume else None
-    resolve_args(args, getattr(args, 'method_options', None))
-    absolute_paths_(args)                  # config.json and the model's metadata then hold paths valid from anywhere
-    if get_method(args.method).export == 'vit': grid_size(args.img_size, args.patch_size)      # fail before any data is read
-    device, args.precision_used, args.hardware = choose_hardware(args)   # an absent device, fp16 on a CPU: refused here
-    accumulation_callbacks(args.accum, args.bs)
-    was = (getattr(args, 'resumed_config', None) or {}).get('precision_used')
-    if was and was != args.precision_used and rank_world()[0] == 0:
-        print(f"warning: the run trained in {was} so far and resumes in {args.precision_used} on this machine: it will not repeat "
-              f"an uninterrupted run exactly (pass --precision {was} to keep it)", file=sys.stderr)
-    out = check_run_folder(args.out or f"runs/{args.method}-{Path(str(args.data)).name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                           resume=ck is not None, overwrite=overwrite)   # every process looks, before any of them starts
-    world = launched_processes()
-    device = process_device(device, world)
-    main_process = rank_world()[0] == 0            # the only one that writes, prints and holds the lock
-    if main_process: print(args.hardware, flush=True)
-    with made_folder(out, create=main_process), run_lock(out, hold=main_process):
-        train_run(args, ck, out, device, world, main_process)
-    finish_distributed()
-    return out
-
-def _write_json(path, obj:dict):
-    "Write `obj` as JSON to `path` atomically (a temporary file, then a rename)."
-    tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(obj, indent=2, default=str)); os.replace(tmp, path)
-
-def encoder_meta(spec, args, model) -> dict:
-    "What `encoder.safetensors` records to rebuild its encoder: a ViT's timm name and sizes; another timm backbone's name and image size (`spec.export == 'timm'`); or the method's own `helpers['export_meta'](model)`."
-    if 'export_meta' in spec.helpers: return dict(spec.helpers['export_meta'](unwrap(model)))
-    if spec.export == 'vit': return dict(arch=timm_arch(args.arch), img_size=args.img_size, patch_size=args.patch_size)
-    return dict(arch=args.arch, img_size=args.img_size)
-
-def train_run(args, ck, out:Path, device, world:int, main_process:bool):
-    "The run of `pretrain` in its (created, locked) folder `out`: data, learner, then (`--overwrite`: the old outputs deleted) config, training and exports."
-    from droppos_nb.data import get_dls
-    spec = get_method(args.method)
-    set_seed(args.seed)                            # the same seed everywhere: `core.rank_share` splits the draws
-    mkw = model_kwargs(args)
-    dls = get_dls(args.data, img_size=args.img_size, bs=args.bs, seed=args.seed, device=device,
-                  max_items=args.max_items, num_workers=args.num_workers, scale=(args.min_scale, 1.), views=spec.views)
-    batch = effective_batch(args.bs, args.accum)
-    lr = args.lr if args.lr is not None else scaled_lr(args.blr, batch)
-    precision = getattr(args, 'precision_used', None) or args.precision
-    learn = pretrain_learner(dls, args.method, path=out, seed=args.seed, sigma_decay=not getattr(args, 'no_sigma_decay', False), csv=None,
-                             recipe=args.recipe, betas=args.betas, clip=args.clip,
-                             cbs=[ResumableCSVLogger('metrics.csv'), SaveModelEveryEpoch('model.safetensors', mkw), EpochCheckpoint(), InterruptCheckpoint(), NonFiniteGuard(),
-                                  *precision_callbacks(precision, device), *accumulation_callbacks(args.accum, args.bs)], **mkw)
-    if getattr(args, 'overwrite', False) and main_process:
-        gone = clear_run(out)
-        if gone: print(f"--overwrite: deleted {', '.join(gone)} of the run in {out}")
-    config = dict({k: v for k, v in vars(args).items() if k not in ('method_options', 'given', 'overwrite', 'resumed_config')}, model=mkw, lr=lr,
-                  effective_batch=batch, world_size=world, timm_arch=timm_arch(args.arch),
-                  device=str(device), machine=platform.platform(), cpu=cpu_name(), torch=torch.__version__)
-    if main_process and (ck is None or getattr(args, 'extended_from', None)): _write_json(out / 'config.json', config)
-    if args.quiet:
-        learn.remove_cb(ProgressCallback)
-        learn.logger = lambda log: print('  '.join(f"{n}={v:.4g}" if isinstance(v, float) else f"{n}={v}"
-                                                   for n, v in zip(learn.recorder.metric_names, log)), flush=True)
-    if ck is not None:
-        start = resume_(learn, ck)
-        if main_process: print(f"resuming {out} at epoch {start + 1} of {args.epochs}")
-        if main_process and getattr(args, 'extended_from', None): print(extension_note(args, start, lr))
-    with distributed_ctx(learn):
-        learn.fit_warmup_cos(args.epochs, lr, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr, wd=args.wd)
-    if main_process:
-        export_encoder(learn.model, out / 'encoder.safetensors', **encoder_meta(spec, args, learn.model))
-        save_model(learn.model, out / 'model.safetensors', args.method, mkw)
-        if spec.figure == 'positions': save_position_figure(learn, out / 'positions.png')
-        if spec.figure == 'reconstructions': save_reconstruction_figure(learn, out / 'reconstructions.png')
-        final = dict(zip(learn.recorder.metric_names[1:], learn.recorder.values[-1])) if learn.recorder.values else {}
-        print(f"done: {args.method} on {args.data}, {args.epochs} epochs"
-              + (f" on {world} processes" if world > 1 else "") + "; last epoch: "
-              + ', '.join(f"{k}={v:.4g}" for k, v in final.items() if isinstance(v, float)))
-        print(f"outputs in {out.resolve()}: " + ', '.join(sorted(p.name for p in out.iterdir() if p.name != LOCK)))
-
 
 # %% ../nbs/90_cli.ipynb #150eaf54
-VIZ_FIGURES = ('positions', 'patch', 'attention', 'rollout', 'smoothing', 'weights')
+VIZ_FIGURES = ('positions', 'patch', 'reconstructions', 'attention', 'rollout', 'smoothing', 'weights')   # viz.FIGURE_KINDS
 
 def viz_parser(p:argparse.ArgumentParser):
     "Arguments of `droppos_nb viz`."
@@ -433,7 +93,8 @@ def viz_parser(p:argparse.ArgumentParser):
     a('--model', required=True, help="checkpoint: model.safetensors of a run, or an official DropPos/MAE .pth")
     a('--data', default='mnist5k', help="built-in dataset or image folder; the first validation images are drawn")
     a('--out', default='figs', help="output folder for the PNGs")
-    a('--what', default=','.join(VIZ_FIGURES), help=f"comma-separated figures: {', '.join(VIZ_FIGURES)}")
+    a('--what', default='all', help=f"comma-separated figures: {', '.join(VIZ_FIGURES)}; all (default): the model's method's own "
+      "figures and the ones every ViT has")
     a('--n', type=int, default=8, help="number of images"); a('--seed', type=int, default=0, help="mask seed")
     a('--layer', type=int, default=-1, help="attention layer (negative counts from the end)")
     a('--mask-ratio', type=float, default=None, help="gamma for the figure (default: the model's)")
@@ -453,7 +114,7 @@ def viz(args) -> list:
     from droppos_nb.data import get_dls, denormalize
     from droppos_nb.official import load_any
     what = [w.strip() for w in args.what.split(',') if w.strip()]
-    bad = [w for w in what if w not in VIZ_FIGURES]
+    bad = [w for w in what if w not in (*VIZ_FIGURES, 'all')]
     if bad: raise ValueError(f"unknown figure(s) {', '.join(bad)}: choose from {', '.join(VIZ_FIGURES)}")
     out_dir = check_out_folder(args.out)
     device = choose_device(args.device)[0]
@@ -466,25 +127,16 @@ def viz(args) -> list:
     img_size, p = enc.patch_embed.img_size[0], enc.patch_embed.patch_size[0]
     dls = get_dls(args.data, img_size=img_size, bs=args.n, seed=args.seed, device=device, num_workers=0)
     x = dls.valid.one_batch()[0][:args.n].as_subclass(torch.Tensor)
-    shown = denormalize(x).cpu()
+    own = get_method(model.method).figures if getattr(model, 'method', None) else ()
+    if what == ['all']: what = [*own, *V.GENERIC_FIGURES]
+    if args.mask_ratio is not None or args.pos_mask_ratio is not None: V.set_ratios(model, args.mask_ratio, args.pos_mask_ratio)
+    opts = dict(seed=args.seed, layer=args.layer, sigma=args.sigma, tau=args.tau)
     with made_folder(out_dir):                     # a failure leaves no empty folder behind
-        is_droppos = hasattr(model, 'mask_pos_token')
-        if is_droppos:
-            V.set_ratios(model, args.mask_ratio, args.pos_mask_ratio)
-            out = V.droppos_outputs(model, x, args.seed, sigma=args.sigma, tau=args.tau)
-            acc = V.position_accuracy(out)
-        attns = V.attention_maps(enc, x) if {'attention', 'rollout'} & set(what) else None
         written = []
         for w in what:
-            if w in ('positions', 'patch') and not is_droppos: print(f"skipping {w}: not a DropPos model"); continue
-            if w == 'positions': fig = V.plot_position_reconstruction(shown, out, p, n=args.n, title=f"position accuracy {acc:.0%} (masked: black, wrong: white)")
-            elif w == 'patch': fig = V.plot_patch_probabilities(shown[0], out, 0, patch_size=p)
-            elif w == 'attention': fig = V.plot_attention(shown, attns, args.layer)
-            elif w == 'rollout': fig = V.plot_rollout(shown, attns)
-            elif w == 'smoothing': fig = V.plot_smoothing(img_size // p, sigmas=(0., .5, 1., 2.) if args.sigma is None else (args.sigma,))
-            elif w == 'weights':
-                tau = args.tau if args.tau is not None else getattr(model, 'tau', 0.1)
-                fig = V.plot_attentive_weights(shown, V.full_attentive_weights(enc, x, tau), title=f"attentive weights, τ = {tau:g}")
+            if w not in own and w not in V.GENERIC_FIGURES:
+                print(f"skipping {w}: not a figure of a {getattr(model, 'method', type(model).__name__)} model"); continue
+            fig = V.run_figure(w, model, x, **opts)
             path = out_dir / f"{w}.png"; fig.savefig(path, dpi=args.dpi, bbox_inches='tight'); plt.close(fig)
             written.append(path)
     print(f"wrote {', '.join(str(w) for w in written)}")

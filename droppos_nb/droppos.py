@@ -9,39 +9,19 @@ from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 from timm.models.vision_transformer import Block
 from fastai.callback.core import Callback
-from .registry import MethodSpec, register_method, WeightedAccuracy, VIT_ARGS
+from .registry import MethodSpec, register_method, WeightedAccuracy, ModelValue, VIT_ARGS
 from .core import grid_size, grid_indices, rank_share
-from .masking import check_ratio, n_keep, random_masking, gather_tokens
+from .masking import check_ratio, n_keep, random_masking, gather_tokens, position_smoothing, attentive_weights
 from .vit import create_vit, encode_tokens, encode_image, init_mae_weights_
 
 # %% auto #0
-__all__ = ['MASK_TOKEN_TYPES', 'DROPPOS_OFFICIAL', 'DROPPOS_LAPTOP', 'position_smoothing', 'sigma_at', 'attentive_weights',
-           'droppos_loss', 'DropPos', 'SigmaSchedule']
-
-# %% ../nbs/10_droppos.ipynb #e3868dc4
-def position_smoothing(grid_size:int, sigma:float, device=None) -> torch.Tensor:
-    "The (N, N) smoothed position targets on a `grid_size`² grid: row i is the target of a patch from cell i."
-    N = grid_size * grid_size
-    if sigma < 0: raise ValueError(f"sigma must be >= 0, got {sigma}")
-    if sigma == 0: return torch.eye(N, device=device)
-    rc = grid_indices(grid_size, device=device).double()
-    d2 = torch.cdist(rc, rc).pow(2)
-    w = torch.exp(-d2 / sigma ** 2)
-    return (w / w.sum(-1)).float()  # broadcasts over the last axis, like the official code
+__all__ = ['MASK_TOKEN_TYPES', 'DROPPOS_OFFICIAL', 'DROPPOS_LAPTOP', 'sigma_at', 'droppos_loss', 'DropPos', 'SigmaSchedule',
+           'sigma_note']
 
 # %% ../nbs/10_droppos.ipynb #239cc14f
 def sigma_at(epoch:int, epochs:int, sigma0:float=1., decay:bool=True) -> float:
     "σ for (0-based) `epoch` of `epochs`: `sigma0 * (1 - epoch / epochs)` with `decay`, else `sigma0`."
     return sigma0 * (1 - epoch / epochs) if decay else sigma0
-
-# %% ../nbs/10_droppos.ipynb #286968c1
-def attentive_weights(feats:torch.Tensor, ids_keep:torch.Tensor, tau:float=0.1) -> torch.Tensor:
-    "Per-image weights (B, L) of the visible patches `ids_keep` from full-image features `feats` (B, 1+N, D)."
-    B, L = ids_keep.shape
-    if math.isinf(tau): return torch.full((B, L), 1. / L, device=ids_keep.device)
-    sim = F.cosine_similarity(feats[:, :1].float(), feats[:, 1:].float(), dim=-1)   # (B, N)
-    a = gather_tokens(F.softmax(sim / tau, dim=-1), ids_keep)
-    return a / a.sum(-1, keepdim=True)
 
 # %% ../nbs/10_droppos.ipynb #28d6f72f
 def droppos_loss(logits:torch.Tensor, ids_keep:torch.Tensor, mask_pos:torch.Tensor, weights:torch.Tensor,
@@ -159,6 +139,11 @@ DROPPOS_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs
                         wd=0.05, betas=(0.9, 0.95), clip='param:5', drop_path=0., min_scale=0.2, precision='fp32',
                         mask_ratio=0.75, pos_mask_ratio=0.75, sigma=1., no_sigma_decay=False, tau=0.1, mask_token='param',
                         decoder_dim=512, decoder_depth=2, decoder_heads=16)
+def sigma_note(config:dict, start:int, epochs:int) -> str:
+    "What extending a run to `epochs` epochs, resumed at epoch `start`, does to σ (for the command line's note)."
+    if config.get('sigma') is None or config.get('no_sigma_decay'): return ''
+    return f"σ = σ0 (1 - epoch/{epochs}) goes back up to {config['sigma'] * (1 - start / epochs):.3g}"
+
 DROPPOS_LAPTOP = dict(DROPPOS_OFFICIAL, depth=4, embed_dim=192, num_heads=3, decoder_dim=128, decoder_depth=2, decoder_heads=4,
                       blr=2e-3, patch_size=8, min_scale=1.0, epochs=16, precision='auto')
 
@@ -171,6 +156,6 @@ register_method(MethodSpec(
              (('--mask-token',), dict(choices=MASK_TOKEN_TYPES, help="what replaces a dropped position embedding"))],
     model_args=(*VIT_ARGS, 'mask_ratio', 'pos_mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'sigma', 'tau', 'mask_token'),
     cbs=lambda model, config: [SigmaSchedule(getattr(model, 'sigma', 1.), not config.get('no_sigma_decay'))],
-    metrics=lambda: [WeightedAccuracy('acc_num', 'acc_den', 'pos_acc')],
-    official=DROPPOS_OFFICIAL, laptop=DROPPOS_LAPTOP, figure='positions',
-    helpers=dict(position_smoothing=position_smoothing, attentive_weights=attentive_weights)))
+    metrics=lambda: [WeightedAccuracy('acc_num', 'acc_den', 'pos_acc'), ModelValue('sigma')],
+    official=DROPPOS_OFFICIAL, laptop=DROPPOS_LAPTOP, figure='positions', figures=('positions', 'patch'),
+    official_format='mae-style', schedule_note=sigma_note))

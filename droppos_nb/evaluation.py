@@ -100,13 +100,13 @@ def create_backbone(arch:str='vit_tiny', img_size:int=32, patch_size:int=4, **kw
     return timm.create_model(arch, pretrained=False, num_classes=0, **keep)
 
 def method_encoder_loader(path):
-    "The `load_encoder` helper of the registered method whose `encoder_arch` is the `arch` in `path`'s metadata (None for ViTs and timm backbones)."
+    "The `load_encoder` of the registered method whose exported encoders record the `arch` in `path`'s metadata (`MethodSpec.export`; None for ViTs and timm backbones)."
     path = Path(path)
     if path.suffix != '.safetensors' or not path.is_file(): return None
     arch = read_metadata(path).get('arch')
     for name in method_names():
-        h = get_method(name).helpers
-        if arch is not None and h.get('encoder_arch') == arch and 'load_encoder' in h: return h['load_encoder']
+        spec = get_method(name)
+        if arch is not None and spec.load_encoder is not None and spec.export == arch: return spec.load_encoder
     return None
 
 def load_eval_encoder(checkpoint='random', arch:str|None=None, img_size:int|None=None, patch_size:int|None=None,

@@ -11,8 +11,9 @@ import ipywidgets as W
 from .data import denormalize
 from .official import load_any, droppos_from_official
 from .viz import (set_ratios, droppos_outputs, droppos_metrics, plot_droppos_panels, attention_maps,
-                            plot_attention_panels, cls_attention, attention_summary, object_fraction, plot_mae, plot_alignment_reconstruction, fig_to_png, trained_model,
-                            sample_images, model_label, attach_provenance)
+                            plot_attention_panels, cls_attention, attention_summary, object_fraction, plot_mae, plot_alignment_reconstruction, fig_to_png,
+                            sample_images, model_label)
+from .runs import attach_provenance
 
 # %% auto #0
 __all__ = ['KEY_HTML', 'load_for_explorer', 'header_html', 'DropPosExplorer', 'AttentionExplorer', 'MaskedModelExplorer',
@@ -29,8 +30,11 @@ def _slider(cls, desc, value, lo, hi, step, **kw):
 
 _TOP = W.Layout(align_items='flex-start')   # pictures keep their own size instead of stretching to the row
 
-def load_for_explorer(src, **load_kw):
+def load_for_explorer(src, who:str='This explorer', **load_kw):
     "`(model, note)` from a model or checkpoint path; `note` says in one line what a file without a whole model held (no list of keys)."
+    if src is None:
+        raise ValueError(f"{who} draws the model it is given: pass one, e.g. {who}(trained_model('droppos')) with "
+                         "`from droppos_nb.train import trained_model` (the trained laptop run), or a checkpoint path")
     if isinstance(src, torch.nn.Module): return src, None
     path = Path(src)
     meta = {}
@@ -82,9 +86,9 @@ class _Explorer:
 
 # %% ../nbs/41_explorers.ipynb #d42538a2
 class DropPosExplorer(_Explorer):
-    "Widgets to explore a DropPos model (default: the trained laptop run) or checkpoint path on normalised `imgs` (default: 8 validation digits)."
+    "Widgets to explore a DropPos `model` (e.g. `train.trained_model('droppos')`) or checkpoint path on normalised `imgs` (default: 8 validation digits)."
     def __init__(self, model=None, imgs:torch.Tensor|None=None, seed:int=0, label:str|None=None, **load_kw):
-        self.model, note = load_for_explorer(trained_model('droppos') if model is None else model, **load_kw)
+        self.model, note = load_for_explorer(model, 'DropPosExplorer', **load_kw)
         m = self.model.eval()
         self.patch_size = m.encoder.patch_embed.patch_size[0]
         self.imgs = self._images(imgs, m.encoder.patch_embed.img_size[0])
@@ -149,13 +153,13 @@ class DropPosExplorer(_Explorer):
 
 # %% ../nbs/41_explorers.ipynb #1b26b9fe
 class AttentionExplorer(_Explorer):
-    "Widgets to explore the [CLS] attention of a model's ViT encoder (default: the trained DropPos run), a checkpoint path, or several models ({name: model or path}: a model picker), on normalised `imgs`."
+    "Widgets to explore the [CLS] attention of a model's ViT encoder, a checkpoint path, or several models ({name: model or path}: a model picker), on normalised `imgs`."
     def __init__(self, model=None, imgs:torch.Tensor|None=None, label:str|None=None, **load_kw):
         if isinstance(model, dict):
             if not model: raise ValueError("give at least one model: {name: model or checkpoint path}")
             srcs, names = model, None
-        else: srcs, names = {'model': trained_model('droppos') if model is None else model}, label
-        loaded = {k: load_for_explorer(v, **load_kw) for k, v in srcs.items()}
+        else: srcs, names = {'model': model}, label
+        loaded = {k: load_for_explorer(v, 'AttentionExplorer', **load_kw) for k, v in srcs.items()}
         self.models = {k: m.eval() for k, (m, _) in loaded.items()}
         self.notes = {k: (n.split(';')[0] + "; the file holds the encoder only, which is all this explorer uses")
                       if n and 'encoder only' in n else n for k, (_, n) in loaded.items()}

@@ -18,7 +18,7 @@ from fastai.metrics import ValueMetric
 from fastai.optimizer import Adam
 from .core import rank_world
 from .checkpoint import unwrap, save_model
-from .registry import get_method, seeded_masks
+from .registry import get_method, seeded_masks, DEFAULT_METHOD
 from .scale import ResumableCSVLogger, GlobalLossNorm
 
 # %% auto #0
@@ -71,10 +71,8 @@ class EpochClock(Callback):
 
 # %% ../nbs/20_learner.ipynb #aa1cadae
 def logged_values(learn:Learner) -> list:
-    "`ValueMetric`s for σ (when the model has one), the learning rate and the epoch's seconds."
-    res = [ValueMetric(lambda: learn.opt.hypers[-1]['lr'], 'lr'), ValueMetric(lambda: learn.epoch_clock.seconds, 'seconds')]
-    if hasattr(unwrap(learn.model), 'sigma'): res.insert(0, ValueMetric(lambda: unwrap(learn.model).sigma, 'sigma'))
-    return res
+    "`ValueMetric`s for the learning rate and the epoch's seconds (a method logs its own values, such as σ, with its metrics)."
+    return [ValueMetric(lambda: learn.opt.hypers[-1]['lr'], 'lr'), ValueMetric(lambda: learn.epoch_clock.seconds, 'seconds')]
 
 # %% ../nbs/20_learner.ipynb #44f658a6
 def clip_callbacks(clip:str|None) -> list:
@@ -109,14 +107,14 @@ class PretrainLearner(Learner):
         self.fit(n_epoch, lr, wd=wd, cbs=[sched] + list(cbs or []))
 
 # %% ../nbs/20_learner.ipynb #3dcf7117
-def pretrain_learner(dls, method:str='droppos', model:nn.Module|None=None, path='.', seed:int=0, csv:str|None='metrics.csv',
-                     cbs=None, recipe:str='laptop', betas=None, clip:str|None=None, sigma_decay:bool=True, **model_kwargs) -> Learner:
-    "A `PretrainLearner` for registered `method` (its model built from `model_kwargs` unless `model` is given) on `dls`; `betas` and `clip` default to the method's `recipe`."
+def pretrain_learner(dls, method:str=DEFAULT_METHOD, model:nn.Module|None=None, path='.', seed:int=0, csv:str|None='metrics.csv',
+                     cbs=None, recipe:str='laptop', betas=None, clip:str|None=None, config:dict|None=None, **model_kwargs) -> Learner:
+    "A `PretrainLearner` for registered `method` (its model built from `model_kwargs` unless `model` is given) on `dls`; `betas` and `clip` default to the method's `recipe`; the method's callbacks see `config` (the run's settings) and `model_kwargs`."
     spec = get_method(method)
     rec = spec.recipe(recipe)
     betas, clip = tuple(betas or rec.get('betas', (0.9, 0.95))), clip if clip is not None else rec.get('clip', 'none')
     if model is None: model = spec.model_cls(**model_kwargs)
-    extra = spec.callbacks(model, dict(model_kwargs, no_sigma_decay=not sigma_decay))
+    extra = spec.callbacks(model, {**(config or {}), **model_kwargs})
     cbs = [EpochClock(), SeededMasks(seed), GlobalLossNorm(), *clip_callbacks(clip), *extra, *(cbs or [])]
     if csv: cbs.append(ResumableCSVLogger(csv))      # fastai's CSVLogger; writes on the first process only
     learn = PretrainLearner(dls, model, loss_func=model_loss, opt_func=adamw(betas), metrics=spec.make_metrics(),

@@ -103,4 +103,4 @@ register_method(MethodSpec(
     'mae', MAE, "reconstruct the pixels of masked patches",
     options=[(('--norm-pix-loss',), dict(action='store_true', default=None, help="per-patch normalised pixel targets"))],
     model_args=(*VIT_ARGS, 'mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'norm_pix_loss'),
-    official=MAE_OFFICIAL, laptop=MAE_LAPTOP, figure='reconstructions'))
+    official=MAE_OFFICIAL, laptop=MAE_LAPTOP, figure='reconstructions', figures=('reconstructions',)))

@@ -4,12 +4,13 @@
 
 # %% ../nbs/02_masking.ipynb #b02d2be4
 from __future__ import annotations
-import torch
-from .core import rank_share
+import math
+import torch, torch.nn.functional as F
+from .core import rank_share, grid_indices
 
 # %% auto #0
 __all__ = ['check_ratio', 'n_keep', 'random_masking', 'gather_tokens', 'default_min_block', 'block_mask_2d', 'block_masking',
-           'mask_ids']
+           'mask_ids', 'position_smoothing', 'attentive_weights']
 
 # %% ../nbs/02_masking.ipynb #a9ed2336
 def check_ratio(ratio:float, name:str='mask ratio') -> float:
@@ -112,3 +113,23 @@ def mask_ids(mask:torch.Tensor):
     order = torch.argsort(mask.int(), dim=1, stable=True)    # visible first, then masked, each ascending
     k = mask.shape[1] - int(counts[0]) if len(counts) else 0
     return order[:, :k], order[:, k:]
+
+# %% ../nbs/02_masking.ipynb #9a8bc644
+def position_smoothing(grid_size:int, sigma:float, device=None) -> torch.Tensor:
+    "The (N, N) smoothed position targets on a `grid_size`² grid: row i is the target of a patch from cell i."
+    N = grid_size * grid_size
+    if sigma < 0: raise ValueError(f"sigma must be >= 0, got {sigma}")
+    if sigma == 0: return torch.eye(N, device=device)
+    rc = grid_indices(grid_size, device=device).double()
+    d2 = torch.cdist(rc, rc).pow(2)
+    w = torch.exp(-d2 / sigma ** 2)
+    return (w / w.sum(-1)).float()  # broadcasts over the last axis, like the official code
+
+# %% ../nbs/02_masking.ipynb #7dbbd2ed
+def attentive_weights(feats:torch.Tensor, ids_keep:torch.Tensor, tau:float=0.1) -> torch.Tensor:
+    "Per-image weights (B, L) of the visible patches `ids_keep` from full-image features `feats` (B, 1+N, D)."
+    B, L = ids_keep.shape
+    if math.isinf(tau): return torch.full((B, L), 1. / L, device=ids_keep.device)
+    sim = F.cosine_similarity(feats[:, :1].float(), feats[:, 1:].float(), dim=-1)   # (B, N)
+    a = gather_tokens(F.softmax(sim / tau, dim=-1), ids_keep)
+    return a / a.sum(-1, keepdim=True)

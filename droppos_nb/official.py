@@ -10,11 +10,11 @@ from pathlib import Path
 import torch, torch.nn as nn
 import warnings
 from .checkpoint import load_state_dict_file, _safe_torch_load, LoadReport, load_fitting
-from .registry import load_model, get_method, check_model_file
+from .registry import load_model, get_method, method_names, check_model_file
 
 # %% auto #0
 __all__ = ['ENCODER_PREFIXES', 'METHOD_PREFIXES', 'WIDTH_ARCH', 'ARGS_KEYS', 'official_key', 'to_ours', 'load_official',
-           'official_config', 'checkpoint_args', 'droppos_from_official', 'load_any']
+           'official_config', 'checkpoint_args', 'official_spec', 'droppos_from_official', 'load_any']
 
 # %% ../nbs/21_official.ipynb #a2d9aca0
 ENCODER_PREFIXES = ('cls_token', 'reg_token', 'pos_embed', 'patch_embed.', 'norm_pre.', 'blocks.', 'norm.', 'fc_norm.', 'head.')
@@ -69,6 +69,12 @@ def checkpoint_args(src) -> dict:
     a = vars(a) if hasattr(a, '__dict__') else a if isinstance(a, dict) else {}
     return {ours: a[k] for k, ours in ARGS_KEYS.items() if isinstance(a.get(k), int)}
 
+def official_spec(layout:str='mae-style'):
+    "The spec of the registered method whose model loads official checkpoints of `layout` (`MethodSpec.official_format`)."
+    for name in method_names():
+        if get_method(name).official_format == layout: return get_method(name)
+    raise ValueError(f"no registered method loads official {layout!r} checkpoints")
+
 def droppos_from_official(src, verbose:bool=True, **overrides):
     "A DropPos model built from the shapes (and stored `args`) of an official checkpoint (path or state dict) and loaded with it; returns `(model, report)`."
     sd = load_state_dict_file(src) if isinstance(src, (str, Path)) else src
@@ -83,10 +89,11 @@ def droppos_from_official(src, verbose:bool=True, **overrides):
         cfg['decoder_heads'] = 16 if cfg['decoder_dim'] % 16 == 0 else 1
         warnings.warn(f"{Path(src).name if isinstance(src, (str, Path)) else 'the checkpoint'} does not say how many heads its decoder "
                       f"has: assuming {cfg['decoder_heads']} (the official DropPos/MAE value); pass decoder_heads= (--decoder-heads) if it differs")
-    model = get_method('droppos').model_cls(**cfg)
+    spec = official_spec('mae-style')
+    model = spec.model_cls(**cfg)
     rep = load_official(model, sd)
     rep.source = Path(src).name if isinstance(src, (str, Path)) else 'state dict'
-    model.config, model.method = cfg, 'droppos'
+    model.config, model.method = cfg, spec.name
     if verbose: print(rep)
     return model, rep
 

@@ -11,12 +11,13 @@ from typing import Callable
 import torch, torch.nn as nn
 from fastai.learner import Metric
 from .core import global_sum
-from .checkpoint import load_state_dict_file, check_state_dict, check_checkpoint_file, read_metadata, check_model_config
+from .checkpoint import (load_state_dict_file, check_state_dict, check_checkpoint_file, read_metadata, check_model_config,
+                                   unwrap)
 
 # %% auto #0
-__all__ = ['VIT_ARGS', 'TRAIN_FIELDS', 'METHODS', 'BUILTIN_METHODS', 'seeded_masks', 'WeightedAccuracy', 'OutputMean',
-           'MethodSpec', 'register_method', 'method_names', 'get_method', 'resolve_config', 'check_model_file',
-           'load_model']
+__all__ = ['VIT_ARGS', 'TRAIN_FIELDS', 'METHODS', 'DEFAULT_METHOD', 'BUILTIN_METHODS', 'seeded_masks', 'WeightedAccuracy',
+           'OutputMean', 'ModelValue', 'MethodSpec', 'register_method', 'method_names', 'get_method', 'resolve_config',
+           'check_model_file', 'load_model']
 
 # %% ../nbs/05_registry.ipynb #d50bc376
 from contextlib import contextmanager
@@ -58,6 +59,17 @@ class OutputMean(Metric):
     @property
     def value(self): return self.total / self.count if self.count else None
 
+# %% ../nbs/05_registry.ipynb #ced7f083
+class ModelValue(Metric):
+    "The model's attribute `attr` (e.g. DropPos's σ, which its schedule changes) at the end of each epoch, logged as a metric."
+    def __init__(self, attr:str, name:str|None=None): self.attr, self._name, self.learn = attr, name or attr, None
+    @property
+    def name(self): return self._name
+    def reset(self): pass
+    def accumulate(self, learn): self.learn = learn
+    @property
+    def value(self): return getattr(unwrap(self.learn.model), self.attr, None) if self.learn is not None else None
+
 # %% ../nbs/05_registry.ipynb #69f49134
 VIT_ARGS = ('arch', 'img_size', 'patch_size', 'depth', 'embed_dim', 'num_heads', ('drop_path', 'drop_path_rate'))
 TRAIN_FIELDS = ('arch', 'img_size', 'patch_size', 'depth', 'embed_dim', 'num_heads', 'epochs', 'bs', 'blr', 'lr', 'min_lr',
@@ -77,9 +89,14 @@ class MethodSpec:
     labels: bool = False                         # whether its batches need labels
     official: dict = field(default_factory=dict) # the paper's recipe: `--recipe paper`
     laptop: dict = field(default_factory=dict)   # the default recipe, measured on 2 CPU cores
-    export: str = 'vit'                          # what `encoder.safetensors` holds: the timm ViT `model.encoder`
-    figure: str|None = None                      # the end-of-run figure the CLI draws ('positions', 'reconstructions')
-    helpers: dict = field(default_factory=dict)  # named functions its figures use (viz finds them here, importing no method)
+    export: str = 'vit'                          # what `encoder.safetensors` holds: 'vit' (timm ViT), 'timm' (another timm
+                                                 # backbone) or the `arch` that its own `export_meta` records
+    export_meta: Callable|None = None            # (model) -> the metadata of an encoder that is neither (BEiT v2's timm Beit)
+    load_encoder: Callable|None = None           # (path) -> that encoder again, for `eval` and the explorers
+    figure: str|None = None                      # the end-of-run figure kind (`viz.run_figure`): 'positions', 'reconstructions'
+    figures: tuple = ()                          # the figure kinds of its own that `droppos_nb viz` draws for its models
+    official_format: str|None = None             # the official release layout its model loads ('mae-style': MAE/DropPos `.pth`)
+    schedule_note: Callable|None = None          # (config, start, epochs) -> what extending a run does to its own schedules
 
     def recipe(self, name:str='laptop') -> dict:
         "The recipe `name` ('laptop' or 'paper'/'official') as a new dict."
@@ -98,6 +115,7 @@ class MethodSpec:
 
 # %% ../nbs/05_registry.ipynb #61c05da1
 METHODS = {}
+DEFAULT_METHOD = 'droppos'           # what `--method` and `train.trained_model` use when none is named
 BUILTIN_METHODS = dict(droppos='droppos_nb.droppos', mae='droppos_nb.mae', cae='droppos_nb.cae', vqkd='droppos_nb.beitv2',
                        beitv2='droppos_nb.beitv2', mocov3='droppos_nb.mocov3', mscn='droppos_nb.mscn')
 

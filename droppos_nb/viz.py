@@ -4,138 +4,31 @@
 
 # %% ../nbs/40_viz.ipynb #c85dbb60
 from __future__ import annotations
-import os, math, json, time, hashlib, platform, subprocess, contextlib, tempfile
+import math, json
 from pathlib import Path
 import torch, torch.nn.functional as F
 from .data import denormalize
 import matplotlib
 import matplotlib.pyplot as plt
 from .core import patchify, unpatchify
+from .masking import position_smoothing, attentive_weights
+from .runs import epoch_seconds
 
 # %% auto #0
-__all__ = ['TRAIN_FALLBACK', 'FONT', 'TRUE_COLOR', 'PRED_COLOR', 'ATTN_CBAR', 'repo_root', 'runs_dir', 'run_name', 'git_commit',
-           'recipe_command', 'epoch_seconds', 'train_recipe', 'attach_provenance', 'model_label', 'trained_model',
-           'training_log', 'sample_images', 'position_reconstruction', 'masked_input', 'to_hwc', 'overlay_heat',
-           'add_colorbar', 'show_image_grid', 'outline_cells', 'position_key', 'plot_position_reconstruction',
-           'set_ratios', 'droppos_outputs', 'position_accuracy', 'droppos_metrics', 'patch_heat', 'paste_patches',
-           'plot_reconstruction', 'patch_probabilities', 'cell_frames', 'frame_handles', 'heaviest_dropped',
-           'plot_patch_probabilities', 'plot_smoothing', 'full_attentive_weights', 'plot_attentive_weights',
-           'plot_droppos_panels', 'attention_maps', 'cls_attention', 'attention_rollout', 'plot_attention',
-           'plot_rollout', 'plot_attention_panels', 'mae_outputs', 'plot_mae', 'encoder_decoder_error',
-           'plot_alignment_reconstruction', 'object_fraction', 'attention_summary', 'encoder_attention_summary',
-           'plot_attention_comparison', 'fig_to_png', 'fig_to_array', 'code_colors', 'image_codes', 'code_usage',
-           'plot_codebook_usage', 'plot_code_histogram', 'draw_code_map', 'plot_code_map', 'code_similarity',
-           'code_gallery', 'patch_crop', 'plot_code_gallery', 'mim_outputs', 'plot_mim_predictions']
-
-# %% ../nbs/40_viz.ipynb #b0a1c002
-def repo_root(start=None) -> Path|None:
-    "The droppos_nb checkout holding `start` (default: the working directory): the first folder upwards with our settings.ini."
-    p = Path(start or Path.cwd()).resolve()
-    for d in (p, *p.parents):
-        s = d / 'settings.ini'
-        if s.is_file() and 'lib_name = %(repo)s' in s.read_text() and (d / 'droppos_nb').is_dir(): return d
-    return None
-
-def runs_dir() -> Path:
-    "Where trained runs live: `$DROPPOS_NB_RUNS`, else `<repository root>/runs`, else `~/.cache/droppos_nb`."
-    if os.environ.get('DROPPOS_NB_RUNS'): return Path(os.environ['DROPPOS_NB_RUNS'])
-    root = repo_root()
-    return root / 'runs' if root is not None else Path.home() / '.cache' / 'droppos_nb'
-
-def run_name(method:str, data='mnist5k', overrides:dict|None=None) -> str:
-    "The folder of a run: `<method>-<data>` for the laptop recipe (the default run's name), plus a hash of any other settings."
-    name = f"{method}-{Path(str(data)).name}"
-    if not overrides: return name
-    return name + '-' + hashlib.sha1(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-# %% ../nbs/40_viz.ipynb #b0a1c005
-TRAIN_FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1., wd=0.05,
-                      betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, precision='auto')
-
-def git_commit(root=None) -> str|None:
-    "The commit of the checkout at `root` (`-dirty` when it has changes), or None outside git."
-    root = root or repo_root()
-    if root is None: return None
-    try:
-        run = lambda *a: subprocess.run(['git', *a], cwd=root, capture_output=True, text=True, timeout=10)
-        sha = run('rev-parse', '--short=12', 'HEAD').stdout.strip()
-        return (sha + ('-dirty' if run('status', '--porcelain', '--untracked-files=no').stdout.strip() else '')) or None
-    except Exception: return None
-
-def recipe_command(method:str, data, seed:int, overrides:dict) -> str:
-    "The `droppos_nb pretrain` command that trains the same model."
-    flags = [f"--method {method}", f"--data {data}", f"--seed {seed}"]
-    for k, v in overrides.items():
-        f = '--' + k.replace('_', '-')
-        if isinstance(v, bool): flags += [f] if v else []
-        else: flags.append(f"{f} {' '.join(map(str, v)) if isinstance(v, (tuple, list)) else v}")
-    return 'droppos_nb pretrain ' + ' '.join(flags)
-
-def epoch_seconds(run) -> float|None:
-    "The seconds a run's epochs took, summed from its metrics.csv (None without one)."
-    import csv
-    f = Path(run) / 'metrics.csv'
-    if not f.exists(): return None
-    rows = list(csv.DictReader(f.open()))
-    return round(sum(float(r['seconds']) for r in rows), 1) if rows and 'seconds' in rows[0] else None
-
-def train_recipe(method:str='droppos', data='mnist5k', out=None, seed:int=0, **overrides) -> Path:
-    "Train `method`'s laptop recipe (changed by `overrides`) on `data` as `droppos_nb pretrain` does; writes model.safetensors, metrics.csv and config.json to `out`."
-    from droppos_nb.core import set_seed, default_device
-    from droppos_nb.data import get_dls
-    from droppos_nb.registry import get_method, resolve_config
-    from droppos_nb.learner import pretrain_learner, scaled_lr
-    from droppos_nb.scale import precision_callbacks
-    from droppos_nb.checkpoint import save_model, export_encoder
-    from droppos_nb.vit import timm_arch
-    spec = get_method(method)
-    cfg = resolve_config(spec, 'laptop', overrides, TRAIN_FALLBACK)
-    out = Path(out or runs_dir() / run_name(method, data, overrides))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}-', dir=out.parent))   # moved into place when training has finished
-    device = default_device()
-    t0 = time.time()
-    set_seed(seed)
-    mkw = spec.model_kwargs(cfg)
-    dls = get_dls(data, img_size=cfg['img_size'], bs=cfg['bs'], seed=seed, device=device, num_workers=0,
-                  scale=(cfg['min_scale'], 1.), views=spec.views)
-    lr = cfg.get('lr') or scaled_lr(cfg['blr'], cfg['bs'])
-    learn = pretrain_learner(dls, method, path=tmp, seed=seed, csv='metrics.csv', recipe='laptop', betas=cfg['betas'], clip=cfg['clip'],
-                             sigma_decay=not cfg.get('no_sigma_decay'), cbs=precision_callbacks(cfg['precision'], device), **mkw)
-    with learn.no_bar(), learn.no_logging():
-        learn.fit_warmup_cos(cfg['epochs'], lr, warmup_epochs=cfg['warmup_epochs'], min_lr=cfg['min_lr'], wd=cfg['wd'])
-    save_model(learn.model, tmp / 'model.safetensors', method, mkw)
-    export_encoder(learn.model, tmp / 'encoder.safetensors', arch=timm_arch(cfg['arch']), img_size=cfg['img_size'], patch_size=cfg['patch_size'])
-    seconds = round(time.time() - t0, 1)
-    config = dict(command=recipe_command(method, data, seed, overrides), method=method, recipe='laptop', data=str(data), seed=seed,
-                  epochs=cfg['epochs'], train_seconds=epoch_seconds(tmp), seconds=seconds, commit=git_commit(), device=str(device), machine=platform.platform(),
-                  cpus=os.cpu_count(), torch=torch.__version__, date=time.strftime('%Y-%m-%d %H:%M:%S %Z'),
-                  trained_by='droppos_nb.viz.train_recipe', settings=cfg, model=mkw, lr=lr)
-    (tmp / 'config.json').write_text(json.dumps(config, indent=2, default=str))
-    if out.exists():                                    # a stale or partial folder: replace it
-        import shutil; shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
+__all__ = ['FONT', 'TRUE_COLOR', 'PRED_COLOR', 'ATTN_CBAR', 'GENERIC_FIGURES', 'FIGURE_KINDS', 'model_label', 'sample_images',
+           'position_reconstruction', 'masked_input', 'to_hwc', 'overlay_heat', 'add_colorbar', 'show_image_grid',
+           'outline_cells', 'position_key', 'plot_position_reconstruction', 'set_ratios', 'droppos_outputs',
+           'position_accuracy', 'droppos_metrics', 'patch_heat', 'paste_patches', 'plot_reconstruction',
+           'patch_probabilities', 'cell_frames', 'frame_handles', 'heaviest_dropped', 'plot_patch_probabilities',
+           'plot_smoothing', 'full_attentive_weights', 'plot_attentive_weights', 'plot_droppos_panels',
+           'attention_maps', 'cls_attention', 'attention_rollout', 'plot_attention', 'plot_rollout',
+           'plot_attention_panels', 'mae_outputs', 'plot_mae', 'encoder_decoder_error', 'plot_alignment_reconstruction',
+           'object_fraction', 'attention_summary', 'encoder_attention_summary', 'plot_attention_comparison',
+           'fig_to_png', 'fig_to_array', 'code_colors', 'image_codes', 'code_usage', 'plot_codebook_usage',
+           'plot_code_histogram', 'draw_code_map', 'plot_code_map', 'code_similarity', 'code_gallery', 'patch_crop',
+           'plot_code_gallery', 'mim_outputs', 'plot_mim_predictions', 'run_figure']
 
 # %% ../nbs/40_viz.ipynb #b0a1c008
-@contextlib.contextmanager
-def _lock(path:Path):
-    "An exclusive lock on the file `path` (POSIX), so that concurrent notebooks train a missing run once."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'w') as f:
-        try: import fcntl; fcntl.flock(f, fcntl.LOCK_EX)
-        except ImportError: pass
-        yield
-
-def attach_provenance(model, path=None):
-    "Set `model.run` and `model.provenance` from the `config.json` beside checkpoint `path` (or the model's run folder); returns the model."
-    if path is not None: model.checkpoint = Path(path)
-    run = Path(path).parent if path is not None else getattr(model, 'run', None)
-    cfg = run / 'config.json' if run is not None else None
-    if cfg is not None and cfg.exists():
-        model.run, model.provenance = run, json.loads(cfg.read_text())
-    return model
-
 def model_label(model) -> str:
     "One line on which model this is: what it was trained on and for how long (from its run's config.json), or that it is untrained."
     p = getattr(model, 'provenance', None)
@@ -149,29 +42,6 @@ def model_label(model) -> str:
     took = f", {secs:.0f} s of training on {p.get('device', '?')}" if isinstance(secs, (int, float)) else ''
     commit = f", commit {p['commit']}" if p.get('commit') else ''
     return f"{name} trained {p.get('epochs', '?')} epochs on {p.get('data', '?')} ({p.get('recipe', 'laptop')} recipe{took}{commit}) from {where}"
-
-def trained_model(method:str='droppos', data='mnist5k', train:bool=True, seed:int=0, verbose:bool=True, **overrides):
-    "The trained laptop-recipe `method` model (settings changed by `overrides`): the run in `runs_dir()`, trained and cached there first if missing."
-    from droppos_nb.registry import load_model
-    run = runs_dir() / run_name(method, data, overrides)
-    path = run / 'model.safetensors'
-    if not path.exists():
-        if not train: raise FileNotFoundError(f"no trained run in {run}: train it with `{recipe_command(method, data, seed, overrides)} --out {run}`")
-        with _lock(run.parent / f'.{run.name}.lock'):
-            if not path.exists():
-                if verbose: print(f"no run in {run}: training {method} ({recipe_command(method, data, seed, overrides)}), cached for next time ...", flush=True)
-                train_recipe(method, data, run, seed, **overrides)
-    model = attach_provenance(load_model(path).eval(), path)
-    model.run = run
-    if verbose: print(model_label(model))
-    return model
-
-def training_log(model):
-    "The run's per-epoch metrics (its metrics.csv) as a pandas DataFrame."
-    import pandas as pd
-    run = getattr(model, 'run', None)
-    if run is None or not (Path(run) / 'metrics.csv').exists(): raise FileNotFoundError(f"{model_label(model)}: no metrics.csv to show")
-    return pd.read_csv(Path(run) / 'metrics.csv').drop(columns=['time'], errors='ignore').round(4)
 
 def sample_images(n:int=8, data='mnist5k', img_size:int=32, seed:int=0) -> torch.Tensor:
     "Exactly `n` validation images of `data` (the first ones, always the same), normalised as the models take them."
@@ -289,6 +159,8 @@ def plot_position_reconstruction(imgs:torch.Tensor, out:dict, patch_size:int, n:
 def set_ratios(model, gamma:float|None=None, gamma_pos:float|None=None):
     "Set a DropPos model's `mask_ratio` (γ) and `pos_mask_ratio` (γ_pos) and the counts derived from them; returns the model."
     from droppos_nb.masking import check_ratio, n_keep
+    if not hasattr(model, 'pos_mask_ratio'):
+        raise ValueError(f"{type(model).__name__} drops no positions: γ_pos (--pos-mask-ratio) and this γ apply to DropPos models only")
     gamma = model.mask_ratio if gamma is None else check_ratio(gamma, 'mask_ratio (gamma)')
     gamma_pos = model.pos_mask_ratio if gamma_pos is None else check_ratio(gamma_pos, 'pos_mask_ratio (gamma_pos)')
     n_vis = n_keep(model.num_patches, gamma); n_pos = n_keep(n_vis, gamma_pos)
@@ -360,10 +232,6 @@ def patch_probabilities(out:dict, b:int, i:int) -> torch.Tensor:
     "Softmax over the N positions (g, g) predicted for visible patch `i` of image `b`."
     return patch_heat(out['logits'][b, i].float().softmax(-1)[None], normalize=False)[0]
 
-def _droppos(name:str):
-    "Function `name` of the registered DropPos method, found through the registry (viz imports no method module)."
-    from droppos_nb.registry import get_method
-    return get_method('droppos').helpers[name]
 
 TRUE_COLOR, PRED_COLOR = 'lime', 'red'
 
@@ -410,7 +278,7 @@ def plot_patch_probabilities(img:torch.Tensor, out:dict, b:int, i:int|None=None,
     axs[0].set_title(f"patch from row {r}, column {c}\n(cell {true} of {g * g}, {kind})", fontsize=FONT)
     axs[1].set_title(f"predicted cell: p(true cell) = {prob.flatten()[true]:.2f}", fontsize=FONT)
     if sigma is not None:
-        t = _droppos('position_smoothing')(g, sigma)[true].reshape(g, g)
+        t = position_smoothing(g, sigma)[true].reshape(g, g)
         im2 = axs[2].imshow(t.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest'); cell_frames(axs[2], true, None, g)
         add_colorbar(fig, im2, 'target probability', ax=axs[2])
         axs[2].set_title(f"training target at σ = {sigma:g}\n(peak {t.max():.2f})", fontsize=FONT)
@@ -424,7 +292,7 @@ def plot_smoothing(g:int=8, sigmas=(0., 0.5, 1., 2.), cell:int|None=None, size:f
     cell = (g // 2) * g + g // 2 if cell is None else cell
     fig, axs = plt.subplots(1, len(sigmas), figsize=(len(sigmas) * size + 1.3, size + .6), squeeze=False, layout='constrained')
     for ax, s in zip(axs[0], sigmas):
-        w = _droppos('position_smoothing')(g, s)[cell].reshape(g, g)
+        w = position_smoothing(g, s)[cell].reshape(g, g)
         im = ax.imshow(w.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest'); cell_frames(ax, cell, None, g)
         ax.set_title(f"σ = {s:g}: peak {w.max():.2f}", fontsize=FONT); ax.set_xticks([]); ax.set_yticks([])
     add_colorbar(fig, im, 'target probability', ax=axs[0].tolist())
@@ -437,7 +305,7 @@ def full_attentive_weights(encoder, imgs:torch.Tensor, tau:float=0.1) -> torch.T
     dev = next(encoder.parameters()).device
     feats = encode_image(encoder, imgs.to(dev)).cpu()
     ids = torch.arange(feats.shape[1] - 1).expand(len(imgs), -1)
-    return _droppos('attentive_weights')(feats, ids, tau)
+    return attentive_weights(feats, ids, tau)
 
 def plot_attentive_weights(imgs:torch.Tensor, weights:torch.Tensor, alpha:float=0.7, title:str|None=None, size:float=1.2):
     "Images in [0, 1], the attentive weights (B, N) over them and the weights alone, on one fixed scale (share of the image's weight, square-root colours)."
@@ -471,7 +339,7 @@ def plot_droppos_panels(img:torch.Tensor, out:dict, b:int, i:int|None=None, patc
     add_colorbar(fig, im, 'probability', ax=axs[1, 0])
     r, c = divmod(true, g)
     axs[1, 0].set_title(f"prediction for the patch from\nrow {r}, col {c}: p(true cell) = {prob.flatten()[true]:.2f}", fontsize=FONT)
-    tgt = _droppos('position_smoothing')(g, sigma)[true].reshape(g, g)
+    tgt = position_smoothing(g, sigma)[true].reshape(g, g)
     im = axs[1, 1].imshow(tgt.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest'); cell_frames(axs[1, 1], true, None, g)
     add_colorbar(fig, im, 'target probability', ax=axs[1, 1])
     axs[1, 1].set_title(f"its training target at σ = {sigma:g}\n(peak {tgt.max():.2f})", fontsize=FONT)
@@ -926,3 +794,38 @@ def plot_mim_predictions(model, imgs:torch.Tensor, n:int=8, seed:int=0, size:flo
     fig.tight_layout(rect=(0, 0.07 if B >= 4 else 0.16, 1, 1))
     fig.mim = out
     return fig
+
+# %% ../nbs/40_viz.ipynb #97e4dca2
+GENERIC_FIGURES = ('attention', 'rollout', 'smoothing', 'weights')
+
+def _positions(model, x, seed=0, sigma=None, tau=None, **_):
+    out = droppos_outputs(model, x, seed, sigma=sigma, tau=tau)
+    return plot_position_reconstruction(denormalize(x).cpu(), out, model.encoder.patch_embed.patch_size[0], n=len(x),
+                                        title=f"position accuracy on these images: {position_accuracy(out):.0%} (masked: black, wrong: white)")
+
+def _patch(model, x, seed=0, sigma=None, tau=None, **_):
+    out = droppos_outputs(model, x, seed, sigma=sigma, tau=tau)
+    return plot_patch_probabilities(denormalize(x).cpu()[0], out, 0, patch_size=model.encoder.patch_embed.patch_size[0])
+
+def _encoder(model): return getattr(model, 'encoder', model)
+
+def _smoothing(model, x, sigma=None, **_):
+    pe = _encoder(model).patch_embed
+    return plot_smoothing(pe.img_size[0] // pe.patch_size[0], sigmas=(0., .5, 1., 2.) if sigma is None else (sigma,))
+
+def _weights(model, x, tau=None, **_):
+    tau = tau if tau is not None else getattr(model, 'tau', 0.1)
+    return plot_attentive_weights(denormalize(x).cpu(), full_attentive_weights(_encoder(model), x, tau), title=f"attentive weights, τ = {tau:g}")
+
+FIGURE_KINDS = dict(
+    positions=_positions, patch=_patch,
+    attention=lambda model, x, layer=-1, **_: plot_attention(denormalize(x).cpu(), attention_maps(_encoder(model), x), layer),
+    rollout=lambda model, x, **_: plot_rollout(denormalize(x).cpu(), attention_maps(_encoder(model), x)),
+    smoothing=_smoothing, weights=_weights,
+    reconstructions=lambda model, x, seed=0, **_: plot_mae(model, x, seed=seed, n=len(x)))
+
+def run_figure(kind:str, model, x:torch.Tensor, n:int|None=None, **opts):
+    "The figure `kind` (a key of `FIGURE_KINDS`) of `model` on the first `n` of the normalised images `x`; `opts`: seed, layer, sigma, tau."
+    if kind not in FIGURE_KINDS: raise ValueError(f"unknown figure kind {kind!r}: choose from {', '.join(FIGURE_KINDS)}")
+    x = x[:n].as_subclass(torch.Tensor) if n else x.as_subclass(torch.Tensor)
+    return FIGURE_KINDS[kind](model, x.to(next(model.parameters()).device), **opts)

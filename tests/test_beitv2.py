@@ -325,7 +325,7 @@ def test_registration_and_recipes():
     assert b['mask_ratio'] == 75 / 196 and b['early_layers'] == 9 and b['layer_scale'] == 0.1
     v = get_method('vqkd').official
     assert v['codebook_size'] == 8192 and v['codebook_dim'] == 32 and v['dead_code'] == 'none' and v['betas'] == (0.9, 0.99)
-    assert get_method('beitv2').export == 'beit' and callable(get_method('beitv2').helpers['load_encoder'])
+    assert get_method('beitv2').export == 'beit' and callable(get_method('beitv2').load_encoder)
 
 def _ddp_codebook_step(rank, world, port, out):
     "One process of two (gloo): an EMA step and a dead-code restart on this rank's half of a fixed batch."

@@ -111,18 +111,20 @@ def test_untrained_model_is_labelled(tiny_out):
 
 @contextlib.contextmanager
 def runs_in(runs):
-    "`viz.runs_dir()` is `runs` inside the block (and what it was before, after it)."
+    "`runs.runs_dir()` is `runs` inside the block (and what it was before, after it)."
     old = os.environ.get('DROPPOS_NB_RUNS'); os.environ['DROPPOS_NB_RUNS'] = str(runs)
     try: yield
     finally:
         if old is None: os.environ.pop('DROPPOS_NB_RUNS')
         else: os.environ['DROPPOS_NB_RUNS'] = old
 
-def one_epoch_model(): return V.trained_model('droppos', epochs=1, depth=1, decoder_depth=1, bs=256, precision='fp32', verbose=False)
+def one_epoch_model():
+    from droppos_nb.train import trained_model
+    return trained_model('droppos', epochs=1, depth=1, decoder_depth=1, bs=256, precision='fp32', verbose=False)
 
 @pytest.fixture(scope='module')
 def one_epoch_run(tmp_path_factory):
-    "A tiny DropPos trained for one epoch by `viz.trained_model` into a temporary runs folder (only while it trains: the later tests of this module see the repository's runs/)."
+    "A tiny DropPos trained for one epoch by `train.trained_model` into a temporary runs folder (only while it trains: the later tests of this module see the repository's runs/)."
     runs = tmp_path_factory.mktemp('runs')
     with runs_in(runs): return one_epoch_model(), runs
 
@@ -131,11 +133,13 @@ def test_trained_model_caches_with_provenance(one_epoch_run):
     run = model.run
     assert run.parent == runs and run.name.startswith('droppos-mnist5k-')
     cfg = json.loads((run / 'config.json').read_text())
-    for k in ('command', 'seconds', 'data', 'epochs', 'commit', 'settings'): assert k in cfg, k
+    for k in ('command', 'train_seconds', 'finished', 'data', 'epochs', 'commit', 'model', 'lr'): assert k in cfg, k
     assert cfg['command'].startswith('droppos_nb pretrain --method droppos --data mnist5k') and '--epochs 1' in cfg['command']
-    assert sorted(p.name for p in run.iterdir()) == ['config.json', 'encoder.safetensors', 'metrics.csv', 'model.safetensors']
+    assert sorted(p.name for p in run.iterdir()) == ['checkpoint.pt', 'config.json', 'encoder.safetensors', 'metrics.csv',
+                                                     'model.safetensors', 'positions.png']      # what `droppos_nb pretrain` writes
     assert V.model_label(model).startswith('droppos trained 1 epochs on mnist5k')
-    assert list(V.training_log(model).columns[:4]) == ['epoch', 'train_loss', 'valid_loss', 'pos_acc']
+    from droppos_nb.runs import training_log
+    assert list(training_log(model).columns[:4]) == ['epoch', 'train_loss', 'valid_loss', 'pos_acc']
     with runs_in(runs): again = one_epoch_model()                                      # cached: no training
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
 
@@ -156,13 +160,10 @@ def test_encoder_only_file_loads_quietly(one_epoch_run, capsys):
     ax = AttentionExplorer(model.run / 'encoder.safetensors', V.sample_images(2))
     assert 'which is all this explorer uses' in ax.header.value and 'trained 1 epochs' in ax.header.value
 
-def test_train_fallback_matches_cli():
-    from droppos_nb.cli import FALLBACK
-    assert V.TRAIN_FALLBACK == FALLBACK
-
 def test_repo_root_found_from_nbs(monkeypatch):
+    from droppos_nb.runs import repo_root, runs_dir
     monkeypatch.chdir(ROOT / 'nbs')
-    assert V.repo_root() == ROOT and V.runs_dir() in (ROOT / 'runs', Path(os.environ.get('DROPPOS_NB_RUNS', '-')))
+    assert repo_root() == ROOT and runs_dir() in (ROOT / 'runs', Path(os.environ.get('DROPPOS_NB_RUNS', '-')))
 
 WIDGET = 'application/vnd.jupyter.widget-view+json'
 
@@ -182,7 +183,8 @@ def test_viz_stores_figures():
 
 @pytest.mark.slow
 def test_default_trained_model_is_above_chance():
-    "The explorer's default: the laptop-recipe DropPos (trained into runs/ once when missing) places dropped patches well above chance."
-    ex = DropPosExplorer()
+    "The notebooks' explorer: the laptop-recipe DropPos (trained into runs/ once when missing) places dropped patches well above chance."
+    from droppos_nb.train import trained_model
+    ex = DropPosExplorer(trained_model('droppos', verbose=False))
     m = ex.metrics['batch']
     assert m['top1'] > 2 * m['chance'] and m['weighted'] > 2 * m['chance'], m

@@ -19,13 +19,15 @@ def short_run(epochs, items, lr=3e-4, leak=False, **kw):
     return [dict(zip(names, v)) for v in learn.recorder.values]
 
 def test_position_accuracy_rises_well_above_chance():
-    """The laptop-recipe DropPos that the notebooks, explorers and README show (`viz.trained_model`: trained once into
+    """The laptop-recipe DropPos that the notebooks, explorers and README show (`train.trained_model`: trained once into
     runs/ per checkout, or found there): its validation position accuracy rises from the first epoch to many times
     chance and its validation loss falls; on the same digits and masks an untrained model of the same shape stays near
     chance, so the threshold can fail. (Until issue 23 this was a separate 6-epoch run of the paper's shape, 130 s on
     2 cores; the claim is the same, on the model the test session trains anyway.)"""
     from droppos_nb.registry import get_method
-    from droppos_nb.viz import trained_model, training_log, sample_images, droppos_outputs, droppos_metrics
+    from droppos_nb.train import trained_model
+    from droppos_nb.runs import training_log
+    from droppos_nb.viz import sample_images, droppos_outputs, droppos_metrics
     model = trained_model('droppos', verbose=False)
     log, chance = training_log(model), 1 / model.num_patches
     acc = log.pos_acc.tolist()

@@ -8,8 +8,9 @@ from droppos_nb.registry import MethodSpec, register_method, get_method, METHODS
 
 PKG = Path(droppos_nb.__file__).parent
 # the layers, lowest first: a module may import from its own layer or any layer below, never above
-LAYERS = [{'core'}, {'data', 'augment', 'masking', 'vit', 'checkpoint'}, {'registry'}, {'droppos', 'mae', 'cae', 'beitv2', 'mocov3', 'mscn'},
-          {'scale', 'distributed'}, {'learner'}, {'evaluation', 'official', 'viz'}, {'explorers'}, {'cli'}]
+LAYERS = [{'core'}, {'data', 'augment', 'masking', 'vit', 'checkpoint', 'runs'}, {'registry'}, {'droppos', 'mae', 'cae', 'beitv2', 'mocov3', 'mscn'},
+          {'scale', 'distributed'}, {'learner'}, {'evaluation', 'official', 'viz'}, {'explorers'}, {'train'}, {'cli'}]
+TRAINING = {'scale', 'distributed', 'learner', 'train'}      # what trains: figures and explorers import none of it
 LAYER = {m: i for i, ms in enumerate(LAYERS) for m in ms}
 METHOD_MODULES = LAYERS[3]
 
@@ -38,6 +39,32 @@ def test_imports_flow_one_way():
     assert not bad, f"upward imports: {bad}"
     shared = [(m, d) for m, ds in import_graph().items() if m not in METHOD_MODULES for d in ds if d in METHOD_MODULES]
     assert not shared, f"shared modules importing a method: {shared}"
+
+def test_figures_import_nothing_that_trains():
+    "viz and explorers only draw: no import (function-level ones included) reaches the training layer."
+    g = import_graph()
+    bad = {m: g[m] & TRAINING for m in ('viz', 'explorers') if g[m] & TRAINING}
+    assert not bad, f"figure modules importing the training layer: {bad}"
+
+# (module, string): the only places a shared module may spell a method's name, and why
+NAMED_ON_PURPOSE = {('registry', 'droppos'): "DEFAULT_METHOD, beside BUILTIN_METHODS: the one list of the built-in methods",
+                    ('vit', 'mae'): "create_vit(init='mae'): MAE's weight initialisation, a scheme every ViT method shares"}
+
+def method_names_in(src:str) -> list:
+    "`(line, name)` of every string constant in `src` that is exactly a method's name (`get_method('x')`, `== 'x'`, a default)."
+    from droppos_nb.registry import BUILTIN_METHODS
+    return [(n.lineno, n.value) for n in ast.walk(ast.parse(src))
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in BUILTIN_METHODS]
+
+def test_shared_modules_name_no_method():
+    "Method knowledge lives on the spec: no shared module branches on a method's name (issue 24)."
+    found = {(f.stem, name): line for f in PKG.glob('*.py') if not f.stem.startswith('_') and f.stem not in METHOD_MODULES
+             for line, name in method_names_in(f.read_text())}
+    bad = {k: v for k, v in found.items() if k not in NAMED_ON_PURPOSE}
+    assert not bad, f"shared modules naming a method (module, name): line: {bad}"
+
+def test_name_checker_can_fail():
+    assert method_names_in("spec = get_method('droppos')\nif m == 'mae': pass\nx = 'maes'") == [(1, 'droppos'), (2, 'mae')]
 
 def test_no_import_cycles():
     g = import_graph(); state = {}

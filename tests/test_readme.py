@@ -29,6 +29,7 @@ def run_block(code:str, run:Path) -> dict:
     finally: os.chdir(cwd)
     return ns
 
+@pytest.mark.slow     # needs the default run: tools/test.sh trains it first, except under QUICK=1
 @pytest.mark.parametrize('i', range(len(blocks('python'))))
 def test_python_block_runs(i, default_run):
     run_block(blocks('python')[i], default_run)
@@ -38,6 +39,7 @@ def encoder_block() -> str:
     assert len(found) == 1, "the README should have one snippet that loads the encoder"
     return found[0]
 
+@pytest.mark.slow
 def test_encoder_snippet_builds_the_run_encoder(default_run):
     "The snippet's model is the run's encoder: every tensor of the file used, none left random, the same features."
     from safetensors.torch import load_file

@@ -16,7 +16,8 @@ def test_readme_has_code(): assert blocks('python') and blocks('sh')
 @pytest.fixture(scope='module')
 def default_run():
     "The default DropPos run (tools/test.sh trains it before pytest; trained and cached here when it is missing)."
-    from droppos_nb.viz import trained_model, runs_dir
+    from droppos_nb.train import trained_model
+    from droppos_nb.runs import runs_dir
     trained_model('droppos', verbose=False)
     return runs_dir() / 'droppos-mnist5k'
 

@@ -108,17 +108,21 @@ def test_pretrain_script_states_the_default(recipes):
     for p in re.findall(r'(\d+) px patches', head): assert int(p) == L['patch_size'], head
     for d in re.findall(r'(\d+)-block', head): assert int(d) == L['depth'], head
 
-# --- notebooks another change owns: their wrong phrases, to be fixed there (then remove the xfail) ------------------------
+# --- the method notebooks' introductions state the default model ---------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="nbs/10_droppos.ipynb says 'ours (32 px, 4 px patches, N = 64)' and '(16 of 64)', "
-                   "'4 of 16': the default has 8 px patches, N = 16 (4 of 16 kept, 1 of 4 with its position)")
 def test_droppos_intro_states_the_default(recipes):
     L = recipes['laptop']
-    img, patch, n = one(r'ours \((\d+) px, (\d+) px patches, N = (\d+)\)', md_text('10_droppos.ipynb'))
+    text = md_text('10_droppos.ipynb')
+    img, patch, n = one(r'ours \((\d+) px, (\d+) px patches, N = (\d+)\)', text)
     assert (img, patch, n) == (L['img_size'], L['patch_size'], L['n_pos'])
+    keep = int(L['n_pos'] * (1 - L['mask_ratio'])); pos = int(keep * (1 - L['pos_mask_ratio']))
+    assert one(r'49 of 196 \((\d+) of (\d+)\)', text) == [keep, L['n_pos']]
+    assert one(r'12 of 49 \((\d+) of (\d+)\)', text) == [pos, keep]
 
-@pytest.mark.xfail(strict=True, reason="nbs/12_cae.ipynb says 'half the patches, 98 of 196 on ViT-B/16, 32 of our 64': "
-                   "the default has 16 patches (8 of 16)")
-def test_cae_intro_states_the_default(recipes):
+def test_cae_intro_states_the_default():
+    "CAE's laptop recipe keeps its official 4 px patches (N = 64) and masks half of them."
+    from droppos_nb.registry import get_method
+    C = get_method('cae').laptop
+    n_pos = (C['img_size'] // C['patch_size']) ** 2
     half, n = one(r'(\d+) of our (\d+)', md_text('12_cae.ipynb'))
-    assert (half, n) == (recipes['laptop']['n_pos'] // 2, recipes['laptop']['n_pos'])
+    assert (half, n) == (int(n_pos * C['mask_ratio']), n_pos)

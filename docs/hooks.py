@@ -10,7 +10,7 @@ Per code cell, from its leading `#|` directives:
   - lines ending in `#| hide_line` are removed; every `#|` directive line is removed from what is shown.
 Markdown cells: headings ending in ` -` are dropped (as nbdev does), links to `X.ipynb` point to the page `X.html`.
 Outputs: show_doc's Pandoc-style `[source](url){target=... style=...}` link becomes an HTML link. A widget's output
-(ipywidgets: `application/vnd.jupyter.widget-view+json`) is dropped with its `text/plain` repr (`VBox(children=(...`) and
+(`application/vnd.jupyter.widget-view+json`) is dropped with its `text/plain` repr (`VBox(children=(...`) and so is
 the notebook's saved widget state, so the page shows no repr and loads no widget manager from a CDN: an explorer shows
 as the snapshot picture its notebook stores after it (`explorer.snapshot()`); `tools/demo.sh` serves the live ones.
 
@@ -85,7 +85,7 @@ def _tag(cell, tag): cell.setdefault('metadata', {}).setdefault('tags', []).appe
 
 
 def drop_widgets(outputs):
-    "`outputs` without widget views: a widget output loses its view and its `text/plain` repr, and goes when nothing is left."
+    "`outputs` without widget views: a widget's output loses its view and its `text/plain` repr (and goes if empty)."
     res = []
     for o in outputs:
         data = o.get('data', {})
@@ -130,7 +130,7 @@ def process_cell(cell):
 def process_nb(nb):
     "A processed copy of the notebook dict `nb`."
     nb = copy.deepcopy(nb)
-    nb.get('metadata', {}).pop('widgets', None)   # saved widget state: mkdocs-jupyter would load a widget manager from unpkg
+    nb.get('metadata', {}).pop('widgets', None)   # saved widget state: mkdocs-jupyter would load their JS from unpkg
     nb['cells'] = [c for c in (process_cell(c) for c in nb.get('cells', [])) if c is not None]
     return nb
 
@@ -144,15 +144,16 @@ def image_outputs(nb):
 def _widget_names():
     "The names of ipywidgets' widget classes (VBox, HTML, FloatSlider, ...): what a widget's Python repr starts with."
     try: import ipywidgets as W
-    except ImportError: return ['VBox', 'HBox', 'Box', 'GridBox', 'HTML', 'Image', 'Output', 'Dropdown', 'FloatSlider', 'IntSlider']
+    except ImportError: return ['VBox', 'HBox', 'Box', 'GridBox', 'HTML', 'Image', 'Output', 'Dropdown', 'FloatSlider']
     return sorted(n for n, v in vars(W).items() if isinstance(v, type) and issubclass(v, W.Widget) and n[0].isupper())
 
 
-_re_widget_repr = re.compile(r'\b(?:%s)\((?:children|value|options|description|layout|min|max)=' % '|'.join(_widget_names()))
+_re_widget_repr = re.compile(r'\b(?:%s)\((?:children|value|options|description|layout|min|max)='
+                             % '|'.join(_widget_names()))
 
 
 def widget_reprs(text):
-    "The ipywidgets reprs in `text` (a page's output text), e.g. `VBox(children=(HTML(value=...`: each as 80 characters."
+    "The ipywidgets reprs in `text` (a page's output text), e.g. `VBox(children=(HTML(value=...`, 80 characters each."
     return [text[m.start():m.start() + 80] for m in _re_widget_repr.finditer(text)]
 
 

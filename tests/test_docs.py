@@ -62,19 +62,22 @@ _VOID = {'img', 'br', 'hr', 'input', 'meta', 'link', 'source', 'wbr', 'area', 'c
 _re_box = re.compile(r'\b(?:[VH]?Box|GridBox)\(children=')
 
 def test_no_widget_debris(site):
-    "No page shows a widget's Python repr where the widget was (the explorers show their stored snapshot instead), and no page loads a widget manager from a CDN."
+    """No page shows a widget's Python repr where the widget was (an explorer shows its stored snapshot instead), and
+    no page loads a widget manager from a CDN."""
     hooks, bad, pages = _hooks(), [], sorted(SITE.rglob('*.html'))
     assert pages, "no pages built"
     for page in pages:
         html = page.read_text(encoding='utf-8')
         p = _OutputText(); p.feed(html); p.close()
         text = ''.join(p.text)
-        bad += [f"{page.relative_to(SITE)}: {r!r}" for r in ([m.group(0) for m in _re_box.finditer(text)] + hooks.widget_reprs(text))]
-        if '@jupyter-widgets/' in html or '@jupyter-js-widgets' in html: bad.append(f"{page.relative_to(SITE)}: a widget manager from a CDN")
+        reprs = [m.group(0) for m in _re_box.finditer(text)] + hooks.widget_reprs(text)
+        bad += [f"{page.relative_to(SITE)}: {r!r}" for r in reprs]
+        if '@jupyter-widgets/' in html or '@jupyter-js-widgets' in html:
+            bad.append(f"{page.relative_to(SITE)}: a widget manager from a CDN")
     assert not bad, "widget debris on the docs pages:\n" + '\n'.join(bad[:20])
     # the explorers' page still shows their stored snapshots (the pictures that stand in for the widgets)
     ex = SITE / '41_explorers.html'
-    if ex.exists(): assert ex.read_text(encoding='utf-8').count('<img') >= 2, "41_explorers: the explorers' snapshots are missing"
+    if ex.exists(): assert ex.read_text(encoding='utf-8').count('<img') >= 2, "41_explorers: the snapshots are missing"
 
 @pytest.fixture(scope='module')
 def server(site):

@@ -9,7 +9,10 @@ Per code cell, from its leading `#|` directives:
   - `echo: false` and `show_doc(...)` cells: only the output is shown; `output: false`: only the input;
   - lines ending in `#| hide_line` are removed; every `#|` directive line is removed from what is shown.
 Markdown cells: headings ending in ` -` are dropped (as nbdev does), links to `X.ipynb` point to the page `X.html`.
-Outputs: show_doc's Pandoc-style `[source](url){target=... style=...}` link becomes an HTML link.
+Outputs: show_doc's Pandoc-style `[source](url){target=... style=...}` link becomes an HTML link. A widget's output
+(`application/vnd.jupyter.widget-view+json`) is dropped with its `text/plain` repr (`VBox(children=(...`) and so is
+the notebook's saved widget state, so the page shows no repr and loads no widget manager from a CDN: an explorer shows
+as the snapshot picture its notebook stores after it (`explorer.snapshot()`); `tools/demo.sh` serves the live ones.
 
 The processed copies go to _proc/mkdocs/ (git-ignored); mkdocs-jupyter reads them instead of nbs/.
 """
@@ -24,6 +27,7 @@ _re_nb_link = re.compile(r'(\]\()([^)\s#:]+)\.ipynb([)#])')
 _DROP = {'hide', 'exporti', 'default_exp'}
 _EXPORT = {'export', 'exports'}
 IMAGE_MIMES = ('image/png', 'image/jpeg', 'image/gif', 'image/svg+xml')
+WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
 
 
 def _src(cell): return ''.join(cell.get('source', ''))
@@ -80,6 +84,19 @@ def _only_show_docs(src):
 def _tag(cell, tag): cell.setdefault('metadata', {}).setdefault('tags', []).append(tag)
 
 
+def drop_widgets(outputs):
+    "`outputs` without widget views: a widget's output loses its view and its `text/plain` repr (and goes if empty)."
+    res = []
+    for o in outputs:
+        data = o.get('data', {})
+        if WIDGET_VIEW in data:
+            data = {k: v for k, v in data.items() if k not in (WIDGET_VIEW, 'text/plain')}
+            if not data: continue
+            o = {**o, 'data': data}
+        res.append(o)
+    return res
+
+
 def process_cell(cell):
     "The cell as the docs show it (a new dict), or None when the docs leave it out."
     cell = copy.deepcopy(cell)
@@ -93,7 +110,7 @@ def process_cell(cell):
     d, body = directives(src)
     if d.keys() & _DROP or d.get('include') == 'false': return None
     body = '\n'.join(l for l in body.splitlines() if not _re_hide_line.search(l)).strip('\n')
-    outputs = cell.get('outputs', [])
+    outputs = cell['outputs'] = drop_widgets(cell.get('outputs', []))
     if d.keys() & _EXPORT and not outputs:
         if not body.strip() or _imports_only(body): return None
         return _folded_source(body)
@@ -113,6 +130,7 @@ def process_cell(cell):
 def process_nb(nb):
     "A processed copy of the notebook dict `nb`."
     nb = copy.deepcopy(nb)
+    nb.get('metadata', {}).pop('widgets', None)   # saved widget state: mkdocs-jupyter would load their JS from unpkg
     nb['cells'] = [c for c in (process_cell(c) for c in nb.get('cells', [])) if c is not None]
     return nb
 
@@ -121,6 +139,22 @@ def image_outputs(nb):
     "How many image outputs the notebook dict `nb` stores."
     return sum(1 for c in nb.get('cells', []) for o in c.get('outputs', [])
                if any(m in o.get('data', {}) for m in IMAGE_MIMES))
+
+
+def _widget_names():
+    "The names of ipywidgets' widget classes (VBox, HTML, FloatSlider, ...): what a widget's Python repr starts with."
+    try: import ipywidgets as W
+    except ImportError: return ['VBox', 'HBox', 'Box', 'GridBox', 'HTML', 'Image', 'Output', 'Dropdown', 'FloatSlider']
+    return sorted(n for n, v in vars(W).items() if isinstance(v, type) and issubclass(v, W.Widget) and n[0].isupper())
+
+
+_re_widget_repr = re.compile(r'\b(?:%s)\((?:children|value|options|description|layout|min|max)='
+                             % '|'.join(_widget_names()))
+
+
+def widget_reprs(text):
+    "The ipywidgets reprs in `text` (a page's output text), e.g. `VBox(children=(HTML(value=...`, 80 characters each."
+    return [text[m.start():m.start() + 80] for m in _re_widget_repr.finditer(text)]
 
 
 def title(nb):

@@ -1,11 +1,13 @@
 """The docs site as a reader sees it: `bash tools/docs.sh` builds _docs/ from the notebooks' stored outputs (and checks
 every page), then headless Chromium (Debian's `chromium`, driven by Playwright, as in test_browser.py) opens the home
 page and a page with figures over a loopback HTTP server: the navigation lists every notebook under its title, in
-order, every figure the notebook stores is on the page and loaded, and no output shows an error.
+order, every figure the notebook stores is on the page and loaded, and no output shows an error. No page shows a
+widget's Python repr (`VBox(children=...`) or loads a widget manager from a CDN: an explorer is its stored picture.
 
 Screenshots go to tests/_artifacts/ (gitignored). Without chromium the browser test is skipped, except under CI
 (`CI=true`), where a missing browser is a failure; the build test runs everywhere."""
 import functools, importlib.util, json, os, re, shutil, subprocess, threading
+from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 import pytest
@@ -43,6 +45,39 @@ def site():
 def test_docs_build(site):
     assert 'docs OK' in site, site
     for nb in _notebooks(): assert (SITE / nb.relative_to(NBS).with_suffix('.html')).exists(), nb
+
+class _OutputText(HTMLParser):
+    "The text inside a page's cell outputs (`.jp-OutputArea-output`), where a widget's repr would show."
+    def __init__(self): super().__init__(); self.depth, self.text = 0, []
+    def handle_starttag(self, tag, attrs):
+        if tag in _VOID: return
+        if self.depth: self.depth += 1
+        elif 'jp-OutputArea-output' in (dict(attrs).get('class') or '').split(): self.depth = 1
+    def handle_endtag(self, tag):
+        if self.depth and tag not in _VOID: self.depth -= 1
+    def handle_data(self, data):
+        if self.depth: self.text.append(data)
+
+_VOID = {'img', 'br', 'hr', 'input', 'meta', 'link', 'source', 'wbr', 'area', 'col', 'embed', 'param', 'track'}
+_re_box = re.compile(r'\b(?:[VH]?Box|GridBox)\(children=')
+
+def test_no_widget_debris(site):
+    """No page shows a widget's Python repr where the widget was (an explorer shows its stored snapshot instead), and
+    no page loads a widget manager from a CDN."""
+    hooks, bad, pages = _hooks(), [], sorted(SITE.rglob('*.html'))
+    assert pages, "no pages built"
+    for page in pages:
+        html = page.read_text(encoding='utf-8')
+        p = _OutputText(); p.feed(html); p.close()
+        text = ''.join(p.text)
+        reprs = [m.group(0) for m in _re_box.finditer(text)] + hooks.widget_reprs(text)
+        bad += [f"{page.relative_to(SITE)}: {r!r}" for r in reprs]
+        if '@jupyter-widgets/' in html or '@jupyter-js-widgets' in html:
+            bad.append(f"{page.relative_to(SITE)}: a widget manager from a CDN")
+    assert not bad, "widget debris on the docs pages:\n" + '\n'.join(bad[:20])
+    # the explorers' page still shows their stored snapshots (the pictures that stand in for the widgets)
+    ex = SITE / '41_explorers.html'
+    if ex.exists(): assert ex.read_text(encoding='utf-8').count('<img') >= 2, "41_explorers: the snapshots are missing"
 
 @pytest.fixture(scope='module')
 def server(site):

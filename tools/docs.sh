@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build the docs site into _docs/ from the notebooks' stored outputs (nothing is executed), then check it: every
-# notebook has a page, no page shows an error output, and every image a notebook stores is on its page.
+# notebook has a page, no page shows an error output or a widget's Python repr (`VBox(children=...`: docs/hooks.py drops
+# widget outputs, the stored snapshot picture stays) nor loads a widget manager from a CDN, and every image a notebook
+# stores is on its page.
 # MkDocs + mkdocs-jupyter (mkdocs.yml, docs/hooks.py) stand in for nbdev_docs, whose Quarto needs a binary download.
 # Open _docs/index.html in a browser, or serve it: .venv/bin/mkdocs serve  (http://127.0.0.1:8000, rebuilds on save)
 set -euo pipefail
@@ -17,7 +19,7 @@ import json, re, sys
 from html.parser import HTMLParser
 from pathlib import Path
 sys.path.insert(0, 'docs')
-from hooks import process_nb, image_outputs
+from hooks import process_nb, image_outputs, widget_reprs
 
 VOID = {'img', 'br', 'hr', 'input', 'meta', 'link', 'source', 'wbr', 'area', 'col', 'embed', 'param', 'track'}
 class Outputs(HTMLParser):
@@ -36,6 +38,9 @@ class Outputs(HTMLParser):
         if self.depth: self.text.append(data)
 
 _re_err = re.compile(r'Traceback \(most recent call last\)')   # Python's and IPython's tracebacks both say it
+# a widget manager loaded from a CDN (what mkdocs-jupyter adds for a notebook with saved widget state): no widget JS
+# is shipped with the site, so a page shows widgets only as their stored pictures
+_re_widget_js = re.compile(r'(?:https?:)?//[^"\'\s<>]*@jupyter-(?:js-)?widgets/[^"\'\s<>]*', re.I)
 nbs = sorted(p for p in Path('nbs').rglob('*.ipynb')
              if not any(part.startswith(('_', '.')) for part in p.relative_to('nbs').parts))
 problems, rows = [], []
@@ -47,8 +52,12 @@ for nbp in nbs:
     for i, c in enumerate(nb['cells']):
         for o in c.get('outputs', []):
             if o.get('output_type') == 'error': problems.append(f"{nbp}: a shown cell stores an error output: {o.get('ename')}: {o.get('evalue')}")
-    out = Outputs(); out.feed(page.read_text(encoding='utf-8')); out.close()
+    html = page.read_text(encoding='utf-8')
+    out = Outputs(); out.feed(html); out.close()
     text = ''.join(out.text)
+    if reprs := widget_reprs(text):
+        problems.append(f"{page}: an output shows a widget's Python repr instead of a picture: {reprs[0]!r}")
+    for m in _re_widget_js.finditer(html): problems.append(f"{page}: loads a widget manager from a CDN: {m.group(0)!r}")
     if m := _re_err.search(text):
         problems.append(f"{page}: an output shows an error: {text[max(0, m.start()-100):m.end()+200]!r}")
     want, got = image_outputs(nb), out.imgs + out.svgs

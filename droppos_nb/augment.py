@@ -25,7 +25,8 @@ def _check_batch(x:torch.Tensor, what:str):
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"{what} takes a batch of RGB images (B, 3, H, W), got shape {tuple(x.shape)}: "
                          "add a batch dimension or repeat a grey channel three times")
-    if not x.is_floating_point(): raise ValueError(f"{what} takes float images in [0, 1], got {x.dtype}: divide uint8 images by 255")
+    if not x.is_floating_point():
+        raise ValueError(f"{what} takes float images in [0, 1], got {x.dtype}: divide uint8 images by 255")
 
 # %% ../nbs/06_augment.ipynb #e6f89d9c
 def grayscale(x:torch.Tensor) -> torch.Tensor:
@@ -102,7 +103,8 @@ def gaussian_kernels(sigma:torch.Tensor, size:int) -> torch.Tensor:
 
 def gaussian_blur(x:torch.Tensor, sigma=(0.1, 2.), p:float=1., kernel_size:int|None=None, sigma_scale:float|None=None,
                   generator=None) -> torch.Tensor:
-    "Each image of `x` blurred with probability `p` by a Gaussian of its own σ ~ U(`sigma`) x `sigma_scale` (default H / 224)."
+    """Each image of `x` blurred with probability `p` by a Gaussian of its own σ.
+    σ ~ U(`sigma`) x `sigma_scale` (default H / 224)."""
     _check_batch(x, 'gaussian_blur')
     B, C, H, W = x.shape
     k = kernel_size or max(3, int(0.1 * min(H, W)) // 2 * 2 + 1)
@@ -119,9 +121,12 @@ def gaussian_blur(x:torch.Tensor, sigma=(0.1, 2.), p:float=1., kernel_size:int|N
     return torch.where(on, y.reshape(B, C, H, W), x)
 
 # %% ../nbs/06_augment.ipynb #2e1ddcd2
-def byol_views(blur:tuple=(1., .1), solarize_p:tuple=(0., .2), color_p:float=.8, gray_p:float=.2, generator=None) -> list:
-    "BYOL's two asymmetric views as `tfms` tuples for `data.view_settings`: colour jitter (0.4, 0.4, 0.2, 0.1), grayscale, blur, solarize."
+def byol_views(blur:tuple=(1., .1), solarize_p:tuple=(0., .2), color_p:float=.8, gray_p:float=.2,
+               generator=None) -> list:
+    """BYOL's two asymmetric views as `tfms` tuples for `data.view_settings`.
+    Colour jitter (0.4, 0.4, 0.2, 0.1), grayscale, blur, solarize."""
     from functools import partial
-    return [dict(tfms=(partial(color_jitter, p=color_p, generator=generator), partial(random_grayscale, p=gray_p, generator=generator),
+    return [dict(tfms=(partial(color_jitter, p=color_p, generator=generator),
+                       partial(random_grayscale, p=gray_p, generator=generator),
                        partial(gaussian_blur, p=b, generator=generator), partial(solarize, p=s, generator=generator)))
             for b, s in zip(blur, solarize_p)]

@@ -18,7 +18,7 @@ __all__ = ['CAE_OFFICIAL', 'CAE_LAPTOP', 'CrossAttention', 'RegressorBlock', 'La
 
 # %% ../nbs/12_cae.ipynb #dfacfa36
 class CrossAttention(nn.Module):
-    "Multi-head attention of queries `q` over keys `k` and values `v` (already normalised), with separate q/k/v projections."
+    "Multi-head attention of queries `q` over keys `k` and values `v` (already normalised), separate q/k/v projections."
     def __init__(self, dim:int, num_heads:int, qkv_bias:bool=True):
         super().__init__()
         if dim % num_heads: raise ValueError(f"width {dim} is not divisible by {num_heads} heads")
@@ -33,7 +33,8 @@ class CrossAttention(nn.Module):
 
 class RegressorBlock(nn.Module):
     "CAE's regressor block: queries attend to [visible; queries] (pe on queries and keys, none on values), then an MLP."
-    def __init__(self, dim:int, num_heads:int, mlp_ratio:float=4., qkv_bias:bool=True, init_values:float|None=0.1, drop_path:float=0.):
+    def __init__(self, dim:int, num_heads:int, mlp_ratio:float=4., qkv_bias:bool=True, init_values:float|None=0.1,
+                 drop_path:float=0.):
         super().__init__()
         norm = partial(nn.LayerNorm, eps=1e-6)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -43,15 +44,18 @@ class RegressorBlock(nn.Module):
         self.ls1 = LayerScale(dim, init_values) if init_values else nn.Identity()
         self.ls2 = LayerScale(dim, init_values) if init_values else nn.Identity()
     def forward(self, x_q, x_kv, pos_q, pos_k):
-        x = x_q + self.drop_path(self.ls1(self.cross_attn(self.norm1_q(x_q + pos_q), self.norm1_k(x_kv + pos_k), self.norm1_v(x_kv))))
+        x = x_q + self.drop_path(self.ls1(self.cross_attn(self.norm1_q(x_q + pos_q), self.norm1_k(x_kv + pos_k),
+                                                          self.norm1_v(x_kv))))
         x = self.norm2(x)
         return x + self.drop_path(self.ls2(self.mlp(x)))
 
 class LatentRegressor(nn.Module):
     "`depth` regressor blocks and a final norm: predicted latents of the masked patches from the visible latents."
-    def __init__(self, dim:int, depth:int=4, num_heads:int=12, mlp_ratio:float=4., init_values:float|None=0.1, drop_path:float=0.):
+    def __init__(self, dim:int, depth:int=4, num_heads:int=12, mlp_ratio:float=4., init_values:float|None=0.1,
+                 drop_path:float=0.):
         super().__init__()
-        self.blocks = nn.ModuleList([RegressorBlock(dim, num_heads, mlp_ratio, init_values=init_values, drop_path=drop_path) for _ in range(depth)])
+        self.blocks = nn.ModuleList([RegressorBlock(dim, num_heads, mlp_ratio, init_values=init_values,
+                                                    drop_path=drop_path) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=1e-6)
     def forward(self, x_vis, pos_vis, queries, pos_masked):
         "Returns `(predicted latents (B, M, D), x_vis)`: the visible latents are keys and values only, never updated."
@@ -61,7 +65,8 @@ class LatentRegressor(nn.Module):
 
 # %% ../nbs/12_cae.ipynb #063ddd8f
 class CAE(nn.Module):
-    "Context autoencoder: encoder on visible patches, latent regressor + alignment to the encoder, decoder on the masked patches."
+    """Context autoencoder: encoder on visible patches, latent regressor + alignment to the encoder.
+    A decoder on the masked patches."""
     def __init__(self, arch:str='vit_tiny', img_size:int=32, patch_size:int=4, in_chans:int=3, mask_ratio:float=0.5,
                  min_block:int|None=None, decoder_dim:int|None=None, decoder_depth:int=4, decoder_heads:int|None=None,
                  regressor_depth:int=4, mlp_ratio:float=4., layer_scale:float=0.1, align_weight:float=2.,
@@ -72,8 +77,10 @@ class CAE(nn.Module):
         self.num_patches, self.patch_size, self.in_chans = self.grid ** 2, patch_size, in_chans
         self.n_masked = int(round(self.num_patches * mask_ratio))
         if not 0 < self.n_masked < self.num_patches:
-            raise ValueError(f"mask_ratio={mask_ratio} masks {self.n_masked} of {self.num_patches} patches: it must mask some and leave some")
-        if align_weight < 0: raise ValueError(f"align_weight must be >= 0 (0 switches alignment off), got {align_weight}")
+            raise ValueError(f"mask_ratio={mask_ratio} masks {self.n_masked} of {self.num_patches} patches: "
+                             "it must mask some and leave some")
+        if align_weight < 0:
+            raise ValueError(f"align_weight must be >= 0 (0 switches alignment off), got {align_weight}")
         self.min_block, self.align_weight, self.norm_pix_loss = min_block, float(align_weight), norm_pix_loss
         self.encoder = create_vit(arch, img_size, patch_size, in_chans, drop_path_rate=drop_path_rate,
                                   init_values=layer_scale or None, **vit_kwargs)
@@ -81,12 +88,15 @@ class CAE(nn.Module):
         dd = decoder_dim or D
         heads = decoder_heads or self.encoder.blocks[0].attn.num_heads
         # encoder -> decoder width (only when they differ, as in CAE's code)
-        self.encoder_to_decoder = nn.Sequential(nn.Linear(D, dd), nn.LayerNorm(dd, eps=1e-6)) if dd != D else nn.Identity()
+        self.encoder_to_decoder = (nn.Sequential(nn.Linear(D, dd), nn.LayerNorm(dd, eps=1e-6)) if dd != D
+                                   else nn.Identity())
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
         self.decoder_pos_embed = nn.Parameter(torch.from_numpy(sincos_2d(dd, self.grid))[None], requires_grad=False)
-        self.regressor = LatentRegressor(dd, regressor_depth, heads, mlp_ratio, layer_scale or None, drop_path=drop_path_rate)
-        self.decoder_blocks = nn.ModuleList([Block(dd, heads, mlp_ratio, qkv_bias=True, init_values=layer_scale or None, drop_path=drop_path_rate,
-                                                   norm_layer=partial(nn.LayerNorm, eps=1e-6)) for _ in range(decoder_depth)])
+        self.regressor = LatentRegressor(dd, regressor_depth, heads, mlp_ratio, layer_scale or None,
+                                         drop_path=drop_path_rate)
+        self.decoder_blocks = nn.ModuleList([Block(dd, heads, mlp_ratio, qkv_bias=True, init_values=layer_scale or None,
+                                                   drop_path=drop_path_rate, norm_layer=partial(nn.LayerNorm, eps=1e-6))
+                                             for _ in range(decoder_depth)])
         self.decoder_norm = nn.LayerNorm(dd, eps=1e-6)
         self.tokenizer = tokenizer
         if tokenizer is not None:
@@ -94,7 +104,8 @@ class CAE(nn.Module):
                 raise ValueError("a tokenizer needs a get_codebook_indices(imgs) method and a num_tokens attribute")
             if isinstance(tokenizer, nn.Module): tokenizer.requires_grad_(False).eval()
         self.decoder_pred = nn.Linear(dd, tokenizer.num_tokens if tokenizer is not None else patch_size ** 2 * in_chans)
-        init_mae_weights_(nn.ModuleList([self.encoder_to_decoder, self.regressor, self.decoder_blocks, self.decoder_norm, self.decoder_pred]))
+        init_mae_weights_(nn.ModuleList([self.encoder_to_decoder, self.regressor, self.decoder_blocks,
+                                         self.decoder_norm, self.decoder_pred]))
         nn.init.trunc_normal_(self.mask_token, std=.02)
         self.generator = None
 
@@ -109,17 +120,20 @@ class CAE(nn.Module):
         return (mask, *mask_ids(mask))
 
     def forward_encoder(self, imgs:torch.Tensor, ids_keep:torch.Tensor) -> dict:
-        "`x`: encoder features (B, 1+K, D) of [CLS] + the patches `ids_keep` with their position embeddings (and `ids_keep`)."
+        """`x`: encoder features (B, 1+K, D) of [CLS] + the patches `ids_keep` with their position embeddings.
+        Also `ids_keep`."""
         B = imgs.shape[0]
         tokens, pe = self.encoder.patch_embed(imgs), self.encoder.pos_embed[:, 1:].expand(B, -1, -1)
-        return dict(x=encode_tokens(self.encoder, gather_tokens(tokens, ids_keep), gather_tokens(pe, ids_keep)), ids_keep=ids_keep)
+        return dict(x=encode_tokens(self.encoder, gather_tokens(tokens, ids_keep), gather_tokens(pe, ids_keep)),
+                    ids_keep=ids_keep)
 
     def forward_regressor(self, x:torch.Tensor, ids_keep:torch.Tensor, ids_masked:torch.Tensor) -> torch.Tensor:
         "Predicted latents (B, M, dd) of the masked patches from encoder features `x` (B, 1+K, D); [CLS] is not used."
         B, M = ids_masked.shape
         z = self.encoder_to_decoder(x[:, 1:])
         pe = self.decoder_pos_embed.expand(B, -1, -1)
-        pred, _ = self.regressor(z, gather_tokens(pe, ids_keep), self.mask_token.expand(B, M, -1), gather_tokens(pe, ids_masked))
+        pred, _ = self.regressor(z, gather_tokens(pe, ids_keep), self.mask_token.expand(B, M, -1),
+                                 gather_tokens(pe, ids_masked))
         return pred
 
     @torch.no_grad()
@@ -134,7 +148,7 @@ class CAE(nn.Module):
         return self.decoder_pred(self.decoder_norm(x))
 
     def patch_target(self, imgs:torch.Tensor) -> torch.Tensor:
-        "Pixel targets (B, N, p*p*C), per-patch normalised with `norm_pix_loss`; or token ids (B, N) from the tokenizer."
+        "Pixel targets (B, N, p*p*C), per-patch normalised with `norm_pix_loss`; or the tokenizer's ids (B, N)."
         if self.tokenizer is not None:
             with torch.no_grad(): return self.tokenizer.get_codebook_indices(imgs).long()
         target = patchify(imgs, self.patch_size)
@@ -143,7 +157,7 @@ class CAE(nn.Module):
         return target
 
     def forward_loss(self, imgs, pred, ids_masked, latent_pred, latent_target) -> dict:
-        "Reconstruction loss on the masked patches, alignment MSE, and their total `loss_rec + align_weight * loss_align`."
+        "Masked-patch reconstruction loss, alignment MSE, and their total `loss_rec + align_weight * loss_align`."
         target = gather_tokens(self.patch_target(imgs), ids_masked)
         if self.tokenizer is not None: loss_rec = F.cross_entropy(pred.float().flatten(0, 1), target.flatten())
         else: loss_rec = F.mse_loss(pred.float(), target.float())
@@ -166,12 +180,15 @@ class CAE(nn.Module):
             t = patchify(imgs, self.patch_size)
             patches = patches * (t.var(-1, keepdim=True) + 1e-6) ** .5 + t.mean(-1, keepdim=True)
         H, W = imgs.shape[-2:]
-        return unpatchify(patches, self.patch_size, grid=(H // self.patch_size, W // self.patch_size), chans=self.in_chans)
+        return unpatchify(patches, self.patch_size, grid=(H // self.patch_size, W // self.patch_size),
+                          chans=self.in_chans)
 
     @torch.no_grad()
     def reconstruct(self, imgs:torch.Tensor) -> dict:
-        "`mask`, the reconstruction `rec` (B, C, H, W; visible patches are the originals), `loss`, `predicted` (= `mask`). Pixel target only."
-        if self.tokenizer is not None: raise ValueError("reconstruct needs a pixel-target CAE; this one predicts tokens")
+        """`mask`, the reconstruction `rec` (B, C, H, W; visible patches are the originals), `loss`, `predicted`.
+        `predicted` is `mask`. Pixel target only."""
+        if self.tokenizer is not None:
+            raise ValueError("reconstruct needs a pixel-target CAE; this one predicts tokens")
         out = self(imgs)
         full = patchify(imgs, self.patch_size).clone()
         full.scatter_(1, out['ids_masked'][..., None].expand(-1, -1, full.shape[-1]), out['pred'].to(full))
@@ -180,7 +197,8 @@ class CAE(nn.Module):
 
     @torch.no_grad()
     def encode_decode(self, imgs:torch.Tensor) -> torch.Tensor:
-        "*All* patches through the encoder and straight into the decoder (no regressor): images (B, C, H, W) in input units."
+        """*All* patches through the encoder and straight into the decoder (no regressor).
+        Returns images (B, C, H, W) in input units."""
         if self.tokenizer is not None: raise ValueError("encode_decode needs a pixel-target CAE")
         z = self.encoder_to_decoder(encode_image(self.encoder, imgs)[:, 1:])
         ids = torch.arange(self.num_patches, device=imgs.device).expand(imgs.shape[0], -1)
@@ -189,16 +207,18 @@ class CAE(nn.Module):
 # %% ../nbs/12_cae.ipynb #34920971
 CAE_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-3 * 256 / 2048, min_lr=1e-5,
                     warmup_epochs=1., wd=0.05, betas=(0.9, 0.999), clip='global:3', drop_path=0.1, min_scale=0.08,
-                    mask_ratio=0.5, layer_scale=0.1, decoder_depth=4, regressor_depth=4, align_weight=2., norm_pix_loss=False)
+                    mask_ratio=0.5, layer_scale=0.1, decoder_depth=4, regressor_depth=4, align_weight=2.,
+                    norm_pix_loss=False)
 CAE_LAPTOP = dict(CAE_OFFICIAL)
 
 register_method(MethodSpec(
-    'cae', CAE, "predict the latents of masked patches from the visible ones, aligned with the encoder, then decode them",
+    'cae', CAE, "predict the latents of masked patches from the visible ones, aligned with the encoder, "
+                "then decode them",
     options=[(('--norm-pix-loss',), dict(action='store_true', default=None, help="per-patch normalised pixel targets")),
              (('--align-weight',), dict(type=float, help="weight of the alignment loss (0 switches alignment off)")),
              (('--regressor-depth',), dict(type=int, help="cross-attention blocks of the latent contextual regressor")),
              (('--layer-scale',), dict(type=float, help="layer-scale init of every block (0: none)"))],
-    model_args=(*VIT_ARGS, 'mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'norm_pix_loss', 'align_weight',
-                'regressor_depth', 'layer_scale'),
+    model_args=(*VIT_ARGS, 'mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'norm_pix_loss',
+                'align_weight', 'regressor_depth', 'layer_scale'),
     metrics=lambda: [OutputMean('loss_rec'), OutputMean('loss_align')],
     official=CAE_OFFICIAL, laptop=CAE_LAPTOP, figure='reconstructions', figures=('reconstructions',)))

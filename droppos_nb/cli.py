@@ -16,10 +16,10 @@ from .scale import NonFiniteLoss, Interrupted, PRECISIONS, cpu_name
 from .vit import POS_EMBEDS
 from .data import SkippedImages
 from .registry import get_method, method_names, check_model_file, DEFAULT_METHOD
-from .evaluation import (POOLS, PROTOCOLS, PROTOCOL_DEFAULTS, eval_data, finetune, knn_eval, layer_decay_lrs, linear_probe,
-                                   load_eval_encoder, position_drop_mask, position_probe, is_vit)
-from .train import (pretrain, resolve_args, model_kwargs, method_options, check_out_folder, made_folder, choose_hardware,
-                              process_device, _bad, _write_json)
+from .evaluation import (POOLS, PROTOCOLS, PROTOCOL_DEFAULTS, eval_data, finetune, knn_eval, layer_decay_lrs,
+                                   linear_probe, load_eval_encoder, position_drop_mask, position_probe, is_vit)
+from .train import (pretrain, resolve_args, model_kwargs, method_options, check_out_folder, made_folder,
+                              choose_hardware, process_device, _bad, _write_json)
 
 # %% auto #0
 __all__ = ['VIZ_FIGURES', 'pretrain_parser', 'given_options', 'viz_parser', 'viz', 'OneLineParser', 'main', 'eval_parser',
@@ -27,42 +27,55 @@ __all__ = ['VIZ_FIGURES', 'pretrain_parser', 'given_options', 'viz_parser', 'viz
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
 def pretrain_parser(p:argparse.ArgumentParser):
-    "Arguments of `droppos_nb pretrain`: the run, the recipe's settings (all default to the recipe), then each method's own options."
+    """Arguments of `droppos_nb pretrain`: the run, the recipe's settings (all default to the recipe).
+    Then each method's own options."""
     a = p.add_argument
     a('--method', default=DEFAULT_METHOD, choices=method_names(), help="pretraining method")
     a('--recipe', default='laptop', choices=['laptop', 'paper'],
-      help="laptop (default): settings measured to learn fast on 2 CPU cores; paper: the method's official recipe (its notebook lists it)")
-    a('--data', default='mnist5k', help="built-in dataset (mnist5k, photos), imagenette, cifar10, or an image folder with train/ and valid/")
+      help="laptop (default): settings measured to learn fast on 2 CPU cores; "
+           "paper: the method's official recipe (its notebook lists it)")
+    a('--data', default='mnist5k',
+      help="built-in dataset (mnist5k, photos), imagenette, cifar10, or an image folder with train/ and valid/")
     g = p.add_argument_group("model and training (every default comes from the recipe)").add_argument
-    g('--arch', help="vit_tiny, vit_small, vit_base, vit_large or a timm ViT name (a method with another backbone: its timm name, e.g. resnet18 for mscn)")
-    g('--img-size', type=int); g('--patch-size', type=int)
+    g('--arch', help="vit_tiny, vit_small, vit_base, vit_large or a timm ViT name "
+                     "(a method with another backbone: its timm name, e.g. resnet18 for mscn)")
+    g('--img-size', type=int)
+    g('--patch-size', type=int)
     g('--depth', type=int, help="encoder blocks (default: the architecture's)")
     g('--embed-dim', type=int, help="encoder width (default: the architecture's)")
     g('--num-heads', type=int, help="encoder attention heads (default: the architecture's)")
-    g('--epochs', type=int); g('--bs', type=int, help="batch size per process")
+    g('--epochs', type=int)
+    g('--bs', type=int, help="batch size per process")
     g('--blr', type=float, help="base learning rate: lr = blr * batch / 256")
     g('--lr', type=float, help="absolute learning rate (overrides --blr)")
-    g('--min-lr', type=float); g('--warmup-epochs', type=float)
+    g('--min-lr', type=float)
+    g('--warmup-epochs', type=float)
     g('--wd', type=float, help="AdamW weight decay (none on biases and norms)")
     g('--betas', type=float, nargs=2, metavar=('B1', 'B2'), help="AdamW betas")
     g('--clip', help="gradient clipping: none, param:V (each tensor's norm) or global:V")
     g('--drop-path', type=float, help="stochastic depth rate")
-    g('--min-scale', type=float, help="augmentation strength: smallest area share of the random resized crop (1: no crop)")
-    g('--precision', choices=('auto', *PRECISIONS), help="auto (default): bf16 autocast where the hardware runs bf16 natively "
+    g('--min-scale', type=float,
+      help="augmentation strength: smallest area share of the random resized crop (1: no crop)")
+    g('--precision', choices=('auto', *PRECISIONS),
+      help="auto (default): bf16 autocast where the hardware runs bf16 natively "
       "(CUDA with bf16, a CPU with AMX or AVX-512-BF16), else fp32; or fp32, bf16 (CPU or CUDA), fp16 (CUDA)")
     g('--mask-ratio', type=float, help="share of patches masked")
-    g('--decoder-dim', type=int, help="decoder width"); g('--decoder-depth', type=int, help="decoder blocks")
+    g('--decoder-dim', type=int, help="decoder width")
+    g('--decoder-depth', type=int, help="decoder blocks")
     g('--decoder-heads', type=int, help="decoder heads")
     r = p.add_argument_group("the run").add_argument
     r('--max-items', type=int, default=None, help="use only the first N training images (quick trials)")
     r('--seed', type=int, default=0)
     r('--device', default=None, choices=DEVICES, help="auto (default): CUDA, else Apple's MPS, else the CPU")
-    r('--accum', type=int, default=1, help="accumulate gradients over N batches (the update of an N-times larger batch)")
+    r('--accum', type=int, default=1,
+      help="accumulate gradients over N batches (the update of an N-times larger batch)")
     r('--num-workers', type=int, default=None)
     r('--out', default=None, help="output folder (default runs/<method>-<data>-<time>)")
-    r('--resume', default=None, metavar='DIR', help="continue the run in DIR from its last finished epoch (its config.json gives every other "
+    r('--resume', default=None, metavar='DIR',
+      help="continue the run in DIR from its last finished epoch (its config.json gives every other "
       "setting; only a larger --epochs, which extends the run, and --quiet, --device, --num-workers may be given)")
-    r('--overwrite', action='store_true', help="start again in an --out folder that holds a run (its pretraining outputs are deleted "
+    r('--overwrite', action='store_true',
+      help="start again in an --out folder that holds a run (its pretraining outputs are deleted "
       "once every argument is checked; other files stay)")
     r('--quiet', action='store_true', help="no progress bars")
     seen = {o: 'all methods' for act in p._actions for o in act.option_strings}
@@ -71,21 +84,24 @@ def pretrain_parser(p:argparse.ArgumentParser):
         grp = p.add_argument_group(f"{name}: {spec.summary}")
         for flags, kw in spec.options:
             if flags[0] in seen: continue            # an option two methods share (--norm-pix-loss) is added once
-            grp.add_argument(*flags, **{'default': None, **kw}); seen[flags[0]] = name
+            grp.add_argument(*flags, **{'default': None, **kw})
+            seen[flags[0]] = name
     p.method_options = method_options()
     return p
 
 
 # %% ../nbs/90_cli.ipynb #9a1c0005
 def given_options(argv) -> set:
-    "The names of the settings typed on `pretrain` command line `argv` (after the subcommand), as opposed to those left to their defaults."
+    """The names of the settings typed on `pretrain` command line `argv` (after the subcommand).
+    As opposed to those left to their defaults."""
     p = pretrain_parser(argparse.ArgumentParser(add_help=False))
     for a in p._actions: a.default = argparse.SUPPRESS
     return set(vars(p.parse_known_args([str(a) for a in argv])[0]))
 
 
 # %% ../nbs/90_cli.ipynb #150eaf54
-VIZ_FIGURES = ('positions', 'patch', 'reconstructions', 'attention', 'rollout', 'smoothing', 'weights')   # viz.FIGURE_KINDS
+# viz.FIGURE_KINDS
+VIZ_FIGURES = ('positions', 'patch', 'reconstructions', 'attention', 'rollout', 'smoothing', 'weights')
 
 def viz_parser(p:argparse.ArgumentParser):
     "Arguments of `droppos_nb viz`."
@@ -93,22 +109,27 @@ def viz_parser(p:argparse.ArgumentParser):
     a('--model', required=True, help="checkpoint: model.safetensors of a run, or an official DropPos/MAE .pth")
     a('--data', default='mnist5k', help="built-in dataset or image folder; the first validation images are drawn")
     a('--out', default='figs', help="output folder for the PNGs")
-    a('--what', default='all', help=f"comma-separated figures: {', '.join(VIZ_FIGURES)}; all (default): the model's method's own "
+    a('--what', default='all',
+      help=f"comma-separated figures: {', '.join(VIZ_FIGURES)}; all (default): the model's method's own "
       "figures and the ones every ViT has")
-    a('--n', type=int, default=8, help="number of images"); a('--seed', type=int, default=0, help="mask seed")
+    a('--n', type=int, default=8, help="number of images")
+    a('--seed', type=int, default=0, help="mask seed")
     a('--layer', type=int, default=-1, help="attention layer (negative counts from the end)")
     a('--mask-ratio', type=float, default=None, help="gamma for the figure (default: the model's)")
     a('--pos-mask-ratio', type=float, default=None, help="gamma_pos for the figure (default: the model's)")
-    a('--sigma', type=float, default=None, help="position-smoothing sigma for the loss and the smoothing figure (default: the model's; 0, .5, 1, 2 drawn)")
+    a('--sigma', type=float, default=None,
+      help="position-smoothing sigma for the loss and the smoothing figure (default: the model's; 0, .5, 1, 2 drawn)")
     a('--tau', type=float, default=None, help="attentive-weight temperature (default: the model's)")
     a('--dpi', type=int, default=120, help="resolution of the PNGs")
     a('--device', default=None, choices=DEVICES, help="auto (default): CUDA, else Apple's MPS, else the CPU")
-    a('--decoder-heads', type=int, default=None, help="official checkpoints: the decoder's heads when its args do not say (default 16, with a warning)")
+    a('--decoder-heads', type=int, default=None,
+      help="official checkpoints: the decoder's heads when its args do not say (default 16, with a warning)")
     return p
 
 def viz(args) -> list:
     "Run `droppos_nb viz` with parsed `args`; returns the written paths."
-    import matplotlib; matplotlib.use('Agg')
+    import matplotlib
+    matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from droppos_nb import viz as V
     from droppos_nb.data import get_dls, denormalize
@@ -118,26 +139,32 @@ def viz(args) -> list:
     if bad: raise ValueError(f"unknown figure(s) {', '.join(bad)}: choose from {', '.join(VIZ_FIGURES)}")
     out_dir = check_out_folder(args.out)
     device = choose_device(args.device)[0]
-    model = load_any(args.model, **({'decoder_heads': args.decoder_heads} if args.decoder_heads else {})).to(device).eval()
+    model = load_any(args.model,
+                     **({'decoder_heads': args.decoder_heads} if args.decoder_heads else {})).to(device).eval()
     enc = getattr(model, 'encoder', model)
     depth = len(getattr(enc, 'blocks', []))
     if depth and not -depth <= args.layer < depth:
-        raise ValueError(f"--layer {args.layer} is out of range: the model has {depth} blocks, so pass 0 to {depth - 1} "
+        raise ValueError(f"--layer {args.layer} is out of range: the model has {depth} blocks, "
+                         f"so pass 0 to {depth - 1} "
                          f"(or -{depth} to -1, counting from the end)")
     img_size, p = enc.patch_embed.img_size[0], enc.patch_embed.patch_size[0]
     dls = get_dls(args.data, img_size=img_size, bs=args.n, seed=args.seed, device=device, num_workers=0)
     x = dls.valid.one_batch()[0][:args.n].as_subclass(torch.Tensor)
     own = get_method(model.method).figures if getattr(model, 'method', None) else ()
     if what == ['all']: what = [*own, *V.GENERIC_FIGURES]
-    if args.mask_ratio is not None or args.pos_mask_ratio is not None: V.set_ratios(model, args.mask_ratio, args.pos_mask_ratio)
+    if args.mask_ratio is not None or args.pos_mask_ratio is not None:
+        V.set_ratios(model, args.mask_ratio, args.pos_mask_ratio)
     opts = dict(seed=args.seed, layer=args.layer, sigma=args.sigma, tau=args.tau)
     with made_folder(out_dir):                     # a failure leaves no empty folder behind
         written = []
         for w in what:
             if w not in own and w not in V.GENERIC_FIGURES:
-                print(f"skipping {w}: not a figure of a {getattr(model, 'method', type(model).__name__)} model"); continue
+                print(f"skipping {w}: not a figure of a {getattr(model, 'method', type(model).__name__)} model")
+                continue
             fig = V.run_figure(w, model, x, **opts)
-            path = out_dir / f"{w}.png"; fig.savefig(path, dpi=args.dpi, bbox_inches='tight'); plt.close(fig)
+            path = out_dir / f"{w}.png"
+            fig.savefig(path, dpi=args.dpi, bbox_inches='tight')
+            plt.close(fig)
             written.append(path)
     print(f"wrote {', '.join(str(w) for w in written)}")
     return written
@@ -149,13 +176,16 @@ class OneLineParser(argparse.ArgumentParser):
 
 def main(argv=None):
     "Entry point of the `droppos_nb` command."
-    parser = OneLineParser(prog='droppos_nb', description="Self-supervised ViT pretraining workbook: DropPos and friends")
+    parser = OneLineParser(prog='droppos_nb',
+                           description="Self-supervised ViT pretraining workbook: DropPos and friends")
     sub = parser.add_subparsers(dest='command', required=True)
-    pp = pretrain_parser(sub.add_parser('pretrain', help="pretrain an encoder and write metrics, checkpoints and figures"))
+    pp = pretrain_parser(sub.add_parser('pretrain',
+                                        help="pretrain an encoder and write metrics, checkpoints and figures"))
     eval_parser(sub.add_parser('eval', help="measure an encoder: position probe, linear probe, kNN or fine-tuning"))
     viz_parser(sub.add_parser('viz', help="draw the figures of a checkpoint as PNGs (no Jupyter needed)"))
     args = parser.parse_args(argv)
-    warnings.simplefilter('always', SkippedImages)     # image files left out are always named, whatever PYTHONWARNINGS says
+    # image files left out are always named, whatever PYTHONWARNINGS says
+    warnings.simplefilter('always', SkippedImages)
     if args.command == 'pretrain':
         argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
         args.method_options, args.given = pp.method_options, given_options(argv[argv.index('pretrain') + 1:])
@@ -163,7 +193,8 @@ def main(argv=None):
         if args.command == 'pretrain': pretrain(args)
         elif args.command == 'eval': run_eval(args)
         elif args.command == 'viz': viz(args)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+            PermissionError) as e:
         print(f"droppos_nb {args.command}: error: {e}", file=sys.stderr)
         sys.exit(2)
     except NonFiniteLoss as e:
@@ -171,7 +202,8 @@ def main(argv=None):
         sys.exit(3)
     except Interrupted as e:
         if rank_world()[0] == 0:
-            print(f"droppos_nb {args.command}: {e.msg}; continue with: droppos_nb pretrain --resume {e.run}", file=sys.stderr)
+            print(f"droppos_nb {args.command}: {e.msg}; continue with: droppos_nb pretrain --resume {e.run}",
+                  file=sys.stderr)
         sys.exit(128 + e.signum)    # the status of a program killed by that signal
 
 # %% ../nbs/90_cli.ipynb #8d98b212
@@ -179,39 +211,51 @@ def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     "Arguments of `droppos_nb eval`."
     a = p.add_argument
     a('--protocol', required=True, choices=PROTOCOLS, help="position probe, linear probe, kNN or fine-tuning")
-    a('--checkpoint', required=True, help="a run's encoder.safetensors or model.safetensors, an official .pth, or 'random'")
-    a('--data', default='mnist5k', help="built-in dataset (mnist5k, photos), imagenette, cifar10, or an image folder with train/ and valid/")
+    a('--checkpoint', required=True,
+      help="a run's encoder.safetensors or model.safetensors, an official .pth, or 'random'")
+    a('--data', default='mnist5k',
+      help="built-in dataset (mnist5k, photos), imagenette, cifar10, or an image folder with train/ and valid/")
     a('--arch', default=None, help="default: the checkpoint's (vit_tiny for random)")
     a('--img-size', type=int, default=None, help="default: the checkpoint's (32 for random)")
     a('--patch-size', type=int, default=None, help="default: the checkpoint's (4 for random)")
     a('--depth', type=int, default=None, help="blocks of a random encoder (default: the architecture's)")
     a('--embed-dim', type=int, default=None, help="width of a random encoder (default: the architecture's)")
     a('--num-heads', type=int, default=None, help="attention heads of a random encoder (default: the architecture's)")
-    a('--pos-embed', default=None, choices=POS_EMBEDS, help="replace the ViT's position embedding: sincos (fixed, also in "
-      "finetune), learned (trained by finetune) or none (zeros, kept at zero): the position-embedding ablation (default: the "
-      "checkpoint's own, which finetune trains as MAE does)")
+    a('--pos-embed', default=None, choices=POS_EMBEDS,
+      help="replace the ViT's position embedding: sincos (fixed, also in "
+      "finetune), learned (trained by finetune) or none (zeros, kept at zero): the position-embedding ablation "
+      "(default: the checkpoint's own, which finetune trains as MAE does)")
     a('--epochs', type=int, default=None, help="default: position 5, linear 30, finetune 10")
     a('--bs', type=int, default=None, help="batch size (default: position 128, linear 256, knn 256, finetune 64)")
-    a('--lr', type=float, default=None, help="learning rate (default: probes 1e-2; finetune 1e-3 for the head, layers below decay)")
+    a('--lr', type=float, default=None,
+      help="learning rate (default: probes 1e-2; finetune 1e-3 for the head, layers below decay)")
     a('--wd', type=float, default=None, help="AdamW weight decay (default: 0 for the probes, 0.05 for finetune)")
     a('--warmup-epochs', type=float, default=None, help="default: a tenth of the epochs")
     a('--seed', type=int, default=0)
-    a('--drop-ratio', type=float, default=0.75, help="position: share of patches whose position embedding is dropped, in [0, 1)")
+    a('--drop-ratio', type=float, default=0.75,
+      help="position: share of patches whose position embedding is dropped, in [0, 1)")
     a('--pool', default=None, choices=POOLS, help="linear, knn: default cls; finetune: default mean (MAE)")
-    a('--k', type=int, default=20, help="knn: neighbours"); a('--temperature', type=float, default=0.07, help="knn: vote temperature T")
+    a('--k', type=int, default=20, help="knn: neighbours")
+    a('--temperature', type=float, default=0.07, help="knn: vote temperature T")
     a('--layer-decay', type=float, default=0.75, help="finetune: layer-wise learning-rate decay (1: none)")
     a('--drop-path', type=float, default=0.1, help="finetune: stochastic depth rate")
     a('--label-smoothing', type=float, default=0.1, help="finetune")
-    a('--mixup', type=float, default=0., help="finetune: mixup alpha (0: off)"); a('--cutmix', type=float, default=0., help="finetune: cutmix alpha (0: off)")
+    a('--mixup', type=float, default=0., help="finetune: mixup alpha (0: off)")
+    a('--cutmix', type=float, default=0., help="finetune: cutmix alpha (0: off)")
     a('--flip-p', type=float, default=None, help="finetune: horizontal flip probability (default 0.5, 0 on mnist5k)")
-    a('--min-scale', type=float, default=0.8, help="finetune: smallest area share of the random resized crop (1: no crop)")
-    a('--precision', default='auto', choices=('auto', *PRECISIONS), help="finetune: auto (default: bf16 autocast where the hardware "
+    a('--min-scale', type=float, default=0.8,
+      help="finetune: smallest area share of the random resized crop (1: no crop)")
+    a('--precision', default='auto', choices=('auto', *PRECISIONS),
+      help="finetune: auto (default: bf16 autocast where the hardware "
       "runs it natively, else fp32), fp32, bf16 (CPU or CUDA) or fp16 (CUDA)")
-    a('--save-encoder', action='store_true', help="finetune: write the fine-tuned encoder to OUT/encoder-finetuned.safetensors")
-    a('--max-items', type=int, default=None, help="use only the first N training images"); a('--max-valid', type=int, default=None, help="and N validation images")
+    a('--save-encoder', action='store_true',
+      help="finetune: write the fine-tuned encoder to OUT/encoder-finetuned.safetensors")
+    a('--max-items', type=int, default=None, help="use only the first N training images")
+    a('--max-valid', type=int, default=None, help="and N validation images")
     a('--device', default=None, choices=DEVICES, help="auto (default): CUDA, else Apple's MPS, else the CPU")
     a('--out', default=None, help="output folder (default: the checkpoint's folder, runs/eval-random for random)")
-    a('--overwrite', action='store_true', help="measure again when the output folder already holds this protocol's eval-<protocol>.json")
+    a('--overwrite', action='store_true',
+      help="measure again when the output folder already holds this protocol's eval-<protocol>.json")
     a('--quiet', action='store_true', help="no progress bars")
     return p
 
@@ -219,7 +263,8 @@ def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
 def _at_least_1(k, v): _bad(k, v, "a whole number of at least 1 (leave it out for the default)")
 
 def check_eval_numbers(args):
-    "Refuse numeric `eval` settings that cannot work, before anything is read or written; 0 is a given value, never 'the default'."
+    """Refuse numeric `eval` settings that cannot work, before anything is read or written.
+    0 is a given value, never 'the default'."""
     a = vars(args)
     for k in ('epochs', 'bs', 'k', 'max_items', 'max_valid'):
         if a.get(k) is not None and not (isinstance(a[k], int) and a[k] >= 1): _at_least_1(k.replace('_', '-'), a[k])
@@ -227,9 +272,11 @@ def check_eval_numbers(args):
     if a.get('temperature') is not None and not a['temperature'] > 0: _bad('temperature', a['temperature'], "> 0")
     for k in ('wd', 'warmup_epochs', 'mixup', 'cutmix'):
         if a.get(k) is not None and not a[k] >= 0: _bad(k.replace('_', '-'), a[k], ">= 0")
-    for k, lo, hi, need in (('drop_ratio', 0, 1, "in [0, 1)"), ('drop_path', 0, 1, "in [0, 1)"), ('label_smoothing', 0, 1, "in [0, 1)")):
+    for k, lo, hi, need in (('drop_ratio', 0, 1, "in [0, 1)"), ('drop_path', 0, 1, "in [0, 1)"),
+                            ('label_smoothing', 0, 1, "in [0, 1)")):
         if a.get(k) is not None and not lo <= a[k] < hi: _bad(k.replace('_', '-'), a[k], need)
-    if a.get('min_scale') is not None and not 0 < a['min_scale'] <= 1: _bad('min-scale', a['min_scale'], "in (0, 1] (1: no crop)")
+    if a.get('min_scale') is not None and not 0 < a['min_scale'] <= 1:
+        _bad('min-scale', a['min_scale'], "in (0, 1] (1: no crop)")
     if a.get('flip_p') is not None and not 0 <= a['flip_p'] <= 1: _bad('flip-p', a['flip_p'], "in [0, 1]")
 
 # %% ../nbs/90_cli.ipynb #55ec5343
@@ -241,19 +288,27 @@ def _headline(protocol:str, m:dict) -> str:
     return f"{name}: top-1 accuracy {m['acc']:.4f} (chance {m['chance']:.4f})"
 
 def run_eval(args) -> dict:
-    "Run `droppos_nb eval` with parsed `args`: print the figure, write `eval-<protocol>.json` into the output folder; returns the record."
+    """Run `droppos_nb eval` with parsed `args`: print the figure, write `eval-<protocol>.json` into the output folder.
+    Returns the record."""
     t0 = time.perf_counter()
-    if args.protocol not in PROTOCOLS: raise ValueError(f"unknown protocol {args.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    if args.protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {args.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     d = PROTOCOL_DEFAULTS[args.protocol]
     check_eval_numbers(args)
-    s = dict(epochs=args.epochs if args.epochs is not None else d['epochs'], lr=args.lr if args.lr is not None else d['lr'],
+    s = dict(epochs=args.epochs if args.epochs is not None else d['epochs'],
+             lr=args.lr if args.lr is not None else d['lr'],
              bs=args.bs if args.bs is not None else d['bs'],
              wd=args.wd if args.wd is not None else d['wd'], pool=args.pool or d['pool'], seed=args.seed,
              warmup_epochs=args.warmup_epochs, max_items=args.max_items, max_valid=args.max_valid)
     if args.protocol == 'position':
-        position_drop_mask(1, 1, args.drop_ratio); s.update(drop_ratio=args.drop_ratio); s.pop('pool')
-    if args.protocol == 'knn': s = dict(k=args.k, T=args.temperature, pool=s['pool'], bs=s['bs'], max_items=args.max_items, max_valid=args.max_valid)
-    device, precision, hardware = choose_hardware(args)       # an absent device, fp16 without CUDA: refused before any work
+        position_drop_mask(1, 1, args.drop_ratio)
+        s.update(drop_ratio=args.drop_ratio)
+        s.pop('pool')
+    if args.protocol == 'knn':
+        s = dict(k=args.k, T=args.temperature, pool=s['pool'], bs=s['bs'], max_items=args.max_items,
+                 max_valid=args.max_valid)
+    # an absent device, fp16 without CUDA: refused before any work
+    device, precision, hardware = choose_hardware(args)
     if args.protocol == 'finetune':
         flip = args.flip_p if args.flip_p is not None else 0. if str(args.data) == 'mnist5k' else 0.5
         s.update(layer_decay=args.layer_decay, drop_path=args.drop_path, label_smoothing=args.label_smoothing,
@@ -263,21 +318,28 @@ def run_eval(args) -> dict:
     else: hardware = hardware.split(';')[0] + "; frozen protocols run in fp32"
     world = launched_processes()
     if world > 1 and args.protocol != 'finetune':
-        raise ValueError(f"only the finetune protocol trains on several processes: run --protocol {args.protocol} as one process "
+        raise ValueError("only the finetune protocol trains on several processes: "
+                         f"run --protocol {args.protocol} as one process "
                          "(python, not torchrun); the frozen protocols take seconds to minutes")
     device = process_device(device, world)
     main_process = rank_world()[0] == 0
     if main_process and not args.quiet: print(hardware, flush=True)
-    out = check_out_folder(Path(args.out) if args.out else Path('runs/eval-random') if str(args.checkpoint) == 'random' else Path(args.checkpoint).parent)
+    out = check_out_folder(Path(args.out) if args.out
+                           else Path('runs/eval-random') if str(args.checkpoint) == 'random'
+                           else Path(args.checkpoint).parent)
     path = out / f'eval-{args.protocol}.json'
     if path.exists() and not getattr(args, 'overwrite', False):
-        raise ValueError(f"{path} already holds a {args.protocol} result: pass --overwrite to measure again, or another --out")
-    if str(args.checkpoint) != 'random': check_model_file(args.checkpoint)   # the same checks and messages as viz --model
+        raise ValueError(f"{path} already holds a {args.protocol} result: "
+                         "pass --overwrite to measure again, or another --out")
+    # the same checks and messages as viz --model
+    if str(args.checkpoint) != 'random': check_model_file(args.checkpoint)
     vkw = dict(drop_path_rate=args.drop_path) if args.protocol == 'finetune' else {}
-    vit = load_eval_encoder(args.checkpoint, args.arch, args.img_size, args.patch_size, args.depth, seed=args.seed, device=device,
-                            embed_dim=getattr(args, 'embed_dim', None), num_heads=getattr(args, 'num_heads', None),
-                            pos_embed=getattr(args, 'pos_embed', None), **vkw)
-    size = vit.patch_embed.img_size[0] if is_vit(vit) else args.img_size or vit.eval_config.get('img_size') or 32   # a ResNet takes any size
+    vit = load_eval_encoder(args.checkpoint, args.arch, args.img_size, args.patch_size, args.depth, seed=args.seed,
+                            device=device, embed_dim=getattr(args, 'embed_dim', None),
+                            num_heads=getattr(args, 'num_heads', None), pos_embed=getattr(args, 'pos_embed', None),
+                            **vkw)
+    # a ResNet takes any size
+    size = vit.patch_embed.img_size[0] if is_vit(vit) else args.img_size or vit.eval_config.get('img_size') or 32
     data = eval_data(args.data, size, max_items=args.max_items, max_valid=args.max_valid)
     with made_folder(out, create=main_process):    # a failure leaves no empty folder behind
         verbose = not args.quiet
@@ -286,14 +348,15 @@ def run_eval(args) -> dict:
         elif args.protocol == 'linear': m = linear_probe(vit, data, s['pool'], verbose=verbose, **ks)
         elif args.protocol == 'knn': m = knn_eval(vit, data, s['pool'], args.k, args.temperature, s['bs'])
         else:
-            m = finetune(vit, data, pool=s['pool'], layer_decay=args.layer_decay, label_smoothing=args.label_smoothing, mixup=args.mixup,
-                         cutmix=args.cutmix, flip_p=s['flip_p'], scale=(args.min_scale, 1.), save=out / 'encoder-finetuned.safetensors' if args.save_encoder else None,
+            m = finetune(vit, data, pool=s['pool'], layer_decay=args.layer_decay, label_smoothing=args.label_smoothing,
+                         mixup=args.mixup, cutmix=args.cutmix, flip_p=s['flip_p'], scale=(args.min_scale, 1.),
+                         save=out / 'encoder-finetuned.safetensors' if args.save_encoder else None,
                          precision=precision, verbose=verbose, **ks)
         rec = dict(protocol=args.protocol, checkpoint=str(args.checkpoint), data=str(args.data),
                    encoder={k: v for k, v in vit.eval_config.items() if k != 'checkpoint'},
                    n_train=len(data.train_x), n_valid=len(data.valid_x), settings=s, metrics=m,
-                   seconds=round(time.perf_counter() - t0, 2), device=str(device), hardware=hardware, torch=torch.__version__,
-                   machine=platform.platform(), cpu=cpu_name())
+                   seconds=round(time.perf_counter() - t0, 2), device=str(device), hardware=hardware,
+                   torch=torch.__version__, machine=platform.platform(), cpu=cpu_name())
         if main_process:
             _write_json(path, rec)                 # atomic: a crash never leaves half a result
             print(_headline(args.protocol, m))

@@ -14,7 +14,7 @@ __all__ = ['DEVICES', 'grid_size', 'patchify', 'unpatchify', 'grid_coords', 'gri
 
 # %% ../nbs/00_core.ipynb #fe52cbca
 def grid_size(img_size:int, patch_size:int) -> int:
-    "Number of patches along one side of an `img_size` image cut into `patch_size` patches; errors if they do not divide."
+    "Patches along one side of an `img_size` image cut into `patch_size` patches; errors if they do not divide."
     if not (isinstance(img_size, int) and isinstance(patch_size, int)) or img_size <= 0 or patch_size <= 0:
         raise ValueError(f"image size and patch size must be positive integers, got {img_size!r} and {patch_size!r}")
     if img_size % patch_size:
@@ -80,7 +80,9 @@ def sincos_2d(embed_dim:int, grid_size:int|tuple, cls_token:bool=False) -> np.nd
 # %% ../nbs/00_core.ipynb #8f95f993
 def set_seed(seed:int, deterministic:bool=False):
     "Seed python, numpy and torch (all devices); `deterministic` also asks cuDNN for deterministic kernels."
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
     if deterministic:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
 
@@ -93,7 +95,8 @@ def mps_available() -> bool:
     return bool(mps is not None and mps.is_available())
 
 def choose_device(device:str|None='auto') -> tuple:
-    "`(torch.device, why)`: `'auto'` (or `None`) picks CUDA, then Apple's MPS, then the CPU; a device that is absent is refused in one line."
+    """`(torch.device, why)`: `'auto'` (or `None`) picks CUDA, then Apple's MPS, then the CPU.
+    A device that is absent is refused in one line."""
     device = 'auto' if device is None else str(device)
     kind = device.split(':')[0]
     if kind not in DEVICES: raise ValueError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
@@ -105,10 +108,12 @@ def choose_device(device:str|None='auto') -> tuple:
         return dev, f"CUDA GPU {torch.cuda.get_device_name(dev)}" + (' (asked for)' if kind == 'cuda' else '')
     if kind == 'mps' or kind == 'auto' and mps_available():
         if not mps_available():
-            raise ValueError(f"device mps was asked for, but this PyTorch ({torch.__version__}) has no Apple MPS backend here: "
+            raise ValueError(f"device mps was asked for, but this PyTorch ({torch.__version__}) "
+                             "has no Apple MPS backend here: "
                              "leave --device out (auto) or pass --device cpu")
         return torch.device('mps'), "Apple MPS" + (' (asked for)' if kind == 'mps' else ' (no CUDA GPU)')
-    return torch.device('cpu'), f"CPU, {torch.get_num_threads()} threads" + (' (asked for)' if kind == 'cpu' else ' (no CUDA GPU or MPS)')
+    return torch.device('cpu'), (f"CPU, {torch.get_num_threads()} threads"
+                                 + (' (asked for)' if kind == 'cpu' else ' (no CUDA GPU or MPS)'))
 
 def default_device(use_cuda:bool|None=None) -> torch.device:
     "`choose_device('auto')`'s device (CUDA, MPS or the CPU); `use_cuda=True` insists on CUDA, `False` on the CPU."
@@ -143,4 +148,6 @@ def rank_share(draw, bs:int):
 def global_sum(x:torch.Tensor) -> torch.Tensor:
     "The sum of tensor `x` over all processes (a copy; `x` itself when there is one process)."
     if rank_world()[1] == 1: return x
-    x = x.detach().clone(); dist.all_reduce(x); return x
+    x = x.detach().clone()
+    dist.all_reduce(x)
+    return x

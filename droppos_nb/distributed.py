@@ -22,7 +22,8 @@ def launched_processes() -> int:
     return int(os.environ.get('WORLD_SIZE', 1))
 
 def init_distributed(cpu:bool|None=None):
-    "Join the process group of a `torchrun`/`accelerate launch` job through accelerate (NCCL on GPUs, gloo on CPUs); returns accelerate's `PartialState`."
+    """Join the process group of a `torchrun`/`accelerate launch` job through accelerate (NCCL on GPUs, gloo on CPUs).
+    Returns accelerate's `PartialState`."""
     from accelerate import PartialState
     if cpu is None: cpu = not torch.cuda.is_available()
     if cpu: os.environ['ACCELERATE_USE_CPU'] = 'true'     # accelerate's switch for DDP on CPUs
@@ -34,11 +35,14 @@ def effective_batch(bs:int, accum:int=1) -> int:
 
 def finish_distributed():
     "Wait for every process, then leave the process group (once, at the end of a distributed run)."
-    if rank_world()[1] > 1: dist.barrier(); dist.destroy_process_group()
+    if rank_world()[1] > 1:
+        dist.barrier()
+        dist.destroy_process_group()
 
 # %% ../nbs/23_distributed.ipynb #d935a4cf
 class ShardedDL(DistributedDL):
-    "fastai's `DistributedDL` in which a training loader gives process `r` the `r`-th slice of every global batch; the broadcast works on CPUs too."
+    """fastai's `DistributedDL` in which a training loader gives process `r` the `r`-th slice of every global batch.
+    The broadcast works on CPUs too."""
     def _broadcast(self, t, rank):
         if not (dist.is_available() and dist.is_initialized()): return list(t)
         dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
@@ -62,8 +66,11 @@ class DDPTrainer(DistributedTrainer):
 
 @contextmanager
 def distributed_ctx(learn:Learner, sync_bn:bool=True, **kwargs):
-    "Train `learn` with DDP inside this context when several processes were launched (`torchrun`, `accelerate launch`); a no-op otherwise."
-    if launched_processes() == 1: yield learn; return
+    """Train `learn` with DDP inside this context when several processes were launched (torchrun, accelerate launch).
+    A no-op otherwise."""
+    if launched_processes() == 1:
+        yield learn
+        return
     init_distributed(cpu=learn.dls.device.type == 'cpu')
     cb = DDPTrainer(sync_bn=sync_bn, **kwargs)
     learn.add_cb(cb)

@@ -47,12 +47,14 @@ class SeededMasks(Callback):
     order = 5
     def __init__(self, seed:int=0): self.seed = seed
     def before_validate(self):
-        self._ctx = seeded_masks(self.learn.model, self.seed); self._ctx.__enter__()
+        self._ctx = seeded_masks(self.learn.model, self.seed)
+        self._ctx.__enter__()
     def after_validate(self): self._ctx.__exit__(None, None, None)
 
 # %% ../nbs/20_learner.ipynb #e0b38ec2
 class EpochClock(Callback):
-    "Wall-clock seconds of the current epoch (`learn.epoch_clock.seconds`) and of all epochs so far (`.elapsed`, a resumed run's earlier ones included)."
+    """Wall-clock seconds of the current epoch (`learn.epoch_clock.seconds`) and of all epochs so far (`.elapsed`).
+    `.elapsed` includes a resumed run's earlier epochs."""
     order = 0
     def __init__(self): self.done, self.start, self.end = 0., None, None
     def before_fit(self): self.done = float(getattr(self.learn, 'resume_elapsed', 0.) or 0.)   # set by `scale.resume_`
@@ -71,18 +73,22 @@ class EpochClock(Callback):
 
 # %% ../nbs/20_learner.ipynb #aa1cadae
 def logged_values(learn:Learner) -> list:
-    "`ValueMetric`s for the learning rate and the epoch's seconds (a method logs its own values, such as σ, with its metrics)."
-    return [ValueMetric(lambda: learn.opt.hypers[-1]['lr'], 'lr'), ValueMetric(lambda: learn.epoch_clock.seconds, 'seconds')]
+    """`ValueMetric`s for the learning rate and the epoch's seconds.
+    A method logs its own values, such as σ, with its metrics."""
+    return [ValueMetric(lambda: learn.opt.hypers[-1]['lr'], 'lr'),
+            ValueMetric(lambda: learn.epoch_clock.seconds, 'seconds')]
 
 # %% ../nbs/20_learner.ipynb #44f658a6
 def clip_callbacks(clip:str|None) -> list:
-    "Gradient clipping as a recipe says: `'none'`, `'param:V'` (every parameter tensor's norm to V) or `'global:V'` (the global norm)."
+    """Gradient clipping as a recipe says: `'none'`, `'param:V'` or `'global:V'`.
+    `'param:V'` clips every parameter tensor's norm to V, `'global:V'` the global norm."""
     if clip in (None, 'none', ''): return []
     kind, _, v = str(clip).partition(':')
     try: v = float(v)
     except ValueError: v = -1.
     if kind not in ('param', 'global') or not v > 0:
-        raise ValueError(f"clip must be 'none', 'param:V' or 'global:V' with V > 0 (e.g. 'param:5', 'global:3'), got {clip!r}")
+        raise ValueError("clip must be 'none', 'param:V' or 'global:V' with V > 0 (e.g. 'param:5', 'global:3'), "
+                         f"got {clip!r}")
     return [ClipGradPerParam(v)] if kind == 'param' else [GradientClip(v)]
 
 # %% ../nbs/20_learner.ipynb #fccf00a0
@@ -91,7 +97,8 @@ def adamw(betas=(0.9, 0.95), eps=1e-8):
     return partial(Adam, mom=betas[0], sqr_mom=betas[1], eps=eps, decouple_wd=True)
 
 class PretrainLearner(Learner):
-    "A fastai `Learner` with `fit_warmup_cos` and an epoch loop that starts at `resume_epoch` (set by `resume_`, cleared after `fit`)."
+    """A fastai `Learner` with `fit_warmup_cos` and an epoch loop that starts at `resume_epoch`.
+    `resume_epoch` is set by `resume_` and cleared after `fit`."""
     resume_epoch, resume_elapsed = 0, 0.   # the epoch a resumed fit starts at, and the seconds its earlier epochs took
     def _do_fit(self):
         try:
@@ -101,15 +108,19 @@ class PretrainLearner(Learner):
         finally: self.resume_epoch, self.resume_elapsed = 0, 0.
 
     def fit_warmup_cos(self, n_epoch:int, lr, warmup_epochs:float=1., min_lr:float=0., wd:float=0.05, cbs=None):
-        "Fit `n_epoch` epochs with per-step linear warm-up over `warmup_epochs` then half-cosine decay, AdamW weight decay `wd`."
+        """Fit `n_epoch` epochs with per-step linear warm-up over `warmup_epochs` then half-cosine decay.
+        AdamW weight decay `wd`."""
         if n_epoch < 1: raise ValueError(f"epochs must be at least 1, got {n_epoch}")
         sched = ParamScheduler({'lr': warmup_cos(lr, min(warmup_epochs / n_epoch, 1.), min_lr)})
         self.fit(n_epoch, lr, wd=wd, cbs=[sched] + list(cbs or []))
 
 # %% ../nbs/20_learner.ipynb #3dcf7117
-def pretrain_learner(dls, method:str=DEFAULT_METHOD, model:nn.Module|None=None, path='.', seed:int=0, csv:str|None='metrics.csv',
-                     cbs=None, recipe:str='laptop', betas=None, clip:str|None=None, config:dict|None=None, **model_kwargs) -> Learner:
-    "A `PretrainLearner` for registered `method` (its model built from `model_kwargs` unless `model` is given) on `dls`; `betas` and `clip` default to the method's `recipe`; the method's callbacks see `config` (the run's settings) and `model_kwargs`."
+def pretrain_learner(dls, method:str=DEFAULT_METHOD, model:nn.Module|None=None, path='.', seed:int=0,
+                     csv:str|None='metrics.csv', cbs=None, recipe:str='laptop', betas=None, clip:str|None=None,
+                     config:dict|None=None, **model_kwargs) -> Learner:
+    """A `PretrainLearner` for registered `method` on `dls`, its model built from `model_kwargs` unless given.
+    `betas` and `clip` default to the method's `recipe`; the method's callbacks see `config` (the run's settings) and
+    `model_kwargs`."""
     spec = get_method(method)
     rec = spec.recipe(recipe)
     betas, clip = tuple(betas or rec.get('betas', (0.9, 0.95))), clip if clip is not None else rec.get('clip', 'none')
@@ -137,8 +148,10 @@ def warmup_cos(lr:float, warmup_pct:float, min_lr:float=0.):
 
 # %% ../nbs/20_learner.ipynb #ce7dc232
 class SaveModelEveryEpoch(Callback):
-    "Save the whole method model to `fname` (in `learn.path`) after every epoch, atomically, from the first process only."
+    "Save the whole method model to `fname` (in `learn.path`) every epoch, atomically, from the first process only."
     order = 70
-    def __init__(self, fname:str='model.safetensors', config:dict|None=None): self.fname, self.config = fname, config or {}
+    def __init__(self, fname:str='model.safetensors', config:dict|None=None):
+        self.fname, self.config = fname, config or {}
     def after_epoch(self):
-        if rank_world()[0] == 0: save_model(self.learn.model, Path(self.learn.path) / self.fname, self.learn.method, self.config)
+        if rank_world()[0] == 0:
+            save_model(self.learn.model, Path(self.learn.path) / self.fname, self.learn.method, self.config)

@@ -17,16 +17,17 @@ __all__ = ['MAE_OFFICIAL', 'MAE_LAPTOP', 'MAE']
 
 # %% ../nbs/11_mae.ipynb #c4a0c2f1
 class MAE(nn.Module):
-    "Masked autoencoder: a timm ViT encoder on the visible patches and a light decoder that regresses the masked pixels."
+    "Masked autoencoder: a timm ViT encoder on the visible patches, a light decoder regressing the masked pixels."
     def __init__(self, arch:str='vit_tiny', img_size:int=32, patch_size:int=4, in_chans:int=3, mask_ratio:float=0.75,
-                 decoder_dim:int=128, decoder_depth:int=2, decoder_heads:int=4, mlp_ratio:float=4., norm_pix_loss:bool=False,
-                 drop_path_rate:float=0., **vit_kwargs):
+                 decoder_dim:int=128, decoder_depth:int=2, decoder_heads:int=4, mlp_ratio:float=4.,
+                 norm_pix_loss:bool=False, drop_path_rate:float=0., **vit_kwargs):
         super().__init__()
         self.mask_ratio = check_ratio(mask_ratio, 'mask_ratio')
         self.grid = grid_size(img_size, patch_size)
         self.num_patches, self.patch_size, self.in_chans = self.grid ** 2, patch_size, in_chans
         if n_keep(self.num_patches, mask_ratio) < 1:
-            raise ValueError(f"mask_ratio={mask_ratio} leaves no visible patch of {self.num_patches}: lower it or use smaller patches")
+            raise ValueError(f"mask_ratio={mask_ratio} leaves no visible patch of {self.num_patches}: "
+                             "lower it or use smaller patches")
         self.norm_pix_loss = norm_pix_loss
         self.encoder = create_vit(arch, img_size, patch_size, in_chans, drop_path_rate=drop_path_rate, **vit_kwargs)
         D = self.encoder.embed_dim
@@ -35,10 +36,12 @@ class MAE(nn.Module):
         pe = torch.from_numpy(sincos_2d(decoder_dim, self.grid, cls_token=True))[None]
         self.decoder_pos_embed = nn.Parameter(pe, requires_grad=False)      # fixed sin-cos, as in MAE
         self.decoder_blocks = nn.ModuleList([Block(decoder_dim, decoder_heads, mlp_ratio, qkv_bias=True,
-                                                   norm_layer=partial(nn.LayerNorm, eps=1e-6)) for _ in range(decoder_depth)])
+                                                   norm_layer=partial(nn.LayerNorm, eps=1e-6))
+                                             for _ in range(decoder_depth)])
         self.decoder_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
         self.decoder_pred = nn.Linear(decoder_dim, patch_size ** 2 * in_chans)
-        init_mae_weights_(nn.ModuleList([self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred]))
+        init_mae_weights_(nn.ModuleList([self.decoder_embed, self.decoder_blocks, self.decoder_norm,
+                                         self.decoder_pred]))
         nn.init.normal_(self.mask_token, std=.02)
         self.generator = None
 
@@ -51,10 +54,12 @@ class MAE(nn.Module):
         return target
 
     def forward_encoder(self, imgs:torch.Tensor, mask_ratio:float|None=None) -> dict:
-        "Mask at random and encode [CLS] + visible tokens: features (B, 1+L, D), `mask` (B, N) True where removed, `ids_restore`."
+        """Mask at random and encode [CLS] + visible tokens.
+        Returns features (B, 1+L, D), `mask` (B, N) True where removed, `ids_restore`."""
         B = imgs.shape[0]
         tokens = self.encoder.patch_embed(imgs)
-        ids_keep, _, ids_restore, mask = random_masking(B, self.num_patches, mask_ratio or self.mask_ratio, imgs.device, self.generator)
+        ids_keep, _, ids_restore, mask = random_masking(B, self.num_patches, mask_ratio or self.mask_ratio, imgs.device,
+                                                        self.generator)
         pos = gather_tokens(self.encoder.pos_embed[:, 1:].expand(B, -1, -1), ids_keep)
         x = encode_tokens(self.encoder, gather_tokens(tokens, ids_keep), pos)
         return dict(x=x, ids_keep=ids_keep, ids_restore=ids_restore, mask=mask)
@@ -82,10 +87,12 @@ class MAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, imgs:torch.Tensor) -> dict:
-        "`mask` (B, N), the reconstruction `rec` (B, C, H, W) in the input's units (per-patch statistics undone with `norm_pix_loss`), `predicted` (B, N) patches."
+        """`mask` (B, N), the reconstruction `rec` (B, C, H, W) in the input's units, `predicted` (B, N) patches.
+        With `norm_pix_loss` the per-patch statistics are undone."""
         out = self(imgs)
         pred = out['pred']
-        if self.norm_pix_loss:   # predictions are in per-patch units: borrow each patch's true mean and std to show them
+        # predictions are in per-patch units: borrow each patch's true mean and std to show them
+        if self.norm_pix_loss:
             t = patchify(imgs, self.patch_size)
             pred = pred * (t.var(-1, keepdim=True) + 1e-6) ** .5 + t.mean(-1, keepdim=True)
         H, W = imgs.shape[-2:]
@@ -93,14 +100,15 @@ class MAE(nn.Module):
         return dict(mask=out['mask'], rec=rec, loss=out['loss'], predicted=torch.ones_like(out['mask']))
 
 # %% ../nbs/11_mae.ipynb #67492291
-MAE_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1.,
-                    wd=0.05, betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, mask_ratio=0.75, norm_pix_loss=False,
-                    decoder_dim=512, decoder_depth=8, decoder_heads=16)
+MAE_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0.,
+                    warmup_epochs=1., wd=0.05, betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2,
+                    mask_ratio=0.75, norm_pix_loss=False, decoder_dim=512, decoder_depth=8, decoder_heads=16)
 MAE_LAPTOP = dict(MAE_OFFICIAL, depth=4, embed_dim=192, num_heads=3, decoder_dim=128, decoder_depth=2, decoder_heads=4,
                   blr=2e-3, patch_size=8, epochs=24, precision='auto')
 
 register_method(MethodSpec(
     'mae', MAE, "reconstruct the pixels of masked patches",
-    options=[(('--norm-pix-loss',), dict(action='store_true', default=None, help="per-patch normalised pixel targets"))],
+    options=[(('--norm-pix-loss',),
+              dict(action='store_true', default=None, help="per-patch normalised pixel targets"))],
     model_args=(*VIT_ARGS, 'mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'norm_pix_loss'),
     official=MAE_OFFICIAL, laptop=MAE_LAPTOP, figure='reconstructions', figures=('reconstructions',)))

@@ -28,7 +28,8 @@ def n_keep(length:int, ratio:float) -> int:
 
 # %% ../nbs/02_masking.ipynb #27b477e1
 def random_masking(bs:int, length:int, ratio:float, device=None, generator:torch.Generator|None=None):
-    "Per-sample random masking by argsort of uniform noise: `(ids_keep, ids_remove, ids_restore, mask)`, `mask` True where removed."
+    """Per-sample random masking by argsort of uniform noise: `(ids_keep, ids_remove, ids_restore, mask)`.
+    `mask` is True where removed."""
     keep = n_keep(length, ratio)
     noise = rank_share(lambda n: torch.rand(n, length, device=device, generator=generator), bs)   # this process's rows
     ids_shuffle = torch.argsort(noise, dim=1)            # small noise: keep, large noise: remove
@@ -52,7 +53,8 @@ def default_min_block(num_patches:int) -> int:
     return max(2, round(16 * num_patches / 196))
 
 # %% ../nbs/02_masking.ipynb #b0f0df94
-def _try_block(mask:list, gh:int, gw:int, max_new:int, min_block:int, log_aspect:tuple, lo:float, hi:float, rng:random.Random):
+def _try_block(mask:list, gh:int, gw:int, max_new:int, min_block:int, log_aspect:tuple, lo:float, hi:float,
+               rng:random.Random):
     "One BEiT attempt loop: place a block with 1..`max_new` new patches into `mask` (list of rows); returns (new, box)."
     for _ in range(10):
         area = rng.uniform(min_block, max_new)
@@ -71,16 +73,20 @@ def _grow(mask:list, gh:int, gw:int, n:int, rng:random.Random):
     "Mask `n` more patches, each an unmasked 4-neighbour of the masked region (any patch if none is masked)."
     for _ in range(n):
         cand = [(i, j) for i in range(gh) for j in range(gw) if not mask[i][j] and
-                any(0 <= i + di < gh and 0 <= j + dj < gw and mask[i + di][j + dj] for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1)))]
+                any(0 <= i + di < gh and 0 <= j + dj < gw and mask[i + di][j + dj]
+                    for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1)))]
         if not cand: cand = [(i, j) for i in range(gh) for j in range(gw) if not mask[i][j]]
-        i, j = rng.choice(cand); mask[i][j] = True
+        i, j = rng.choice(cand)
+        mask[i][j] = True
 
 def block_mask_2d(grid, n_masked:int, min_block:int|None=None, max_block:int|None=None, aspect=(0.3, 1 / 0.3),
                   rng:random.Random|None=None, return_blocks:bool=False):
-    "One BEiT block-wise mask (gh, gw) bool with exactly `n_masked` True; with `return_blocks` also the blocks (top, left, h, w)."
+    """One BEiT block-wise mask (gh, gw) bool with exactly `n_masked` True.
+    With `return_blocks` also the blocks (top, left, h, w)."""
     gh, gw = (grid, grid) if isinstance(grid, int) else grid
     N = gh * gw
-    if not 0 < n_masked < N: raise ValueError(f"n_masked must be between 1 and {N - 1} on a {gh}x{gw} grid, got {n_masked}")
+    if not 0 < n_masked < N:
+        raise ValueError(f"n_masked must be between 1 and {N - 1} on a {gh}x{gw} grid, got {n_masked}")
     lo, hi = aspect
     if not 0 < lo <= hi: raise ValueError(f"aspect must be (min, max) with 0 < min <= max, got {aspect}")
     min_block = default_min_block(N) if min_block is None else min_block
@@ -91,7 +97,8 @@ def block_mask_2d(grid, n_masked:int, min_block:int|None=None, max_block:int|Non
     while count < n_masked:
         new, box = _try_block(mask, gh, gw, min(n_masked - count, max_block), min_block, log_aspect, lo, hi, rng)
         if new == 0: break
-        count += new; blocks.append(box)
+        count += new
+        blocks.append(box)
     _grow(mask, gh, gw, n_masked - count, rng)
     m = torch.tensor(mask, dtype=torch.bool)
     return (m, blocks) if return_blocks else m
@@ -99,17 +106,20 @@ def block_mask_2d(grid, n_masked:int, min_block:int|None=None, max_block:int|Non
 # %% ../nbs/02_masking.ipynb #8a64bf6c
 def block_masking(bs:int, grid, n_masked:int, min_block:int|None=None, max_block:int|None=None, aspect=(0.3, 1 / 0.3),
                   device=None, generator:torch.Generator|None=None) -> torch.Tensor:
-    "BEiT block-wise masks for a batch: (B, N) bool, True where masked, exactly `n_masked` per image, rows in grid order."
+    "BEiT block-wise masks for a batch: (B, N) bool, True where masked, `n_masked` per image, rows in grid order."
     gdev = generator.device if generator is not None else None
-    seeds = rank_share(lambda n: torch.randint(0, 2 ** 62, (n,), generator=generator, device=gdev), bs).tolist()  # one per image
+    # one per image
+    seeds = rank_share(lambda n: torch.randint(0, 2 ** 62, (n,), generator=generator, device=gdev), bs).tolist()
     masks = [block_mask_2d(grid, n_masked, min_block, max_block, aspect, random.Random(s)).flatten() for s in seeds]
     return torch.stack(masks).to(device)
 
 # %% ../nbs/02_masking.ipynb #d719bf73
 def mask_ids(mask:torch.Tensor):
-    "Indices of the visible and the masked patches of a (B, N) mask with the same count per row: `(ids_keep, ids_masked)`, each in grid order."
+    """Indices of the visible and the masked patches of a (B, N) mask with the same count per row.
+    Returns `(ids_keep, ids_masked)`, each in grid order."""
     counts = mask.sum(1)
-    if len(counts) and not (counts == counts[0]).all(): raise ValueError(f"every row must mask the same number of patches, got {counts.tolist()}")
+    if len(counts) and not (counts == counts[0]).all():
+        raise ValueError(f"every row must mask the same number of patches, got {counts.tolist()}")
     order = torch.argsort(mask.int(), dim=1, stable=True)    # visible first, then masked, each ascending
     k = mask.shape[1] - int(counts[0]) if len(counts) else 0
     return order[:, :k], order[:, k:]

@@ -23,7 +23,8 @@ __all__ = ['VIT_INITS', 'MOCOV3_OFFICIAL', 'MOCOV3_LAPTOP', 'concat_all_gather',
 # %% ../nbs/14_mocov3.ipynb #a86b2fa8
 @torch.no_grad()
 def concat_all_gather(x:torch.Tensor) -> tuple:
-    "`(rows of x from all processes, concatenated in rank order; the index of this process's first row)`; `(x, 0)` without a process group."
+    """`(rows of x from all processes, concatenated in rank order; the index of this process's first row)`.
+    `(x, 0)` without a process group."""
     rank, world = rank_world()
     if world == 1: return x, 0
     n = torch.tensor([x.shape[0]], device=x.device)
@@ -41,15 +42,21 @@ def _all_reduce(x:torch.Tensor) -> torch.Tensor:
     if x.requires_grad and torch.is_grad_enabled():
         from torch.distributed.nn.functional import all_reduce
         return all_reduce(x)
-    x = x.detach().clone(); dist.all_reduce(x); return x
+    x = x.detach().clone()
+    dist.all_reduce(x)
+    return x
 
 class GlobalBatchNorm1d(nn.Module):
-    "BatchNorm1d on (B, C) whose training statistics are those of the global batch of all processes (a process group of >1 processes), else `nn.BatchNorm1d`'s."
+    """BatchNorm1d on (B, C) whose training statistics are those of the global batch of all processes.
+    That is in a process group of >1 processes, else `nn.BatchNorm1d`'s."""
     def __init__(self, num_features:int, eps:float=1e-5, momentum:float=0.1, affine:bool=True):
         super().__init__()
         self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine
-        if affine: self.weight, self.bias = nn.Parameter(torch.ones(num_features)), nn.Parameter(torch.zeros(num_features))
-        else: self.register_parameter('weight', None); self.register_parameter('bias', None)
+        if affine:
+            self.weight, self.bias = nn.Parameter(torch.ones(num_features)), nn.Parameter(torch.zeros(num_features))
+        else:
+            self.register_parameter('weight', None)
+            self.register_parameter('bias', None)
         self.register_buffer('running_mean', torch.zeros(num_features))
         self.register_buffer('running_var', torch.ones(num_features))
         self.register_buffer('num_batches_tracked', torch.tensor(0, dtype=torch.long))
@@ -57,12 +64,14 @@ class GlobalBatchNorm1d(nn.Module):
     def extra_repr(self): return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:
-        if x.ndim != 2: raise ValueError(f"GlobalBatchNorm1d takes (batch, features) tensors, got shape {tuple(x.shape)}")
+        if x.ndim != 2:
+            raise ValueError(f"GlobalBatchNorm1d takes (batch, features) tensors, got shape {tuple(x.shape)}")
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0., self.eps)
         self.num_batches_tracked.add_(1)
         if rank_world()[1] == 1:
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, True, self.momentum, self.eps)
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, True, self.momentum,
+                                self.eps)
         xf = x.float()
         s = _all_reduce(torch.cat([xf.sum(0), xf.new_tensor([float(x.shape[0])])]))
         n, mean = s[-1].detach(), s[:-1] / s[-1].detach()
@@ -76,7 +85,8 @@ class GlobalBatchNorm1d(nn.Module):
 
 # %% ../nbs/14_mocov3.ipynb #5149c3ce
 def build_mlp(num_layers:int, in_dim:int, mlp_dim:int, out_dim:int, last_bn:bool=True) -> nn.Sequential:
-    "MoCo v3's MLP: `num_layers` x `Linear(bias=False)`, with `GlobalBatchNorm1d` + ReLU between them and a non-affine BN at the end."
+    """MoCo v3's MLP: `num_layers` x `Linear(bias=False)`.
+    `GlobalBatchNorm1d` + ReLU between them and a non-affine BN at the end."""
     if num_layers < 1: raise ValueError(f"an MLP needs at least one layer, got num_layers={num_layers}")
     layers = []
     for l in range(num_layers):
@@ -90,7 +100,8 @@ def build_mlp(num_layers:int, in_dim:int, mlp_dim:int, out_dim:int, last_bn:bool
 VIT_INITS = ('mocov3', 'mae')
 
 def init_mocov3_vit_(vit:nn.Module) -> nn.Module:
-    "`vits.py`'s init, in place: xavier-uniform linears (qkv as three matrices), zero biases, xavier patch projection, cls_token ~ N(0, 1e-6)."
+    """`vits.py`'s init, in place: xavier-uniform linears (qkv as three matrices), zero biases.
+    Also a xavier patch projection and cls_token ~ N(0, 1e-6)."""
     for name, m in vit.named_modules():
         if isinstance(m, nn.Linear):
             if 'qkv' in name:
@@ -107,8 +118,10 @@ def init_mocov3_vit_(vit:nn.Module) -> nn.Module:
 
 def mocov3_vit(arch:str='vit_tiny', img_size:int=32, patch_size:int=4, in_chans:int=3, pos_embed:str='sincos',
                stop_grad_conv1:bool=True, init:str='mocov3', drop_path_rate:float=0., **kwargs) -> nn.Module:
-    "A timm ViT (`create_vit`) with MoCo v3's init, position embedding `pos_embed` and optionally a frozen random patch projection."
-    if pos_embed not in POS_EMBEDS: raise ValueError(f"unknown pos_embed {pos_embed!r}: use one of {', '.join(POS_EMBEDS)}")
+    """A timm ViT (`create_vit`) with MoCo v3's init and position embedding `pos_embed`.
+    Optionally its random patch projection is frozen."""
+    if pos_embed not in POS_EMBEDS:
+        raise ValueError(f"unknown pos_embed {pos_embed!r}: use one of {', '.join(POS_EMBEDS)}")
     if init not in VIT_INITS: raise ValueError(f"unknown init {init!r}: use one of {', '.join(VIT_INITS)}")
     vit = create_vit(arch, img_size, patch_size, in_chans, drop_path_rate=drop_path_rate, init=init, **kwargs)
     if init == 'mocov3': init_mocov3_vit_(vit)
@@ -118,7 +131,8 @@ def mocov3_vit(arch:str='vit_tiny', img_size:int=32, patch_size:int=4, in_chans:
 
 # %% ../nbs/14_mocov3.ipynb #374b9c4a
 def contrastive_loss(q:torch.Tensor, k:torch.Tensor, temperature:float=0.2) -> tuple:
-    "`(CE(q k^T / T) * 2T, the plain CE, top-1 accuracy)` of queries `q` (N, d) against the keys `k` of all processes (l2-normalised here)."
+    """`(CE(q k^T / T) * 2T, the plain CE, top-1 accuracy)` of queries `q` (N, d) against the keys `k` of all processes.
+    Both are l2-normalised here."""
     q, k = F.normalize(q.float(), dim=1), F.normalize(k.float(), dim=1)
     k, offset = concat_all_gather(k)
     logits = q @ k.T / temperature
@@ -128,24 +142,28 @@ def contrastive_loss(q:torch.Tensor, k:torch.Tensor, temperature:float=0.2) -> t
 
 # %% ../nbs/14_mocov3.ipynb #9f1ac34f
 class MoCoV3(nn.Module):
-    "MoCo v3: a ViT + projector + predictor (queries) against an EMA copy of ViT + projector (keys), symmetric InfoNCE at temperature `temperature`."
+    """MoCo v3: a ViT + projector + predictor (queries) against an EMA copy of ViT + projector (keys).
+    The loss is symmetric InfoNCE at temperature `temperature`."""
     def __init__(self, arch:str='vit_tiny', img_size:int=32, patch_size:int=4, in_chans:int=3, proj_dim:int=256,
                  mlp_dim:int=4096, temperature:float=0.2, momentum:float=0.99, stop_grad_conv1:bool=True,
                  pos_embed:str='sincos', init:str='mocov3', drop_path_rate:float=0., **vit_kwargs):
         super().__init__()
         if not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature}")
         if not 0 <= momentum <= 1: raise ValueError(f"momentum must be in [0, 1] (0.99 in the paper), got {momentum}")
-        if min(proj_dim, mlp_dim) < 1: raise ValueError(f"proj_dim and mlp_dim must be positive, got {proj_dim} and {mlp_dim}")
+        if min(proj_dim, mlp_dim) < 1:
+            raise ValueError(f"proj_dim and mlp_dim must be positive, got {proj_dim} and {mlp_dim}")
         self.temperature, self.base_momentum, self.momentum = float(temperature), float(momentum), float(momentum)
         self.pos_embed_type, self.generator = pos_embed, None
-        self.encoder = mocov3_vit(arch, img_size, patch_size, in_chans, pos_embed, stop_grad_conv1, init, drop_path_rate, **vit_kwargs)
+        self.encoder = mocov3_vit(arch, img_size, patch_size, in_chans, pos_embed, stop_grad_conv1, init,
+                                  drop_path_rate, **vit_kwargs)
         self.projector = build_mlp(3, self.encoder.embed_dim, mlp_dim, proj_dim)
         self.predictor = build_mlp(2, proj_dim, mlp_dim, proj_dim)
         self.momentum_encoder, self.momentum_projector = copy.deepcopy(self.encoder), copy.deepcopy(self.projector)
         for p in self.momentum_params(): p.requires_grad_(False)
 
     def base_params(self) -> list: return [*self.encoder.parameters(), *self.projector.parameters()]
-    def momentum_params(self) -> list: return [*self.momentum_encoder.parameters(), *self.momentum_projector.parameters()]
+    def momentum_params(self) -> list:
+        return [*self.momentum_encoder.parameters(), *self.momentum_projector.parameters()]
 
     @torch.no_grad()
     def update_momentum_encoder(self, m:float):
@@ -167,13 +185,15 @@ class MoCoV3(nn.Module):
         return self.momentum_projector(encode_image(self.momentum_encoder, imgs)[:, 0])
 
     def forward_loss(self, q1, q2, k1, k2) -> dict:
-        "`ctr(q1, k2) + ctr(q2, k1)` with keys gathered over processes; parts: `loss_ctr` (mean plain CE) and `acc` (mean top-1)."
+        """`ctr(q1, k2) + ctr(q2, k1)` with keys gathered over processes.
+        Its parts: `loss_ctr` (mean plain CE) and `acc` (mean top-1)."""
         l12, ce12, a12 = contrastive_loss(q1, k2, self.temperature)
         l21, ce21, a21 = contrastive_loss(q2, k1, self.temperature)
         return dict(loss=l12 + l21, loss_ctr=(ce12 + ce21) / 2, acc=(a12 + a21) / 2)
 
     def forward(self, x1:torch.Tensor, x2:torch.Tensor) -> dict:
-        q1, q2 = self.forward_decoder(self.forward_encoder(x1)['cls']), self.forward_decoder(self.forward_encoder(x2)['cls'])
+        q1, q2 = (self.forward_decoder(self.forward_encoder(x1)['cls']),
+                  self.forward_decoder(self.forward_encoder(x2)['cls']))
         if self.training: self.update_momentum_encoder(self.momentum)
         k1, k2 = self.momentum_keys(x1), self.momentum_keys(x2)
         out = self.forward_loss(q1, q2, k1, k2)
@@ -193,7 +213,8 @@ class MomentumSchedule(Callback):
 
 # %% ../nbs/14_mocov3.ipynb #79e84031
 def mocov3_views(generator=None) -> list:
-    "BYOL's two asymmetric views as `data.view_settings` dicts: colour jitter p .8, grayscale p .2, blur p 1 / .1, solarize p 0 / .2."
+    """BYOL's two asymmetric views as `data.view_settings` dicts.
+    Colour jitter p .8, grayscale p .2, blur p 1 / .1, solarize p 0 / .2."""
     def tfms(blur_p, solarize_p):
         return (partial(color_jitter, brightness=.4, contrast=.4, saturation=.2, hue=.1, p=.8, generator=generator),
                 partial(random_grayscale, p=.2, generator=generator),
@@ -203,22 +224,26 @@ def mocov3_views(generator=None) -> list:
 
 # %% ../nbs/14_mocov3.ipynb #a3fb1c11
 MOCOV3_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0.,
-                       warmup_epochs=8 * 40 / 300, wd=0.1, betas=(0.9, 0.999), clip='none', drop_path=0., min_scale=0.08,
-                       temperature=0.2, momentum=0.99, stop_grad_conv1=True, pos_embed='sincos', vit_init='mocov3',
-                       proj_dim=256, mlp_dim=4096)
+                       warmup_epochs=8 * 40 / 300, wd=0.1, betas=(0.9, 0.999), clip='none', drop_path=0.,
+                       min_scale=0.08, temperature=0.2, momentum=0.99, stop_grad_conv1=True, pos_embed='sincos',
+                       vit_init='mocov3', proj_dim=256, mlp_dim=4096)
 MOCOV3_LAPTOP = dict(MOCOV3_OFFICIAL, depth=4, embed_dim=192, num_heads=3, patch_size=8, proj_dim=128, mlp_dim=512,
                      blr=2e-3, epochs=16, warmup_epochs=2., min_scale=0.3, momentum=0.9, precision='auto')
 
 register_method(MethodSpec(
-    'mocov3', MoCoV3, "contrast two augmented views against a momentum encoder (MoCo v3, the seeds' contrastive baseline)",
+    'mocov3', MoCoV3, "contrast two augmented views against a momentum encoder "
+                      "(MoCo v3, the seeds' contrastive baseline)",
     options=[(('--temperature',), dict(type=float, help="softmax temperature T of the contrastive loss (0.2)")),
              (('--momentum',), dict(type=float, help="base EMA momentum m_0, raised to 1 on a half cosine (0.99)")),
-             (('--stop-grad-conv1',), dict(action=argparse.BooleanOptionalAction, help="freeze the random patch projection (on in the paper; --no-stop-grad-conv1 trains it)")),
+             (('--stop-grad-conv1',), dict(action=argparse.BooleanOptionalAction,
+                                           help="freeze the random patch projection "
+                                                "(on in the paper; --no-stop-grad-conv1 trains it)")),
              (('--pos-embed',), dict(choices=POS_EMBEDS, help="position embedding: fixed sin-cos, learned, or none")),
              (('--vit-init',), dict(choices=VIT_INITS, help="ViT init: MoCo v3's (vits.py) or MAE's")),
              (('--proj-dim',), dict(type=int, help="output width of projector and predictor (256)")),
              (('--mlp-dim',), dict(type=int, help="hidden width of projector and predictor (4096)"))],
-    model_args=(*VIT_ARGS, 'temperature', 'momentum', 'stop_grad_conv1', 'pos_embed', ('vit_init', 'init'), 'proj_dim', 'mlp_dim'),
+    model_args=(*VIT_ARGS, 'temperature', 'momentum', 'stop_grad_conv1', 'pos_embed', ('vit_init', 'init'), 'proj_dim',
+                'mlp_dim'),
     cbs=lambda model, config: [MomentumSchedule(unwrap(model).base_momentum)],
     metrics=lambda: [OutputMean('loss_ctr'), OutputMean('acc', 'ctr_acc'), OutputMean('momentum')],
     views=mocov3_views(), official=MOCOV3_OFFICIAL, laptop=MOCOV3_LAPTOP))

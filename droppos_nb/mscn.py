@@ -42,7 +42,8 @@ def _prob(v, name:str):
     if not 0 <= v <= 1: raise ValueError(f"{name} must be a probability in [0, 1], got {v}")
 
 def mscn_settings(settings:dict|None=None, **kw) -> dict:
-    "`MSCN_DEFAULTS` updated with `settings` and `kw`, checked: unknown names and impossible values get a ValueError naming the fix."
+    """`MSCN_DEFAULTS` updated with `settings` and `kw`, checked.
+    Unknown names and impossible values get a ValueError naming the fix."""
     s = {**MSCN_DEFAULTS, **(settings or {}), **kw}
     bad = sorted(set(s) - set(MSCN_DEFAULTS))
     if bad: raise ValueError(f"unknown MSCN setting(s) {bad}: use {', '.join(MSCN_DEFAULTS)}")
@@ -54,14 +55,18 @@ def mscn_settings(settings:dict|None=None, **kw) -> dict:
     if not 0 <= lo <= hi < 1: raise ValueError(f"mask_ratio must satisfy 0 <= low <= high < 1, got {s['mask_ratio']}")
     lo, hi = s['focal_scale']
     if not 0 < lo <= hi <= 1: raise ValueError(f"focal_scale must satisfy 0 < low <= high <= 1, got {s['focal_scale']}")
-    if not (isinstance(s['grid_size'], int) and s['grid_size'] >= 1): raise ValueError(f"grid_size must be a whole number of pixels >= 1, got {s['grid_size']}")
+    if not (isinstance(s['grid_size'], int) and s['grid_size'] >= 1):
+        raise ValueError(f"grid_size must be a whole number of pixels >= 1, got {s['grid_size']}")
     if not (isinstance(s['hp_kernel'], int) and s['hp_kernel'] >= 3 and s['hp_kernel'] % 2):
         raise ValueError(f"hp_kernel must be an odd whole number >= 3, got {s['hp_kernel']}")
     if not s['hp_sigma'] > 0: raise ValueError(f"hp_sigma must be > 0, got {s['hp_sigma']}")
-    if not s['noise_std'] >= 0: raise ValueError(f"noise_std must be >= 0 (0: zeros in the masked area), got {s['noise_std']}")
-    if not (isinstance(s['n_masks'], int) and s['n_masks'] >= 1): raise ValueError(f"n_masks must be a whole number >= 1, got {s['n_masks']}")
+    if not s['noise_std'] >= 0:
+        raise ValueError(f"noise_std must be >= 0 (0: zeros in the masked area), got {s['noise_std']}")
+    if not (isinstance(s['n_masks'], int) and s['n_masks'] >= 1):
+        raise ValueError(f"n_masks must be a whole number >= 1, got {s['n_masks']}")
     for k in ('high_pass', 'crops', 'color'): s[k] = bool(s[k])
-    s['hp_sigma'], s['noise_std'], s['focal_p'], s['channel_p'] = map(float, (s['hp_sigma'], s['noise_std'], s['focal_p'], s['channel_p']))
+    s['hp_sigma'], s['noise_std'], s['focal_p'], s['channel_p'] = map(float, (s['hp_sigma'], s['noise_std'],
+                                                                              s['focal_p'], s['channel_p']))
     return s
 
 # %% ../nbs/15_mscn.ipynb #799826af
@@ -75,7 +80,8 @@ def split_generator(generator:torch.Generator|None, n:int, device=None) -> list:
 def high_pass(x:torch.Tensor, kernel:int=5, sigma:float=1.) -> torch.Tensor:
     "`x - GaussianBlur(kernel, sigma)(x)` of images (B, C, H, W), each channel on its own, borders reflected."
     B, C, H, W = x.shape
-    if kernel // 2 >= min(H, W): raise ValueError(f"hp_kernel {kernel} is too large for {H}x{W} images: use one below {2 * min(H, W) - 1}")
+    if kernel // 2 >= min(H, W):
+        raise ValueError(f"hp_kernel {kernel} is too large for {H}x{W} images: use one below {2 * min(H, W) - 1}")
     k = gaussian_kernels(torch.tensor([float(sigma)], device=x.device, dtype=x.dtype), kernel)[0]
     y, p = x.reshape(B * C, 1, H, W), kernel // 2
     y = F.conv2d(F.pad(y, (p, p, 0, 0), mode='reflect'), k.view(1, 1, 1, -1))
@@ -83,8 +89,10 @@ def high_pass(x:torch.Tensor, kernel:int=5, sigma:float=1.) -> torch.Tensor:
     return x - y.reshape(B, C, H, W)
 
 # %% ../nbs/15_mscn.ipynb #347baeb8
-def grid_masks(B:int, C:int, H:int, W:int, grid_size:int, ratio=(0.3, 0.3), generator=None, device=None) -> torch.Tensor:
-    "Independent grid masks (B, C, H, W) for every image and channel: `round(r * cells)` cells of `grid_size` px, r ~ U(ratio)."
+def grid_masks(B:int, C:int, H:int, W:int, grid_size:int, ratio=(0.3, 0.3), generator=None,
+               device=None) -> torch.Tensor:
+    """Independent grid masks (B, C, H, W) for every image and channel.
+    Each masks `round(r * cells)` cells of `grid_size` px, r ~ U(ratio)."""
     lo, hi = _pair(ratio, 'mask_ratio')
     gh, gw = math.ceil(H / grid_size), math.ceil(W / grid_size)
     dev = device if device is not None else (generator.device if generator is not None else 'cpu')
@@ -95,7 +103,8 @@ def grid_masks(B:int, C:int, H:int, W:int, grid_size:int, ratio=(0.3, 0.3), gene
     return cells.repeat_interleave(grid_size, 2).repeat_interleave(grid_size, 3)[..., :H, :W]
 
 def focal_masks(B:int, H:int, W:int, scale=(0.2, 0.6), ratio=(3/4, 4/3), generator=None, device=None) -> torch.Tensor:
-    "Focal masks (B, H, W): everything masked but one random rectangle of area share ~ U(scale) and aspect ratio in `ratio`."
+    """Focal masks (B, H, W): everything masked but one random rectangle.
+    Its area share is ~ U(scale) and its aspect ratio in `ratio`."""
     dev = device if device is not None else (generator.device if generator is not None else 'cpu')
     u = torch.rand(B, 4, generator=generator, device=dev)
     area = (scale[0] + (scale[1] - scale[0]) * u[:, 0]) * H * W
@@ -111,7 +120,8 @@ def focal_masks(B:int, H:int, W:int, scale=(0.2, 0.6), ratio=(3/4, 4/3), generat
 
 # %% ../nbs/15_mscn.ipynb #feb94998
 def mask_images(x:torch.Tensor, settings:dict|None=None, generator=None) -> tuple:
-    "Masked images and the mask (B, C, H, W), True where masked: focal or grid masks, spatial or channel-wise, filled with noise or zeros."
+    """Masked images and the mask (B, C, H, W), True where masked.
+    Focal or grid masks, spatial or channel-wise, filled with noise or zeros."""
     s = mscn_settings(settings)
     B, C, H, W = x.shape
     gm, gf, gc, gn = split_generator(generator, 4, x.device)
@@ -135,7 +145,8 @@ def normalize(x:torch.Tensor) -> torch.Tensor:
     return (x - _MEAN.to(x)) / _STD.to(x)
 
 def branch_views(x:torch.Tensor, settings:dict|None=None, branch:int=0, n:int=1, generator=None) -> tuple:
-    "`n` views of branch `branch` (0 or 1) of the normalised images `x`, and their masks: colour, blur, high-pass, masks."
+    """`n` views of branch `branch` (0 or 1) of the normalised images `x`, and their masks.
+    The steps: colour, blur, high-pass, masks."""
     s = mscn_settings(settings)
     x = x.as_subclass(torch.Tensor)
     gc, gb, gp, gm = split_generator(generator, 4, x.device)
@@ -150,11 +161,13 @@ def branch_views(x:torch.Tensor, settings:dict|None=None, branch:int=0, n:int=1,
     for j in range(n):
         xm, m = mask_images(x, s, gm)
         m = m & on[j][:, None, None, None]
-        views.append(torch.where(m, xm, x)); masks.append(m)
+        views.append(torch.where(m, xm, x))
+        masks.append(m)
     return views, masks
 
 def mscn_views(x1:torch.Tensor, x2:torch.Tensor|None=None, settings:dict|None=None, generator=None) -> dict:
-    "Both branches' views of crops `x1`, `x2` (`x2` unused when `crops` is off): `views1` (one), `views2` (`n_masks`), and their masks."
+    """Both branches' views of crops `x1`, `x2` (`x2` unused when `crops` is off).
+    Returns `views1` (one), `views2` (`n_masks`), and their masks."""
     s = mscn_settings(settings)
     if not s['crops'] or x2 is None: x2 = x1
     g1, g2 = split_generator(generator, 2, x1.device)
@@ -178,8 +191,10 @@ MSCN_PATH = [
     ('multi-mask',   dict(n_masks=2), 67.4)]
 
 def path_config(k:int, recipe:dict|None=None) -> dict:
-    "The settings of `recipe` (default `MSCN_LAPTOP`) with every path step off, then the first `k` steps of `MSCN_PATH` on."
-    if not (isinstance(k, int) and 0 <= k <= len(MSCN_PATH)): raise ValueError(f"k must be a whole number in 0..{len(MSCN_PATH)}, got {k!r}")
+    """The settings of `recipe` (default `MSCN_LAPTOP`) with every path step off.
+    Then the first `k` steps of `MSCN_PATH` are on."""
+    if not (isinstance(k, int) and 0 <= k <= len(MSCN_PATH)):
+        raise ValueError(f"k must be a whole number in 0..{len(MSCN_PATH)}, got {k!r}")
     recipe = dict(MSCN_LAPTOP if recipe is None else recipe)
     cfg = {**recipe, **PATH_OFF}
     for _, delta, _ in MSCN_PATH[:k]:
@@ -188,7 +203,8 @@ def path_config(k:int, recipe:dict|None=None) -> dict:
 
 # %% ../nbs/15_mscn.ipynb #a4106b56
 def nt_xent(z1:torch.Tensor, z2:torch.Tensor, temperature:float=0.2) -> torch.Tensor:
-    "SimCLR's NT-Xent loss of the pairs (z1[i], z2[i]): cross-entropy of each of the 2B embeddings picking its partner among the other 2B - 1 (cosine / T)."
+    """SimCLR's NT-Xent loss of the pairs (z1[i], z2[i]).
+    The cross-entropy of each of the 2B embeddings picking its partner among the other 2B - 1 (cosine / T)."""
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
     B = len(z1)
     sim = (z @ z.T / temperature).fill_diagonal_(float('-inf'))
@@ -197,21 +213,31 @@ def nt_xent(z1:torch.Tensor, z2:torch.Tensor, temperature:float=0.2) -> torch.Te
 
 # %% ../nbs/15_mscn.ipynb #0232b5df
 class MSCN(nn.Module):
-    "Masked siamese ConvNet: a timm CNN (`encoder`) + SimCLR projector, trained with NT-Xent on MSCN's masked views (made in `forward`)."
+    """Masked siamese ConvNet: a timm CNN (`encoder`) + SimCLR projector.
+    Trained with NT-Xent on MSCN's masked views (made in `forward`)."""
     def __init__(self, arch:str='resnet18', img_size:int=32, proj_hidden:int=2048, proj_dim:int=128, loss:str='simclr',
-                 temperature:float=0.2, drop_path_rate:float=0., grid_size:int=8, mask_ratio=(0.3, 0.3), high_pass:bool=False,
-                 hp_kernel:int=5, hp_sigma:float=1., focal_p:float=0., focal_scale=(0.2, 0.6), crops:bool=False,
-                 noise_std:float=0., channel_p:float=0., color:bool=False, blur_p=(0., 0.), mask_p=(0., 0.), n_masks:int=1):
+                 temperature:float=0.2, drop_path_rate:float=0., grid_size:int=8, mask_ratio=(0.3, 0.3),
+                 high_pass:bool=False, hp_kernel:int=5, hp_sigma:float=1., focal_p:float=0., focal_scale=(0.2, 0.6),
+                 crops:bool=False, noise_std:float=0., channel_p:float=0., color:bool=False, blur_p=(0., 0.),
+                 mask_p=(0., 0.), n_masks:int=1):
         super().__init__()
         if loss != 'simclr': raise ValueError(f"unknown loss {loss!r}: MSCN here trains with 'simclr' (NT-Xent)")
         if not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.settings = mscn_settings(dict(grid_size=grid_size, mask_ratio=mask_ratio, high_pass=high_pass, hp_kernel=hp_kernel,
-            hp_sigma=hp_sigma, focal_p=focal_p, focal_scale=focal_scale, crops=crops, noise_std=noise_std, channel_p=channel_p,
-            color=color, blur_p=blur_p, mask_p=mask_p, n_masks=n_masks))
-        if grid_size > img_size: raise ValueError(f"grid_size {grid_size} px is larger than the {img_size}-px images: use a smaller --grid-size")
-        if self.settings['high_pass'] and hp_kernel // 2 >= img_size: raise ValueError(f"hp_kernel {hp_kernel} is too large for {img_size}-px images")
-        try: self.encoder = timm.create_model(arch, pretrained=False, num_classes=0, **({'drop_path_rate': drop_path_rate} if drop_path_rate else {}))
-        except RuntimeError as e: raise ValueError(f"unknown architecture {arch!r}: pass a timm CNN name such as resnet18 ({e})") from None
+        self.settings = mscn_settings(dict(grid_size=grid_size, mask_ratio=mask_ratio, high_pass=high_pass,
+                                           hp_kernel=hp_kernel, hp_sigma=hp_sigma, focal_p=focal_p,
+                                           focal_scale=focal_scale, crops=crops, noise_std=noise_std,
+                                           channel_p=channel_p, color=color, blur_p=blur_p, mask_p=mask_p,
+                                           n_masks=n_masks))
+        if grid_size > img_size:
+            raise ValueError(f"grid_size {grid_size} px is larger than the {img_size}-px images: "
+                             "use a smaller --grid-size")
+        if self.settings['high_pass'] and hp_kernel // 2 >= img_size:
+            raise ValueError(f"hp_kernel {hp_kernel} is too large for {img_size}-px images")
+        try:
+            self.encoder = timm.create_model(arch, pretrained=False, num_classes=0,
+                                             **({'drop_path_rate': drop_path_rate} if drop_path_rate else {}))
+        except RuntimeError as e:
+            raise ValueError(f"unknown architecture {arch!r}: pass a timm CNN name such as resnet18 ({e})") from None
         if hasattr(self.encoder, 'blocks') and hasattr(self.encoder, 'patch_embed'):
             raise ValueError(f"{arch} is a ViT: MSCN is the masked siamese *ConvNet*; pass a timm CNN such as resnet18")
         nf = self.encoder.num_features
@@ -233,7 +259,8 @@ class MSCN(nn.Module):
         return self.projector(x)
 
     def forward_loss(self, z1:torch.Tensor, *z2s:torch.Tensor) -> dict:
-        "NT-Xent of branch 1 against each branch-2 view, averaged (`loss`), and the mean cosine of the positive pairs (`pos_sim`)."
+        """NT-Xent of branch 1 against each branch-2 view, averaged (`loss`).
+        Also the mean cosine of the positive pairs (`pos_sim`)."""
         loss = torch.stack([nt_xent(z1, z2, self.temperature) for z2 in z2s]).mean()
         pos = torch.stack([F.cosine_similarity(z1.float(), z2.float(), dim=1).mean() for z2 in z2s]).mean()
         return dict(loss=loss, pos_sim=pos.detach())
@@ -247,12 +274,14 @@ class MSCN(nn.Module):
 
 # %% ../nbs/15_mscn.ipynb #976d4e23
 _SIZES_224 = dict(grid_size=32, hp_kernel=11, hp_sigma=5.)
-MSCN_ARTICLE = dict(arch='resnet50', img_size=224, epochs=100, bs=4096, blr=1.5e-4, min_lr=0., warmup_epochs=10., wd=0.1,
-                    betas=(0.9, 0.999), clip='none', drop_path=0., min_scale=0.08, proj_hidden=2048, proj_dim=128,
-                    loss='simclr', temperature=0.1, mask_ratio=(0.15, 0.15), focal_scale=(0.2, 0.6), **_SIZES_224)
+MSCN_ARTICLE = dict(arch='resnet50', img_size=224, epochs=100, bs=4096, blr=1.5e-4, min_lr=0., warmup_epochs=10.,
+                    wd=0.1, betas=(0.9, 0.999), clip='none', drop_path=0., min_scale=0.08, proj_hidden=2048,
+                    proj_dim=128, loss='simclr', temperature=0.1, mask_ratio=(0.15, 0.15), focal_scale=(0.2, 0.6),
+                    **_SIZES_224)
 MSCN_LAPTOP = dict(arch='resnet18', img_size=32, epochs=4, bs=128, blr=4e-3, min_lr=0., warmup_epochs=0.5, wd=0.05,
                    betas=(0.9, 0.999), clip='none', drop_path=0., min_scale=0.2, proj_hidden=512, proj_dim=128,
-                   loss='simclr', temperature=0.2, mask_ratio=(0.3, 0.3), focal_scale=(0.2, 0.6), grid_size=4, hp_kernel=5, hp_sigma=1.)
+                   loss='simclr', temperature=0.2, mask_ratio=(0.3, 0.3), focal_scale=(0.2, 0.6), grid_size=4,
+                   hp_kernel=5, hp_sigma=1.)
 # the final model: every step of the path on
 MSCN_ARTICLE.update(path_config(len(MSCN_PATH), MSCN_ARTICLE))
 MSCN_LAPTOP.update(path_config(len(MSCN_PATH), MSCN_LAPTOP))
@@ -266,12 +295,15 @@ def _options() -> list:
             (('--hp-kernel',), dict(type=int, help="kernel of the high-pass filter's blur (odd)")),
             (('--hp-sigma',), dict(type=float, help="sigma of the high-pass filter's blur, px")),
             (('--focal-p',), dict(type=float, help="share of focal masks (keep one rectangle)")),
-            (('--focal-scale',), dict(type=float, nargs=2, metavar=('LO', 'HI'), help="area share of a focal mask's kept rectangle")),
-            (('--crops',), dict(B, help="different random resized crops per branch (--no-crops: both branches mask one crop)")),
+            (('--focal-scale',), dict(type=float, nargs=2, metavar=('LO', 'HI'),
+                                      help="area share of a focal mask's kept rectangle")),
+            (('--crops',), dict(B, help="different random resized crops per branch "
+                                        "(--no-crops: both branches mask one crop)")),
             (('--noise-std',), dict(type=float, help="std of the noise in the masked area (0: zeros)")),
             (('--channel-p',), dict(type=float, help="probability of channel-wise grid masks")),
             (('--color',), dict(B, help="colour jitter and grayscale before masking")),
-            (('--blur-p',), dict(type=float, nargs=2, metavar=('P1', 'P2'), help="Gaussian blur probability per branch")),
+            (('--blur-p',), dict(type=float, nargs=2, metavar=('P1', 'P2'),
+                                 help="Gaussian blur probability per branch")),
             (('--mask-p',), dict(type=float, nargs=2, metavar=('P1', 'P2'), help="masking probability per branch")),
             (('--n-masks',), dict(type=int, help="masked views of branch 2 (multi-mask)")),
             (('--temperature',), dict(type=float, help="NT-Xent temperature")),
@@ -280,8 +312,10 @@ def _options() -> list:
             (('--loss',), dict(choices=['simclr'], help="joint-embedding loss (SimCLR's NT-Xent)"))]
 
 register_method(MethodSpec(
-    'mscn', MSCN, "masked siamese ConvNet: SimCLR on high-passed, grid/focal/channel-masked, noise-filled views of a timm CNN",
+    'mscn', MSCN, "masked siamese ConvNet: SimCLR on high-passed, grid/focal/channel-masked, "
+                  "noise-filled views of a timm CNN",
     options=_options(),
-    model_args=('arch', 'img_size', ('drop_path', 'drop_path_rate'), 'proj_hidden', 'proj_dim', 'loss', 'temperature', *MSCN_SETTING_ARGS),
+    model_args=('arch', 'img_size', ('drop_path', 'drop_path_rate'), 'proj_hidden', 'proj_dim', 'loss', 'temperature',
+                *MSCN_SETTING_ARGS),
     metrics=lambda: [OutputMean('pos_sim'), OutputMean('mask_share')],
     views=2, export='timm', official=MSCN_ARTICLE, laptop=MSCN_LAPTOP))

@@ -13,7 +13,8 @@ __all__ = ['repo_root', 'runs_dir', 'run_name', 'read_config', 'logged_epochs', 
 
 # %% ../nbs/07_runs.ipynb #b0a1c002
 def repo_root(start=None) -> Path|None:
-    "The droppos_nb checkout holding `start` (default: the working directory): the first folder upwards with our settings.ini."
+    """The droppos_nb checkout holding `start` (default: the working directory).
+    It is the first folder upwards with our settings.ini."""
     p = Path(start or Path.cwd()).resolve()
     for d in (p, *p.parents):
         s = d / 'settings.ini'
@@ -27,7 +28,8 @@ def runs_dir() -> Path:
     return root / 'runs' if root is not None else Path.home() / '.cache' / 'droppos_nb'
 
 def run_name(method:str, data='mnist5k', overrides:dict|None=None) -> str:
-    "The folder of a run: `<method>-<data>` for the laptop recipe (the default run's name), plus a hash of any other settings."
+    """The folder of a run: `<method>-<data>` for the laptop recipe (the default run's name).
+    Any other settings add a hash of them to the name."""
     name = f"{method}-{Path(str(data)).name}"
     if not overrides: return name
     return name + '-' + hashlib.sha1(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -46,7 +48,8 @@ def logged_epochs(run) -> int:
     with f.open() as fh: return sum(1 for _ in csv.DictReader(fh))
 
 def run_finished(run) -> bool:
-    "Whether run folder `run` holds a finished run: `finished` in its config.json (or, for older runs, all epochs logged or no training checkpoint)."
+    """Whether run folder `run` holds a finished run.
+    That is `finished` in its config.json (or, for older runs, all epochs logged or no training checkpoint)."""
     run = Path(run)
     cfg = read_config(run)
     if not cfg or not (run / 'model.safetensors').exists(): return False
@@ -63,7 +66,8 @@ def epoch_seconds(run) -> float|None:
 
 # %% ../nbs/07_runs.ipynb #163a245a
 def attach_provenance(model, path=None):
-    "Set `model.run` and `model.provenance` from the `config.json` beside checkpoint `path` (or the model's run folder); returns the model."
+    """Set `model.run` and `model.provenance` from the `config.json` beside checkpoint `path`; returns the model.
+    Without `path`, from the `config.json` in the model's run folder."""
     if path is not None: model.checkpoint = Path(path)
     run = Path(path).parent if path is not None else getattr(model, 'run', None)
     cfg = read_config(run) if run is not None else {}
@@ -75,5 +79,6 @@ def training_log(model):
     import pandas as pd
     run = getattr(model, 'run', None)
     if run is None or not (Path(run) / 'metrics.csv').exists():
-        raise FileNotFoundError(f"{type(model).__name__} has no run folder with a metrics.csv: load it from a run's model.safetensors")
+        raise FileNotFoundError(f"{type(model).__name__} has no run folder with a metrics.csv: "
+                                "load it from a run's model.safetensors")
     return pd.read_csv(Path(run) / 'metrics.csv').drop(columns=['time'], errors='ignore').round(4)

@@ -23,12 +23,16 @@ class CPUAutocast(Callback):
     "bf16 autocast on the CPU around forward and loss (fastai's `MixedPrecision` is CUDA-only)."
     order = MixedPrecision.order
     def before_batch(self):
-        self.ctx = torch.autocast('cpu', dtype=torch.bfloat16); self.ctx.__enter__()
+        self.ctx = torch.autocast('cpu', dtype=torch.bfloat16)
+        self.ctx.__enter__()
     def after_pred(self):
         if isinstance(self.learn.pred, dict):
-            self.learn.pred = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in self.learn.pred.items()}
+            self.learn.pred = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+                               for k, v in self.learn.pred.items()}
     def _exit(self):
-        if getattr(self, 'ctx', None) is not None: self.ctx.__exit__(None, None, None); self.ctx = None
+        if getattr(self, 'ctx', None) is not None:
+            self.ctx.__exit__(None, None, None)
+            self.ctx = None
     def after_loss(self): self._exit()
     def after_cancel_batch(self): self._exit()
 
@@ -53,19 +57,22 @@ def cpu_name() -> str:
     return _cpuinfo('model name', 'Model', 'Hardware') or platform.processor() or platform.machine()
 
 def cpu_bf16_flags() -> list:
-    "The native-bf16 features the CPU reports (x86: `avx512_bf16`, `amx_bf16`; Arm: `bf16`); empty where none or unknown."
+    "The native-bf16 features the CPU reports (x86: `avx512_bf16`, `amx_bf16`; Arm: `bf16`); empty if none or unknown."
     flags = set((_cpuinfo('flags', 'Features') or '').split())
     return sorted(flags & {'avx512_bf16', 'amx_bf16', 'bf16'})
 
 def _matmul_rate(x:torch.Tensor, seconds:float) -> float:
     x @ x                                           # warm-up: oneDNN picks its kernel on the first call
     t, k = time.perf_counter(), 0
-    while (el := time.perf_counter() - t) < seconds: x @ x; k += 1
+    while (el := time.perf_counter() - t) < seconds:
+        x @ x
+        k += 1
     return k / el
 
 @lru_cache(maxsize=None)
 def cpu_bf16_speedup(n:int=512, seconds:float=0.1) -> float:
-    "How many times faster an `n`x`n` bf16 matmul runs than the fp32 one on this CPU (> 1: native; < 1: emulated); measured once per process."
+    """How many times faster an `n`x`n` bf16 matmul runs than the fp32 one on this CPU (> 1: native; < 1: emulated).
+    Measured once per process."""
     x = torch.randn(n, n, generator=torch.Generator().manual_seed(0))
     return _matmul_rate(x.bfloat16(), seconds) / _matmul_rate(x, seconds)
 
@@ -77,11 +84,13 @@ def _onednn_bf16() -> bool:
     except (AttributeError, RuntimeError): return False
 
 def cpu_bf16() -> tuple:
-    "`(native, why)`: whether this CPU runs bf16 natively, by PyTorch's oneDNN flag and a measured matmul (`cpu_bf16_speedup`)."
+    """`(native, why)`: whether this CPU runs bf16 natively.
+    Judged by PyTorch's oneDNN flag and a measured matmul (`cpu_bf16_speedup`)."""
     if not _onednn_bf16(): return False, "this CPU has no native bf16 (PyTorch's oneDNN reports no bf16 support)"
     s, flags = cpu_bf16_speedup(), cpu_bf16_flags()
     has = f"it reports {', '.join(flags)}" if flags else "it reports no bf16 feature"
-    if s >= BF16_NATIVE_SPEEDUP: return True, f"this CPU runs bf16 natively ({has}; a bf16 matmul measured {s:.1f}x faster than fp32)"
+    if s >= BF16_NATIVE_SPEEDUP:
+        return True, f"this CPU runs bf16 natively ({has}; a bf16 matmul measured {s:.1f}x faster than fp32)"
     pace = f"{1 / s:.1f}x slower" if s < 1 else f"only {s:.1f}x faster"
     return False, f"this CPU has no native bf16 ({has}; a bf16 matmul measured {pace} than fp32)"
 
@@ -90,26 +99,32 @@ class SlowPrecision(UserWarning):
     "An explicitly asked precision that this machine only emulates (much slower than fp32)."
 
 def choose_precision(precision:str|None='auto', device=None) -> tuple:
-    "`(precision, why)` for training on `device`: `'auto'` gives bf16 where the hardware runs it natively, else fp32 (never fp16); an explicit choice is checked."
+    """`(precision, why)` for training on `device`.
+    `'auto'` gives bf16 where the hardware runs it natively, else fp32 (never fp16); an explicit choice is checked."""
     precision = 'auto' if precision is None else precision
     if precision not in ('auto', *PRECISIONS):
         raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}, got {precision!r}")
     dev = torch.device(device if device is not None else 'cpu')
     if dev.type == 'cuda':
         bf16 = torch.cuda.is_bf16_supported()
-        if precision == 'bf16' and not bf16: raise ValueError("this GPU has no bf16: use --precision fp16 or fp32 (or auto)")
+        if precision == 'bf16' and not bf16:
+            raise ValueError("this GPU has no bf16: use --precision fp16 or fp32 (or auto)")
         if precision != 'auto': return precision, 'asked for'
         if bf16: return 'bf16', "this GPU runs bf16 natively"
         return 'fp32', "this GPU has no bf16 (fp16 is never chosen by default: pass --precision fp16 for it)"
     if dev.type != 'cpu':
-        if precision not in ('auto', 'fp32'): raise ValueError(f"--precision {precision} needs CUDA or the CPU: use fp32 (or auto) on {dev.type}")
-        return 'fp32', 'asked for' if precision == 'fp32' else f"{dev.type}: fp32 (mixed precision is not set up for it)"
-    if precision == 'fp16': raise ValueError("fp16 training needs CUDA: use --precision bf16 or fp32 (or auto) on the CPU")
+        if precision not in ('auto', 'fp32'):
+            raise ValueError(f"--precision {precision} needs CUDA or the CPU: use fp32 (or auto) on {dev.type}")
+        return 'fp32', ('asked for' if precision == 'fp32'
+                        else f"{dev.type}: fp32 (mixed precision is not set up for it)")
+    if precision == 'fp16':
+        raise ValueError("fp16 training needs CUDA: use --precision bf16 or fp32 (or auto) on the CPU")
     if precision == 'fp32': return 'fp32', 'asked for'
     native, why = cpu_bf16()
     if precision == 'auto': return ('bf16' if native else 'fp32'), why
-    if not native: warnings.warn(f"--precision bf16 asked for, but {why}: training runs several times slower than in fp32 "
-                                 "(--precision auto picks fp32 here)", SlowPrecision, stacklevel=2)
+    if not native:
+        warnings.warn(f"--precision bf16 asked for, but {why}: training runs several times slower than in fp32 "
+                      "(--precision auto picks fp32 here)", SlowPrecision, stacklevel=2)
     return 'bf16', 'asked for'
 
 def precision_callbacks(precision:str='auto', device=None) -> list:
@@ -131,8 +146,10 @@ from fastai.torch_core import find_bs
 from .core import global_sum
 
 class GlobalLossNorm(Callback):
-    "Normalise a weighted-mean loss (`out['loss']` = numerator / `out['loss_den']`) by the denominator of everything one optimiser step saw."
-    order, run_valid = GradientAccumulation.order + 2, False     # after the accumulation's skip, before fp16 unscaling and clipping
+    """Normalise a weighted-mean loss (`out['loss']` = numerator / `out['loss_den']`).
+    It is divided by the denominator of everything one optimiser step saw."""
+    # after the accumulation's skip, before fp16 unscaling and clipping
+    order, run_valid = GradientAccumulation.order + 2, False
     def before_fit(self): self.den, self.n = None, 0
     def after_loss(self):
         den = self.learn.pred.get('loss_den') if isinstance(self.learn.pred, dict) else None
@@ -178,12 +195,14 @@ def _inner(dl):
 
 def _generators(dl) -> list:
     "The `torch.Generator`s of a loader's batch transforms (the random crops)."
-    return [t.generator for t in getattr(getattr(_inner(dl), 'after_batch', None), 'fs', []) if isinstance(getattr(t, 'generator', None), torch.Generator)]
+    return [t.generator for t in getattr(getattr(_inner(dl), 'after_batch', None), 'fs', [])
+            if isinstance(getattr(t, 'generator', None), torch.Generator)]
 
 def rng_state(dls=None) -> dict:
     "Every random state a training epoch draws from, as tensors and plain Python values."
     np_state = np.random.get_state()
-    st = dict(python=random.getstate(), numpy=[np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+    st = dict(python=random.getstate(),
+              numpy=[np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
               torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
     if dls is not None:
         st['train_dl'] = _inner(dls.train).rng.getstate()
@@ -193,7 +212,8 @@ def rng_state(dls=None) -> dict:
 def set_rng_state(st:dict, dls=None):
     "Restore the random states saved by `rng_state`."
     random.setstate(st['python'])
-    n = st['numpy']; np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
+    n = st['numpy']
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
     torch.set_rng_state(st['torch'])
     if st['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
     if dls is not None and 'train_dl' in st:
@@ -202,7 +222,8 @@ def set_rng_state(st:dict, dls=None):
 
 # %% ../nbs/22_scale.ipynb #79afdbb6
 def save_training_state(learn:Learner, path, **extra):
-    "Atomically write `learn`'s model, optimiser, random states, smoothed loss, seconds trained and `extra` (the position in training) to `path`; first process only."
+    """Atomically write `learn`'s model, optimiser, random states, smoothed loss and seconds trained to `path`.
+    Also `extra` (the position in training); first process only."""
     if rank_world()[0] != 0: return     # every process holds the same weights and random states
     path = Path(path)
     tmp = path.with_name(path.name + '.tmp')
@@ -210,30 +231,36 @@ def save_training_state(learn:Learner, path, **extra):
     opt = dict(state=list(opt['state']), hypers=[dict(h) for h in opt['hypers']])   # plain types: loadable weights-only
     scaler = getattr(learn, 'scaler', None)                                           # fp16 on CUDA: the loss scale
     if scaler is not None and scaler.is_enabled(): extra['scaler'] = scaler.state_dict()
-    clock = getattr(learn, 'epoch_clock', None)                                       # for the progress bar of a resumed run
+    # for the progress bar of a resumed run
+    clock = getattr(learn, 'epoch_clock', None)
     if clock is not None: extra.setdefault('elapsed', clock.elapsed)
     torch.save(dict(model=unwrap(learn.model).state_dict(), opt=opt, n_epoch=learn.n_epoch, rng=rng_state(learn.dls),
                     smooth_loss=[learn.recorder.smooth_loss.count, learn.recorder.smooth_loss.val], **extra), tmp)
     os.replace(tmp, path)
 
 class EpochCheckpoint(Callback):
-    "After every epoch, atomically save model, optimiser, next epoch and all random states to `learn.path/fname` (first process only)."
+    """After every epoch, atomically save model, optimiser, next epoch and all random states to `learn.path/fname`.
+    First process only."""
     order = 80   # after the recorder has logged the epoch
     def __init__(self, fname:str='checkpoint.pt'): self.fname = fname
     def after_epoch(self): save_training_state(self.learn, Path(self.learn.path) / self.fname, epoch=self.epoch + 1)
 
 # %% ../nbs/22_scale.ipynb #2d76ad92
 class RestoreSmoothLoss(Callback):
-    "Put the recorder's smoothed training loss (and fp16's loss scale) back at the start of a resumed fit (fastai resets them in `before_fit`), once."
+    """Put the recorder's smoothed training loss (and fp16's loss scale) back at the start of a resumed fit, once.
+    fastai resets them in `before_fit`."""
     order = 55   # after the Recorder and MixedPrecision
-    def __init__(self, count:int, val:torch.Tensor, scaler:dict|None=None): self.count, self.val, self.scaler = count, val, scaler
+    def __init__(self, count:int, val:torch.Tensor, scaler:dict|None=None):
+        self.count, self.val, self.scaler = count, val, scaler
     def before_fit(self):
         self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = self.count, self.val
-        if self.scaler and getattr(self.learn, 'scaler', None) is not None: self.learn.scaler.load_state_dict(self.scaler)
+        if self.scaler and getattr(self.learn, 'scaler', None) is not None:
+            self.learn.scaler.load_state_dict(self.scaler)
     def after_fit(self): self.learn.remove_cb(self)
 
 class ReplayBatches(Callback):
-    "Resume in the middle of an epoch: draw its first `n` training batches again without training on them, then restore the random states `rng` of the moment the run stopped."
+    """Resume in the middle of an epoch: draw its first `n` training batches again without training on them.
+    Then restore the random states `rng` of the moment the run stopped."""
     order = -20   # before any other callback's before_batch (autocast, schedules)
     def __init__(self, n:int, rng:dict): self.n, self.rng = n, rng
     def before_batch(self):
@@ -246,7 +273,8 @@ class ReplayBatches(Callback):
             self.learn.remove_cb(self)
 
 class ResumedProgress(Callback):
-    "Show a resumed fit's progress from where it stopped: the epoch bar starts at `start` of the total, its clock `elapsed` seconds back; once."
+    """Show a resumed fit's progress from where it stopped, once.
+    The epoch bar starts at `start` of the total, its clock `elapsed` seconds back."""
     order = ProgressCallback.order + 1   # after fastai's progress callback has made its bar in `before_fit`
     def __init__(self, start:int, elapsed:float=0.): self.start, self.elapsed = start, elapsed
     def before_fit(self):
@@ -258,9 +286,11 @@ class ResumedProgress(Callback):
     def after_fit(self): self.learn.remove_cb(self)
 
 def load_checkpoint(path) -> dict:
-    "A training checkpoint written by `EpochCheckpoint` or `InterruptCheckpoint`, loaded without unpickling code; clear errors if missing or damaged."
+    """A training checkpoint written by `EpochCheckpoint` or `InterruptCheckpoint`, loaded without unpickling code.
+    Clear errors if it is missing or damaged."""
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"no training checkpoint at {path}: resume needs a run folder written with checkpoints")
+    if not path.exists():
+        raise FileNotFoundError(f"no training checkpoint at {path}: resume needs a run folder written with checkpoints")
     path = check_checkpoint_file(path)              # a folder or an empty file: the shared one-line messages
     try: ck = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
@@ -273,12 +303,15 @@ def load_checkpoint(path) -> dict:
     return ck
 
 def resume_(learn:Learner, ck:dict) -> int:
-    "Load model, optimiser and random states of checkpoint `ck` into `learn`; the next `fit` of a `PretrainLearner` starts at `ck['epoch']` (and batch `ck['iter']`)."
+    """Load model, optimiser and random states of checkpoint `ck` into `learn`.
+    The next `fit` of a `PretrainLearner` starts at `ck['epoch']` (and batch `ck['iter']`)."""
     model = unwrap(learn.model)
     check_state_dict(model, ck['model'], 'training checkpoint')
     model.load_state_dict(ck['model'])
-    learn.create_opt(); learn.opt.load_state_dict(dict(state=ck['opt']['state'], hypers=L(ck['opt']['hypers'])))
-    learn.dls.n_inp   # fastai infers this from one transformed batch on first use: do it now, not after the states are restored
+    learn.create_opt()
+    learn.opt.load_state_dict(dict(state=ck['opt']['state'], hypers=L(ck['opt']['hypers'])))
+    # fastai infers this from one transformed batch on first use: do it now, not after the states are restored
+    learn.dls.n_inp
     if ck.get('iter'):                # stopped in the middle of an epoch: replay its start
         set_rng_state(ck['rng_epoch'], learn.dls)
         learn.add_cb(ReplayBatches(ck['iter'], ck['rng']))
@@ -294,21 +327,30 @@ import signal
 
 class Interrupted(RuntimeError):
     "A run stopped by signal `signum` after saving a checkpoint in folder `run` to resume from."
-    def __init__(self, msg:str, signum:int, run): super().__init__(msg); self.msg, self.signum, self.run = msg, signum, Path(run)
+    def __init__(self, msg:str, signum:int, run):
+        super().__init__(msg)
+        self.msg, self.signum, self.run = msg, signum, Path(run)
 
 class InterruptCheckpoint(Callback):
-    "On SIGINT or SIGTERM, finish the optimiser step under way, save a checkpoint that resumes exactly there, and raise `Interrupted`."
+    """On SIGINT or SIGTERM, finish the optimiser step under way, save a checkpoint that resumes exactly there.
+    Then raise `Interrupted`."""
     order = EpochCheckpoint.order + 5
-    def __init__(self, fname:str='checkpoint.pt', signals=(signal.SIGINT, signal.SIGTERM)): self.fname, self.signals = fname, signals
+    def __init__(self, fname:str='checkpoint.pt', signals=(signal.SIGINT, signal.SIGTERM)):
+        self.fname, self.signals = fname, signals
     def before_fit(self):
         self.signum, self.old = None, {}
         try: self.old = {s: signal.signal(s, self._handler) for s in self.signals}
         except ValueError: pass                     # not the main thread: signals cannot be caught here
     def _handler(self, signum, frame):
         again = self.signum is not None
-        if getattr(self.learn, 'dl', None) is None or (again and signum == signal.SIGINT):  # no fit under way, or Ctrl-C twice
-            self._restore(); signal.raise_signal(signum); return                           # the usual behaviour: stop now
-        if not again: self.signum = signum     # a repeated SIGTERM (a scheduler and torchrun both send one) changes nothing
+        # no fit under way, or Ctrl-C twice
+        if getattr(self.learn, 'dl', None) is None or (again and signum == signal.SIGINT):
+            # the usual behaviour: stop now
+            self._restore()
+            signal.raise_signal(signum)
+            return
+        # a repeated SIGTERM (a scheduler and torchrun both send one) changes nothing
+        if not again: self.signum = signum
     def _restore(self):
         for s, h in self.old.items(): signal.signal(s, signal.SIG_DFL if h is None else h)
         self.old = {}
@@ -326,7 +368,8 @@ class InterruptCheckpoint(Callback):
                                 rng_epoch=self.epoch_rng)
             self._stop(f"at batch {self.iter + 1} of {self.n_iter} of epoch {self.epoch + 1}")
     def after_epoch(self):
-        if self._requested(): self._stop(f"after epoch {self.epoch + 1}")   # its checkpoint is written (EpochCheckpoint)
+        # its checkpoint is written (EpochCheckpoint)
+        if self._requested(): self._stop(f"after epoch {self.epoch + 1}")
     def after_fit(self): self._restore()
     def _stop(self, where:str):
         self._restore()
@@ -338,9 +381,12 @@ class InterruptCheckpoint(Callback):
 from fastai.callback.progress import CSVLogger
 
 class ResumableCSVLogger(CSVLogger):
-    "fastai's `CSVLogger`, writing from the first process only; on a resumed run it keeps the rows of epochs before `learn.resume_epoch` and appends."
+    """fastai's `CSVLogger`, writing from the first process only.
+    On a resumed run it keeps the rows of epochs before `learn.resume_epoch` and appends."""
     def before_fit(self):
-        if rank_world()[0] != 0: self.file = None; return
+        if rank_world()[0] != 0:
+            self.file = None
+            return
         start, path = getattr(self.learn, 'resume_epoch', 0), Path(self.path) / self.fname
         if not (start and path.exists()): return super().before_fit()
         path.write_text(''.join(path.read_text().splitlines(keepends=True)[:start + 1]))

@@ -31,13 +31,13 @@ __all__ = ['FALLBACK', 'RUN_DEFAULTS', 'MODEL_FIELDS', 'RUN_KEYS', 'NOT_RECORDED
            'encoder_meta', 'train_run', 'train_cached', 'trained_model']
 
 # %% ../nbs/50_train.ipynb #e4b02898
-FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1., wd=0.05,
-                betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, precision='auto')
-RUN_DEFAULTS = dict(method=DEFAULT_METHOD, recipe='laptop', data='mnist5k', max_items=None, seed=0, device=None, accum=1,
-                    num_workers=None, out=None, resume=None, overwrite=False, quiet=False)
+FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1.,
+                wd=0.05, betas=(0.9, 0.95), clip='none', drop_path=0., min_scale=0.2, precision='auto')
+RUN_DEFAULTS = dict(method=DEFAULT_METHOD, recipe='laptop', data='mnist5k', max_items=None, seed=0, device=None,
+                    accum=1, num_workers=None, out=None, resume=None, overwrite=False, quiet=False)
 MODEL_FIELDS = ('mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads')   # model options several methods share
-RUN_KEYS = ('command', 'method', 'recipe', 'data', 'max_items', 'seed', 'device', 'accum', 'num_workers', 'out', 'resume', 'quiet',
-            'method_options', 'overwrite', 'given', 'extended_from')
+RUN_KEYS = ('command', 'method', 'recipe', 'data', 'max_items', 'seed', 'device', 'accum', 'num_workers', 'out',
+            'resume', 'quiet', 'method_options', 'overwrite', 'given', 'extended_from')
 
 def option_dest(flags, kw:dict) -> str:
     "The settings name of a method option declared as `(flags, argparse kwargs)`: `--norm-pix-loss` -> `norm_pix_loss`."
@@ -48,12 +48,14 @@ def method_options() -> dict:
     return {name: {option_dest(f, kw) for f, kw in get_method(name).options} for name in method_names()}
 
 def setting_names() -> list:
-    "Every setting of a pretraining run, as `droppos_nb pretrain` parses them: the run, the recipe's fields, every method's options."
+    """Every setting of a pretraining run, as `droppos_nb pretrain` parses them.
+    The run's, the recipe's fields, every method's options."""
     opts = [k for o in method_options().values() for k in sorted(o)]
     return list(dict.fromkeys([*RUN_DEFAULTS, *TRAIN_FIELDS, *MODEL_FIELDS, *opts]))
 
 def pretrain_settings(**given) -> argparse.Namespace:
-    "The settings of a pretraining run with `given` ones set and every other one at its command-line default (`None`: the recipe's)."
+    """The settings of a pretraining run with `given` ones set.
+    Every other one is at its command-line default (`None`: the recipe's)."""
     names = setting_names()
     unknown = sorted(set(given) - set(names))
     if unknown: raise ValueError(f"unknown setting(s) {', '.join(unknown)}: a run takes {', '.join(names)}")
@@ -62,12 +64,14 @@ def pretrain_settings(**given) -> argparse.Namespace:
     return args
 
 def resolve_args(args, method_options:dict|None=None):
-    "Fill every setting left `None` in `args` from the method's recipe (`args.recipe`), then the fallbacks; refuse another method's options."
+    """Fill every setting left `None` in `args` from the method's recipe (`args.recipe`), then the fallbacks.
+    Refuse another method's options."""
     spec = get_method(args.method)
     for name, opts in (method_options or {}).items():
         for k in sorted(opts - (method_options or {}).get(args.method, set())):
             if getattr(args, k, None) is not None:
-                raise ValueError(f"--{k.replace('_', '-')} is an option of {name}, which {args.method} does not use: leave it out")
+                raise ValueError(f"--{k.replace('_', '-')} is an option of {name}, which {args.method} does not use: "
+                                 "leave it out")
     given = {k: v for k, v in vars(args).items() if k not in RUN_KEYS}
     for k, v in resolve_config(spec, args.recipe, given, FALLBACK).items(): setattr(args, k, v)
     args.betas = tuple(args.betas)
@@ -77,22 +81,27 @@ def resolve_args(args, method_options:dict|None=None):
 def _bad(flag:str, value, need:str): raise ValueError(f"--{flag} {value} is not allowed: it must be {need}")
 
 def check_numbers(args):
-    "Refuse numeric settings that cannot train (checked before anything is written): each message names the flag and what it must be."
+    """Refuse numeric settings that cannot train (checked before anything is written).
+    Each message names the flag and what it must be."""
     a = vars(args)
     for k in ('epochs', 'bs', 'accum'):
-        if a.get(k) is not None and not (isinstance(a[k], int) and a[k] >= 1): _bad(k.replace('_', '-'), a[k], "a whole number of at least 1")
+        if a.get(k) is not None and not (isinstance(a[k], int) and a[k] >= 1):
+            _bad(k.replace('_', '-'), a[k], "a whole number of at least 1")
     if a.get('lr') is not None and not a['lr'] > 0: _bad('lr', a['lr'], "> 0 (or leave it out to use --blr)")
     if a.get('lr') is None and a.get('blr') is not None and not a['blr'] > 0: _bad('blr', a['blr'], "> 0")
     for k in ('min_lr', 'warmup_epochs', 'wd'):
         if a.get(k) is not None and not a[k] >= 0: _bad(k.replace('_', '-'), a[k], ">= 0")
-    if a.get('min_scale') is not None and not 0 < a['min_scale'] <= 1: _bad('min-scale', a['min_scale'], "in (0, 1] (1: no crop)")
+    if a.get('min_scale') is not None and not 0 < a['min_scale'] <= 1:
+        _bad('min-scale', a['min_scale'], "in (0, 1] (1: no crop)")
     if a.get('drop_path') is not None and not 0 <= a['drop_path'] < 1: _bad('drop-path', a['drop_path'], "in [0, 1)")
     for dim, heads in (('decoder_dim', 'decoder_heads'), ('embed_dim', 'num_heads')):
         d, h = a.get(dim), a.get(heads)
-        if h is not None and not (isinstance(h, int) and h >= 1): _bad(heads.replace('_', '-'), h, "a whole number of at least 1")
+        if h is not None and not (isinstance(h, int) and h >= 1):
+            _bad(heads.replace('_', '-'), h, "a whole number of at least 1")
         if d is not None and h is not None and d % h:
-            raise ValueError(f"--{heads.replace('_', '-')} {h} does not divide --{dim.replace('_', '-')} {d}: attention splits the width "
-                             f"evenly over the heads; use a divisor of {d} (e.g. {max(x for x in range(1, min(d, 16) + 1) if d % x == 0)})")
+            raise ValueError(f"--{heads.replace('_', '-')} {h} does not divide --{dim.replace('_', '-')} {d}: "
+                             "attention splits the width evenly over the heads; "
+                             f"use a divisor of {d} (e.g. {max(x for x in range(1, min(d, 16) + 1) if d % x == 0)})")
 
 # %% ../nbs/50_train.ipynb #aa3303c4
 def model_kwargs(args) -> dict:
@@ -105,11 +114,12 @@ REPRO_SKIP = ('method', 'data', 'seed', 'out', 'resume', 'overwrite', 'quiet', '
 
 def run_settings(args) -> dict:
     "The settings of `args` that `config.json` records: all but the bookkeeping and the options of other methods."
-    others = {k for m, o in method_options().items() if m != args.method for k in o} - method_options().get(args.method, set())
+    others = ({k for m, o in method_options().items() if m != args.method for k in o}
+              - method_options().get(args.method, set()))
     return {k: v for k, v in vars(args).items() if k not in NOT_RECORDED and k not in others}
 
 def command_overrides(args) -> dict:
-    "The settings typed for this run (`args.given`) that change what is trained, in a fixed order, for `recipe_command`."
+    "The settings typed for this run (`args.given`) that change what is trained, in fixed order, for `recipe_command`."
     return {k: getattr(args, k) for k in sorted(getattr(args, 'given', None) or ()) if k not in REPRO_SKIP}
 
 def git_commit(root=None) -> str|None:
@@ -132,11 +142,12 @@ def recipe_command(method:str, data, seed:int, overrides:dict) -> str:
     return 'droppos_nb pretrain ' + ' '.join(flags)
 
 def save_run_figure(kind:str, learn, path, n:int=8):
-    "Draw figure `kind` (`viz.run_figure`) of the trained model on the first `n` validation images (fixed masks) to `path`."
+    "Draw figure `kind` (`viz.run_figure`) of the trained model on the first `n` validation images to `path`."
     import matplotlib.pyplot as plt
     x = learn.dls.valid.one_batch()[0][:n]
     fig = run_figure(kind, unwrap(learn.model).eval(), x, n=n)
-    fig.savefig(path, dpi=120); plt.close(fig)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
     return path
 
 # %% ../nbs/50_train.ipynb #9a1c0002
@@ -147,7 +158,8 @@ LOCK = '.lock'
 def check_out_folder(out, flag:str='--out') -> Path:
     "`out` as a `Path`; refused when it is an existing file (a missing output folder is created later)."
     out = Path(out)
-    if out.exists() and not out.is_dir(): raise ValueError(f"{flag} {out} is a file, not a folder: pass a folder path (it is created if missing)")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag} {out} is a file, not a folder: pass a folder path (it is created if missing)")
     return out
 
 def read_lock(lock) -> tuple:
@@ -164,21 +176,24 @@ def _pid_alive(pid:int) -> bool:
     return True
 
 def check_lock(out) -> bool:
-    "Refuse folder `out` while a live command holds its lock; True when the lock is stale (its process is gone from this host), False when there is none."
+    """Refuse folder `out` while a live command holds its lock.
+    True when the lock is stale (its process is gone from this host), False when there is none."""
     lock = Path(out) / LOCK
     if not lock.exists(): return False
     pid, host = read_lock(lock)
     if pid is not None and host == platform.node() and not _pid_alive(pid): return True
     who = f"process {pid} on {host}" if pid is not None else "another command (its lock file is unreadable)"
-    raise ValueError(f"{out} is in use by {who}: wait until it ends, or, if no command writes there any more, delete {lock}")
+    raise ValueError(f"{out} is in use by {who}: wait until it ends, or, if no command writes there any more, "
+                     f"delete {lock}")
 
 def check_run_folder(out, resume:bool=False, overwrite:bool=False) -> Path:
-    "Refuse to start a new run in `out` when it holds one (unless `resume` or `overwrite`), when it is a file, or while another command writes there."
+    """Refuse to start a new run in `out` when it holds one (unless `resume` or `overwrite`).
+    Also when it is a file, or while another command writes there."""
     out = check_out_folder(out)
     found = [f for f in RUN_FILES if (out / f).exists()]
     if found and not (resume or overwrite):
-        raise ValueError(f"{out} already holds a run ({', '.join(found)}): continue it with --resume {out}, start it again "
-                         "with --overwrite, or pass another --out")
+        raise ValueError(f"{out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
+                         "start it again with --overwrite, or pass another --out")
     check_lock(out)
     return out
 
@@ -186,8 +201,10 @@ def check_run_folder(out, resume:bool=False, overwrite:bool=False) -> Path:
 # %% ../nbs/50_train.ipynb #9a1c0003
 @contextmanager
 def made_folder(out, create:bool=True):
-    "Create folder `out` (when `create`) for the body; a folder this call created that is still empty at the end is removed again."
-    out = Path(out); new = create and not out.exists()
+    """Create folder `out` (when `create`) for the body.
+    A folder this call created that is still empty at the end is removed again."""
+    out = Path(out)
+    new = create and not out.exists()
     if create: out.mkdir(parents=True, exist_ok=True)
     try: yield out
     finally:
@@ -195,13 +212,14 @@ def made_folder(out, create:bool=True):
 
 @contextmanager
 def run_lock(out, hold:bool=True):
-    "Hold `out/.lock` (this pid and host, created atomically) while the body runs (when `hold`); a stale lock is taken over with a warning; the lock is removed at the end, also on errors and interrupts."
+    """Hold `out/.lock` (this pid and host, created atomically) while the body runs (when `hold`).
+    A stale lock is taken over with a warning; the lock is removed at the end, also on errors and interrupts."""
     lock, mine = Path(out) / LOCK, False
     try:
         if hold:
             if check_lock(out):
-                print(f"warning: {lock} was left by process {read_lock(lock)[0]}, which is gone (killed or crashed?): taking it over",
-                      file=sys.stderr)
+                print(f"warning: {lock} was left by process {read_lock(lock)[0]}, which is gone (killed or crashed?): "
+                      "taking it over", file=sys.stderr)
                 lock.unlink(missing_ok=True)
             try: fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
@@ -214,7 +232,8 @@ def run_lock(out, hold:bool=True):
         if mine and read_lock(lock)[0] == os.getpid(): lock.unlink(missing_ok=True)
 
 def clear_run(out) -> list:
-    "Delete the pretraining outputs (`OUTPUT_FILES`, leftover `.tmp` files) of the run in `out` for `--overwrite`; returns their names."
+    """Delete the pretraining outputs (`OUTPUT_FILES`, leftover `.tmp` files) of the run in `out` for `--overwrite`.
+    Returns their names."""
     gone = [p for p in [*(Path(out) / f for f in OUTPUT_FILES), *Path(out).glob('*.tmp')] if p.is_file()]
     for p in gone: p.unlink()
     return [p.name for p in gone]
@@ -222,8 +241,8 @@ def clear_run(out) -> list:
 
 # %% ../nbs/50_train.ipynb #93610b67
 KEEP_ON_RESUME = ('quiet', 'device', 'num_workers')      # may differ from the stored run
-NOT_SETTINGS = ('command', 'resume', 'method_options', 'given', 'overwrite', 'extended_from', 'resumed_config', 'precision_used',
-                'hardware')
+NOT_SETTINGS = ('command', 'resume', 'method_options', 'given', 'overwrite', 'extended_from', 'resumed_config',
+                'precision_used', 'hardware')
 
 def _same(a, b) -> bool:
     "Whether typed setting `a` equals stored `b` (JSON turned tuples into lists; an unset switch is off)."
@@ -237,9 +256,11 @@ def _shown(v) -> str:
     return ' '.join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
 
 def resume_changes(args, config:dict) -> dict:
-    "`{setting: (given, stored)}` for the settings typed next to `--resume` (`args.given`) that differ from the run's `config`."
+    """`{setting: (given, stored)}` for the settings typed next to `--resume` (`args.given`).
+    Only those that differ from the run's `config`."""
     given = getattr(args, 'given', None)
-    if given is None: given = {k for k, v in vars(args).items() if v is not None and k not in RUN_KEYS}   # from Python: what is set
+    # from Python: what is set
+    if given is None: given = {k for k, v in vars(args).items() if v is not None and k not in RUN_KEYS}
     res = {}
     for k in sorted(set(given) - set(KEEP_ON_RESUME) - set(NOT_SETTINGS)):
         v, s = getattr(args, k, None), config.get(k)
@@ -250,28 +271,37 @@ def resume_changes(args, config:dict) -> dict:
 
 # %% ../nbs/50_train.ipynb #04e0478f
 def resume_args(args) -> dict:
-    "Fill `args` from the config of the run in `args.resume`, refusing other settings typed with it except a larger `--epochs` (which extends the run) and `--data` for an image folder that moved; returns its training checkpoint."
+    """Fill `args` from the config of the run in `args.resume`; returns its training checkpoint.
+    It refuses other settings typed with it except a larger `--epochs` (which extends the run) and `--data` for an
+    image folder that moved."""
     run = Path(args.resume)
-    if not (run / 'config.json').exists(): raise FileNotFoundError(f"{run} is not a run folder (no config.json): pass the --out folder of a run")
+    if not (run / 'config.json').exists():
+        raise FileNotFoundError(f"{run} is not a run folder (no config.json): pass the --out folder of a run")
     try: config = json.loads((run / 'config.json').read_text())
     except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{run / 'config.json'} is damaged ({type(e).__name__}: {e}): the run cannot be resumed from it; "
+        raise ValueError(f"{run / 'config.json'} is damaged ({type(e).__name__}: {e}): "
+                         "the run cannot be resumed from it; "
                          "restore it from a copy, or start a new run with another --out") from None
     if not isinstance(config, dict) or 'epochs' not in config:
-        raise ValueError(f"{run / 'config.json'} is not a run's configuration (no epochs): pass the --out folder of a droppos_nb pretrain run")
+        raise ValueError(f"{run / 'config.json'} is not a run's configuration (no epochs): "
+                         "pass the --out folder of a droppos_nb pretrain run")
     changes = resume_changes(args, config)
     data = changes.pop('data', None)
-    if data and Path(data[0]).expanduser().resolve() == Path(str(data[1])).expanduser().resolve(): data = None   # the same folder
-    if data and (data[0] in BUILTIN_DATASETS or data[1] in BUILTIN_DATASETS): changes['data'] = data   # another kind of data
+    # the same folder
+    if data and Path(data[0]).expanduser().resolve() == Path(str(data[1])).expanduser().resolve(): data = None
+    # another kind of data
+    if data and (data[0] in BUILTIN_DATASETS or data[1] in BUILTIN_DATASETS): changes['data'] = data
     elif not data and config.get('data') not in BUILTIN_DATASETS and not Path(str(config.get('data'))).exists():
-        raise FileNotFoundError(f"the image folder {config.get('data')} that {run} was trained on is not there: give its new "
-                                f"location with --resume {run} --data FOLDER")
+        raise FileNotFoundError(f"the image folder {config.get('data')} that {run} was trained on is not there: "
+                                f"give its new location with --resume {run} --data FOLDER")
     more = changes.pop('epochs', (None,))[0]
     if more is not None and more < config['epochs']: changes['epochs'] = (more, config['epochs'])
     if changes:
         raise ValueError(f"--resume {run} continues the run with the settings of its config.json, but "
-                         + ', '.join(f"--{k.replace('_', '-')} {_shown(v)} (stored: {_shown(s)})" for k, (v, s) in changes.items())
-                         + " differ: leave them out to continue it (only a larger --epochs, to train it longer, may be given), "
+                         + ', '.join(f"--{k.replace('_', '-')} {_shown(v)} (stored: {_shown(s)})"
+                                     for k, (v, s) in changes.items())
+                         + " differ: leave them out to continue it "
+                         "(only a larger --epochs, to train it longer, may be given), "
                          "or start a new run with another --out")
     ck = load_checkpoint(run / 'checkpoint.pt')
     for k, v in config.items():
@@ -279,31 +309,36 @@ def resume_args(args) -> dict:
     args.out, args.extended_from, args.resumed_config = str(run), None, config
     if data:                   # the same kind: an image folder moved or mounted elsewhere; the run continues on it
         args.data = str(Path(data[0]).expanduser().resolve())
-        if rank_world()[0] == 0: print(f"note: {run} continues on the image folder {args.data} (it was trained on {data[1]})")
+        if rank_world()[0] == 0:
+            print(f"note: {run} continues on the image folder {args.data} (it was trained on {data[1]})")
     if more is not None and more > args.epochs: args.extended_from, args.epochs = args.epochs, more
     if ck['epoch'] >= args.epochs:
-        raise ValueError(f"the run in {run} already finished its {args.epochs} epochs: pass --epochs N with N > {args.epochs} to train it longer")
+        raise ValueError(f"the run in {run} already finished its {args.epochs} epochs: "
+                         f"pass --epochs N with N > {args.epochs} to train it longer")
     was, now = config.get('world_size', 1), launched_processes()
     if was != now and rank_world()[0] == 0:
         print(f"warning: {run} was trained on {was} process(es) and resumes on {now}: the effective batch changes from "
-              f"{config.get('effective_batch')} to {args.bs * args.accum * now} (same learning rate), so the run will not "
-              "repeat an uninterrupted one exactly", file=sys.stderr)
+              f"{config.get('effective_batch')} to {args.bs * args.accum * now} (same learning rate), "
+              "so the run will not repeat an uninterrupted one exactly", file=sys.stderr)
     return ck
 
 def extension_note(args, start:int, lr:float) -> str:
-    "One line on what extending a run from `args.extended_from` to `args.epochs` epochs does to its schedules, resuming at epoch `start`."
+    """One line on what extending a run from `args.extended_from` to `args.epochs` epochs does to its schedules.
+    The run resumes at epoch `start`."""
     E, N = args.extended_from, args.epochs
     at = lambda n: warmup_cos(lr, min(args.warmup_epochs / n, 1.), args.min_lr)(min(start / n, 1.))
     note = get_method(args.method).schedule_note
     own = note(vars(args), start, N) if note is not None else ''
-    return (f"extending the run from {E} to {N} epochs: the warm-up + cosine learning-rate schedule is laid over {N} epochs and "
-            f"continues at epoch {start + 1} of them: the learning rate is now {at(N):.3g} (the {E}-epoch schedule ended at {at(E):.3g})"
+    return (f"extending the run from {E} to {N} epochs: the warm-up + cosine learning-rate schedule is laid over "
+            f"{N} epochs and continues at epoch {start + 1} of them: the learning rate is now {at(N):.3g} "
+            f"(the {E}-epoch schedule ended at {at(E):.3g})"
             f"{'; ' + own if own else ''}; the run will not equal one trained for {N} epochs from the start")
 
 
 # %% ../nbs/50_train.ipynb #f74cc316
 def choose_hardware(args) -> tuple:
-    "`(device, precision, line)` for `args.device` and `args.precision` (both default 'auto'): refuses what this machine lacks, warns in one line about an emulated precision."
+    """`(device, precision, line)` for `args.device` and `args.precision` (both default 'auto').
+    It refuses what this machine lacks, and warns in one line about an emulated precision."""
     device, dev_why = choose_device(args.device)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
@@ -318,7 +353,8 @@ def process_device(device:torch.device, world:int) -> torch.device:
 def path_settings(method:str) -> list:
     "The settings that name files or folders: `data`, and each option of `method` declared with a PATH metavar."
     opts = get_method(method).options
-    return ['data', *[kw.get('dest') or flags[0].lstrip('-').replace('-', '_') for flags, kw in opts if 'PATH' in str(kw.get('metavar', ''))]]
+    return ['data', *[kw.get('dest') or flags[0].lstrip('-').replace('-', '_') for flags, kw in opts
+                      if 'PATH' in str(kw.get('metavar', ''))]]
 
 def absolute_paths_(args):
     "Make each path setting of `args` that names an existing file or folder absolute (a built-in dataset's name stays)."
@@ -328,21 +364,28 @@ def absolute_paths_(args):
             setattr(args, k, str(Path(v).expanduser().resolve()))
 
 def pretrain(args) -> Path:
-    "Turn the settings `args` (`pretrain_settings`, or the parsed command line) into a finished run folder (on every process of a `torchrun`/`accelerate launch` job); returns the output folder. Every argument is checked before anything is written."
+    """Turn the settings `args` (`pretrain_settings`, or the parsed command line) into a finished run folder.
+    This runs on every process of a `torchrun`/`accelerate launch` job; returns the output folder. Every argument is
+    checked before anything is written."""
     overwrite = getattr(args, 'overwrite', False)
-    if args.resume and overwrite: raise ValueError("--resume continues a run and --overwrite starts one again: pass one of them")
+    if args.resume and overwrite:
+        raise ValueError("--resume continues a run and --overwrite starts one again: pass one of them")
     ck = resume_args(args) if args.resume else None
     resolve_args(args, getattr(args, 'method_options', None))
     absolute_paths_(args)                  # config.json and the model's metadata then hold paths valid from anywhere
-    if get_method(args.method).export == 'vit': grid_size(args.img_size, args.patch_size)      # fail before any data is read
+    # fail before any data is read
+    if get_method(args.method).export == 'vit': grid_size(args.img_size, args.patch_size)
     device, args.precision_used, args.hardware = choose_hardware(args)   # an absent device, fp16 on a CPU: refused here
     accumulation_callbacks(args.accum, args.bs)
     was = (getattr(args, 'resumed_config', None) or {}).get('precision_used')
     if was and was != args.precision_used and rank_world()[0] == 0:
-        print(f"warning: the run trained in {was} so far and resumes in {args.precision_used} on this machine: it will not repeat "
+        print(f"warning: the run trained in {was} so far and resumes in {args.precision_used} on this machine: "
+              "it will not repeat "
               f"an uninterrupted run exactly (pass --precision {was} to keep it)", file=sys.stderr)
-    out = check_run_folder(args.out or f"runs/{args.method}-{Path(str(args.data)).name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                           resume=ck is not None, overwrite=overwrite)   # every process looks, before any of them starts
+    # every process looks, before any of them starts
+    out = check_run_folder(args.out
+                           or f"runs/{args.method}-{Path(str(args.data)).name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                           resume=ck is not None, overwrite=overwrite)
     world = launched_processes()
     device = process_device(device, world)
     main_process = rank_world()[0] == 0            # the only one that writes, prints and holds the lock
@@ -354,16 +397,21 @@ def pretrain(args) -> Path:
 
 def _write_json(path, obj:dict):
     "Write `obj` as JSON to `path` atomically (a temporary file, then a rename)."
-    tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(obj, indent=2, default=str)); os.replace(tmp, path)
+    tmp = Path(str(path) + '.tmp')
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
 
 def encoder_meta(spec, args, model) -> dict:
-    "What `encoder.safetensors` records to rebuild its encoder: a ViT's timm name and sizes; another timm backbone's name and image size (`spec.export == 'timm'`); or the method's own `spec.export_meta(model)`."
+    """What `encoder.safetensors` records to rebuild its encoder.
+    A ViT's timm name and sizes; another timm backbone's name and image size (`spec.export == 'timm'`); or the
+    method's own `spec.export_meta(model)`."""
     if spec.export_meta is not None: return dict(spec.export_meta(unwrap(model)))
     if spec.export == 'vit': return dict(arch=timm_arch(args.arch), img_size=args.img_size, patch_size=args.patch_size)
     return dict(arch=args.arch, img_size=args.img_size)
 
 def train_run(args, ck, out:Path, device, world:int, main_process:bool):
-    "The run of `pretrain` in its (created, locked) folder `out`: data, learner, then (`--overwrite`: the old outputs deleted) config, training and exports."
+    """The run of `pretrain` in its (created, locked) folder `out`.
+    Data, learner, then (`--overwrite`: the old outputs deleted) config, training and exports."""
     from droppos_nb.data import get_dls
     spec = get_method(args.method)
     set_seed(args.seed)                            # the same seed everywhere: `core.rank_share` splits the draws
@@ -373,16 +421,20 @@ def train_run(args, ck, out:Path, device, world:int, main_process:bool):
     batch = effective_batch(args.bs, args.accum)
     lr = args.lr if args.lr is not None else scaled_lr(args.blr, batch)
     precision = getattr(args, 'precision_used', None) or args.precision
-    learn = pretrain_learner(dls, args.method, path=out, seed=args.seed, csv=None, config=vars(args), recipe=args.recipe,
-                             betas=args.betas, clip=args.clip,
-                             cbs=[ResumableCSVLogger('metrics.csv'), SaveModelEveryEpoch('model.safetensors', mkw), EpochCheckpoint(), InterruptCheckpoint(), NonFiniteGuard(),
-                                  *precision_callbacks(precision, device), *accumulation_callbacks(args.accum, args.bs)], **mkw)
+    learn = pretrain_learner(dls, args.method, path=out, seed=args.seed, csv=None, config=vars(args),
+                             recipe=args.recipe, betas=args.betas, clip=args.clip,
+                             cbs=[ResumableCSVLogger('metrics.csv'), SaveModelEveryEpoch('model.safetensors', mkw),
+                                  EpochCheckpoint(), InterruptCheckpoint(), NonFiniteGuard(),
+                                  *precision_callbacks(precision, device),
+                                  *accumulation_callbacks(args.accum, args.bs)], **mkw)
     if getattr(args, 'overwrite', False) and main_process:
         gone = clear_run(out)
         if gone: print(f"--overwrite: deleted {', '.join(gone)} of the run in {out}")
-    config = dict(run_settings(args), command=recipe_command(args.method, args.data, args.seed, command_overrides(args)), model=mkw,
-                  lr=lr, effective_batch=batch, world_size=world, timm_arch=timm_arch(args.arch), device=str(device),
-                  machine=platform.platform(), cpu=cpu_name(), torch=torch.__version__, commit=git_commit())
+    config = dict(run_settings(args),
+                  command=recipe_command(args.method, args.data, args.seed, command_overrides(args)),
+                  model=mkw, lr=lr, effective_batch=batch, world_size=world, timm_arch=timm_arch(args.arch),
+                  device=str(device), machine=platform.platform(), cpu=cpu_name(), torch=torch.__version__,
+                  commit=git_commit())
     if main_process and (ck is None or getattr(args, 'extended_from', None)): _write_json(out / 'config.json', config)
     if args.quiet:
         learn.remove_cb(ProgressCallback)
@@ -411,28 +463,37 @@ def train_run(args, ck, out:Path, device, world:int, main_process:bool):
 # %% ../nbs/50_train.ipynb #8ffd7a82
 @contextmanager
 def _file_lock(path:Path):
-    "An exclusive lock on the file `path` (POSIX `flock`, released when the process ends), so that concurrent notebooks train a missing run once."
+    """An exclusive lock on the file `path` (POSIX `flock`, released when the process ends).
+    Concurrent notebooks so train a missing run once."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, 'w') as f:
-        try: import fcntl; fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            import fcntl
+            fcntl.flock(f, fcntl.LOCK_EX)
         except ImportError: pass
         yield
 
 def train_cached(run:Path, method:str, data, seed:int, verbose:bool=True, **overrides) -> Path:
-    "Train the run `droppos_nb pretrain --method METHOD --data DATA --seed SEED [overrides] --out RUN` makes, resuming a stopped one."
+    """Train the run `droppos_nb pretrain --method METHOD --data DATA --seed SEED [overrides] --out RUN` makes.
+    A stopped one is resumed."""
     resume = (run / 'checkpoint.pt').exists() and read_config(run)
     args = pretrain_settings(method=method, data=data, seed=seed, **overrides)
     args.out, args.quiet, args.silent = str(run), not verbose, not verbose
     if resume: args.resume, args.given = str(run), set()
-    elif run.exists() and any(p.name != LOCK for p in run.iterdir()): args.overwrite = True      # a run that never got to its first epoch
+    # a run that never got to its first epoch
+    elif run.exists() and any(p.name != LOCK for p in run.iterdir()): args.overwrite = True
     with (contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())): return pretrain(args)
 
-def trained_model(method:str=DEFAULT_METHOD, data='mnist5k', train:bool=True, seed:int=0, verbose:bool=True, **overrides):
-    "The trained laptop-recipe `method` model (settings changed by `overrides`): the run in `runs_dir()`, trained (or resumed) there first when it has not finished."
+def trained_model(method:str=DEFAULT_METHOD, data='mnist5k', train:bool=True, seed:int=0, verbose:bool=True,
+                  **overrides):
+    """The trained laptop-recipe `method` model (settings changed by `overrides`): the run in `runs_dir()`.
+    It is trained (or resumed) there first when it has not finished."""
     run = runs_dir() / run_name(method, data, overrides)
     cmd = recipe_command(method, data, seed, overrides)
     if not run_finished(run):
-        if not train: raise FileNotFoundError(f"no finished run in {run}: train it with `{cmd} --out {run}` (or trained_model(train=True))")
+        if not train:
+            raise FileNotFoundError(f"no finished run in {run}: train it with `{cmd} --out {run}` "
+                                    "(or trained_model(train=True))")
         with _file_lock(run.parent / f'.{run.name}.lock'):
             if not run_finished(run):
                 if verbose:

@@ -18,7 +18,7 @@ ARCH_ALIASES = dict(vit_tiny='vit_tiny_patch16_224', vit_small='vit_small_patch1
                     vit_base='vit_base_patch16_224', vit_large='vit_large_patch16_224', vit_huge='vit_huge_patch14_224')
 
 def timm_arch(arch:str) -> str:
-    "The timm model name for `arch` (`vit_tiny`, `vit_small`, `vit_base`, `vit_large`, `vit_huge` or any timm ViT name)."
+    "The timm model name for `arch` (`vit_tiny`, `vit_small`, `vit_base`, `vit_large`, `vit_huge` or a timm ViT name)."
     name = ARCH_ALIASES.get(arch, arch)
     if name not in timm.list_models():
         raise ValueError(f"unknown architecture {arch!r}: use one of {', '.join(ARCH_ALIASES)} or a timm ViT name "
@@ -50,10 +50,12 @@ def set_sincos_pos_embed_(vit:VisionTransformer):
 POS_EMBEDS = ('sincos', 'learned', 'none')
 
 def set_pos_embed_(vit:VisionTransformer, kind:str='sincos', keep:bool=False):
-    "Give `vit` a fixed 2D sin-cos (`'sincos'`), a trainable (`'learned'`: timm's init, or the current values with `keep`) or no (`'none'`: zeros, frozen) position embedding; `vit.pos_embed_kind` records the choice."
+    """Give `vit` a fixed 2D sin-cos (`'sincos'`), a trainable (`'learned'`: timm's init, or the current values
+    with `keep`) or no (`'none'`: zeros, frozen) position embedding; `vit.pos_embed_kind` records the choice."""
     if kind not in POS_EMBEDS: raise ValueError(f"pos_embed must be one of {', '.join(POS_EMBEDS)}, got {kind!r}")
     if kind == 'sincos':
-        set_sincos_pos_embed_(vit); vit.pos_embed_kind = kind
+        set_sincos_pos_embed_(vit)
+        vit.pos_embed_kind = kind
         return vit
     with torch.no_grad():
         if kind == 'none': vit.pos_embed.zero_()
@@ -114,13 +116,15 @@ def is_beit(model:nn.Module) -> bool:
     return isinstance(model, Beit)
 
 def pair_keep(keep:torch.Tensor) -> torch.Tensor:
-    "(B, 1, 1+N, 1+N) float from `keep` (B, N) bool: 1 where both tokens of a pair ([CLS] first, always kept) keep their position."
+    """(B, 1, 1+N, 1+N) float from `keep` (B, N) bool.
+    1 where both tokens of a pair ([CLS] first, always kept) keep their position."""
     k = torch.cat([keep.new_ones(keep.shape[0], 1), keep], 1).float()
     return (k[:, :, None] * k[:, None, :])[:, None]
 
 @contextmanager
 def _beit_attention(attn:nn.Module, pair:torch.Tensor|None, store:list|None):
-    "Within: `attn`'s own relative position bias times `pair` (when both exist); its attention probabilities appended to `store` (when a list)."
+    """Within: `attn`'s own relative position bias times `pair` (when both exist).
+    Its attention probabilities are appended to `store` (when a list)."""
     undo = []
     if pair is not None and attn.relative_position_bias_table is not None:
         own = type(attn)._get_rel_pos_bias
@@ -135,12 +139,16 @@ def _beit_attention(attn:nn.Module, pair:torch.Tensor|None, store:list|None):
         for f in undo: f()
 
 def beit_tokens(beit:Beit, imgs:torch.Tensor, drop:torch.Tensor|None=None, return_attn:bool=False):
-    "Final-norm tokens (B, 1+N, D) of timm `Beit` on `imgs`, as `forward_features`; where `drop` (B, N) is True a patch loses its position (its rows and columns of every relative position bias zeroed, and its absolute position embedding if the model has one). With `return_attn`, also every block's attention probabilities, (B, heads, 1+N, 1+N) each."
+    """Final-norm tokens (B, 1+N, D) of timm `Beit` on `imgs`, as `forward_features`.
+    Where `drop` (B, N) is True a patch loses its position (its rows and columns of every relative position bias
+    zeroed, and its absolute position embedding if the model has one). With `return_attn`, also every block's
+    attention probabilities, (B, heads, 1+N, 1+N) each."""
     x = beit.patch_embed(imgs)
     B, N, _ = x.shape
     pair = None
     if drop is not None:
-        if tuple(drop.shape) != (B, N): raise ValueError(f"drop has shape {tuple(drop.shape)}; it must be (images, patches) = {(B, N)}")
+        if tuple(drop.shape) != (B, N):
+            raise ValueError(f"drop has shape {tuple(drop.shape)}; it must be (images, patches) = {(B, N)}")
         pair = pair_keep(~drop.bool())
     x = torch.cat([beit.cls_token.expand(B, -1, -1), x], dim=1)
     if beit.pos_embed is not None: x = x + (beit.pos_embed if pair is None else beit.pos_embed * pair[:, 0, 0, :, None])

@@ -18,13 +18,14 @@ from .registry import MethodSpec, register_method, OutputMean, VIT_ARGS, load_mo
 from .core import grid_size, sincos_2d, global_sum
 from .masking import check_ratio, block_masking
 from .vit import create_vit, encode_image, init_mae_weights_
-from .checkpoint import unwrap, check_checkpoint_file, read_metadata, load_state_dict_file, load_encoder, check_state_dict, load_fitting
+from .checkpoint import (unwrap, check_checkpoint_file, read_metadata, load_state_dict_file, load_encoder, check_state_dict,
+                                   load_fitting, encoder_key)
 
 # %% auto #0
-__all__ = ['BEIT_SHAPES', 'BEIT_ENCODER_PREFIXES', 'VQKD_OFFICIAL', 'VQKD_LAPTOP', 'BEITV2_OFFICIAL', 'BEITV2_LAPTOP', 'l2norm',
-           'code_lookup', 'cosine_kmeans', 'NormEMAQuantizer', 'FrozenTeacher', 'task_layer', 'VQKD', 'CodebookStat',
-           'CodebookUsage', 'beit_config', 'create_beit', 'beit_export_meta', 'load_beit_encoder', 'BEiTV2',
-           'official_beitv2_key', 'beitv2_official_config', 'beitv2_from_official']
+__all__ = ['BEIT_SHAPES', 'VQKD_OFFICIAL', 'VQKD_LAPTOP', 'BEITV2_OFFICIAL', 'BEITV2_LAPTOP', 'l2norm', 'code_lookup',
+           'cosine_kmeans', 'NormEMAQuantizer', 'FrozenTeacher', 'task_layer', 'VQKD', 'CodebookStat', 'CodebookUsage',
+           'beit_config', 'create_beit', 'beit_export_meta', 'load_beit_encoder', 'BEiTV2', 'official_beitv2_key',
+           'beitv2_official_config', 'beitv2_from_official']
 
 # %% ../nbs/13_beitv2.ipynb #684a9d48
 def l2norm(x:torch.Tensor) -> torch.Tensor:
@@ -462,15 +463,9 @@ class BEiTV2(nn.Module):
         return dict(self.forward_loss(logits, target, mask, agg), mask=mask, target=target)
 
 # %% ../nbs/13_beitv2.ipynb #52c7332d
-BEIT_ENCODER_PREFIXES = ('cls_token', 'pos_embed', 'patch_embed.', 'rel_pos_bias.', 'blocks.', 'norm.', 'fc_norm.')
-
 def official_beitv2_key(k:str) -> str|None:
-    "Our name for key `k` of an official BEiT v2 state dict (BEiT layout): encoder keys move under `encoder.`, `relative_position_index` buffers (rebuilt by timm) give `None`."
-    for p in ('module.', '_orig_mod.'):
-        if k.startswith(p): k = k[len(p):]
-    if k.endswith('relative_position_index'): return None
-    if k.startswith('encoder.'): return k
-    return 'encoder.' + k if k.startswith(BEIT_ENCODER_PREFIXES) else k
+    "Our name for key `k` of an official BEiT v2 state dict (BEiT layout): `checkpoint.encoder_key`'s, or `None` for the `relative_position_index` buffers that timm rebuilds."
+    return None if k.endswith('relative_position_index') else encoder_key(k)
 
 def beitv2_official_config(sd:dict) -> dict:
     "BEiTV2 constructor arguments read from the shapes of an official BEiT v2 pretraining state dict."
@@ -491,7 +486,7 @@ def beitv2_official_config(sd:dict) -> dict:
     if heads: cfg['head_layers'] = len(heads)
     return cfg
 
-def beitv2_from_official(src, early_layers:int|None=None, **overrides):
+def beitv2_from_official(src, early_layers:int|None=None, verbose:bool=False, **overrides):
     "A `BEiTV2` built from the shapes of an official BEiT v2 checkpoint (path: weights-only load, or state dict) and loaded with it; returns `(model, LoadReport)`."
     sd = load_state_dict_file(src) if isinstance(src, (str, Path)) else src
     cfg = {**beitv2_official_config(sd), **({'early_layers': early_layers} if early_layers else {}), **overrides}
@@ -499,7 +494,8 @@ def beitv2_from_official(src, early_layers:int|None=None, **overrides):
     model = BEiTV2(**cfg)
     mapped = {ours: v for k, v in sd.items() if (ours := official_beitv2_key(k)) is not None}
     rep = load_fitting(model, mapped, Path(src).name if isinstance(src, (str, Path)) else 'state dict')
-    model.config = cfg
+    model.config, model.method = cfg, 'beitv2'
+    if verbose: print(rep)
     return model, rep
 
 # %% ../nbs/13_beitv2.ipynb #dabc6602
@@ -549,4 +545,4 @@ register_method(MethodSpec(
     model_args=(*VIT_ARGS, 'tokenizer', 'mask_ratio', 'layer_scale', 'aggregation', 'early_layers'),
     metrics=lambda: [OutputMean('loss_mim'), OutputMean('loss_agg'), OutputMean('acc_mim')],
     official=BEITV2_OFFICIAL, laptop=BEITV2_LAPTOP, export='beit',
-    export_meta=beit_export_meta, load_encoder=load_beit_encoder))
+    export_meta=beit_export_meta, load_encoder=load_beit_encoder, from_official=beitv2_from_official))

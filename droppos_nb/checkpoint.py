@@ -11,9 +11,9 @@ import torch, torch.nn as nn
 from safetensors.torch import save_file, load_file
 
 # %% auto #0
-__all__ = ['META_TYPES', 'ENCODER_KEYS', 'unwrap', 'atomic_save', 'export_encoder', 'save_model', 'check_checkpoint_file',
+__all__ = ['META_TYPES', 'ENCODER_PREFIXES', 'unwrap', 'atomic_save', 'export_encoder', 'save_model', 'check_checkpoint_file',
            'pickle_globals', 'pickled_code', 'code_refusal', 'load_state_dict_file', 'read_metadata',
-           'check_model_config', 'check_state_dict', 'load_encoder', 'LoadReport', 'load_fitting']
+           'check_model_config', 'check_state_dict', 'encoder_key', 'load_encoder', 'LoadReport', 'load_fitting']
 
 # %% ../nbs/04_checkpoint.ipynb #4bdc6613
 def unwrap(model:nn.Module) -> nn.Module:
@@ -206,13 +206,19 @@ def check_state_dict(model:nn.Module, sd:dict, what:str='checkpoint', strict:boo
     return missing, unexpected
 
 # %% ../nbs/04_checkpoint.ipynb #f531f400
-ENCODER_KEYS = ('cls_token', 'reg_token', 'pos_embed', 'patch_embed.', 'norm_pre.', 'blocks.', 'norm.')
+ENCODER_PREFIXES = ('cls_token', 'reg_token', 'pos_embed', 'patch_embed.', 'norm_pre.', 'rel_pos_bias.', 'blocks.', 'norm.', 'fc_norm.')
+
+def encoder_key(k:str) -> str:
+    "Our name for key `k` of any state dict: wrappers (`module.`, `_orig_mod.`) dropped, a timm encoder's keys under `encoder.`."
+    for p in ('module.', '_orig_mod.'):
+        if k.startswith(p): k = k[len(p):]
+    if k.startswith('encoder.'): return k
+    return 'encoder.' + k if k.startswith(ENCODER_PREFIXES) else k
 
 def load_encoder(vit:nn.Module, path, strict:bool=True) -> nn.Module:
     "Load an encoder checkpoint (ours or timm-layout) into timm ViT `vit`, with a clear error for another architecture."
     sd = load_state_dict_file(path)
-    sd = {k[len('encoder.'):] if k.startswith('encoder.') else k: v for k, v in sd.items()}
-    sd = {k: v for k, v in sd.items() if k.startswith(ENCODER_KEYS)}   # drop decoders, heads and method tokens
+    sd = {k.removeprefix('encoder.'): v for k, v in ((encoder_key(k), v) for k, v in sd.items()) if k.startswith('encoder.')}
     check_state_dict(vit, sd, f"checkpoint {Path(path).name}", strict=strict)
     vit.load_state_dict(sd, strict=strict)
     return vit

@@ -29,7 +29,8 @@ __all__ = ['PHOTO_NAMES', 'BUILTIN_DATASETS', 'VALID_NAMES', 'MAX_IMAGE_PIXELS',
            'mnist5k', 'load_photo', 'load_photos', 'square_crops', 'photos', 'random_crop_boxes', 'resized_crops',
            'BatchRandomResizedCrop', 'TensorItems', 'TensorDL', 'view_settings', 'MultiViews', 'norm_tfms',
            'tensor_dls', 'denormalize', 'find_valid_folder', 'folder_labels', 'image_problem', 'SkippedImages',
-           'usable_images', 'folder_dls', 'data_folder', 'imagenette_dls', 'cifar10_dls', 'get_dls']
+           'usable_images', 'FolderFiles', 'folder_files', 'folder_dls', 'data_folder', 'imagenette_dls', 'cifar10_dls',
+           'get_dls']
 
 # %% ../nbs/01_data.ipynb #8459c27b
 def _size_of(x): return tuple(x.shape[1:]) if len(x) else None
@@ -227,11 +228,12 @@ class TensorItems:
 
 # %% ../nbs/01_data.ipynb #c9e3c56d
 class TensorDL(TfmdDL):
-    "A fastai `TfmdDL` over `TensorItems` that builds each batch with one tensor index (no per-item work)."
+    "A fastai `TfmdDL` over a dataset with tensors `x` and `y` that builds each batch with one tensor index (no per-item work); images of `TensorItems` come typed as fastai's `TensorImage`, other tensors (the evaluation's cached features) as they are."
     def create_item(self, s): return 0 if s is None else s
     def create_batch(self, b):
         i = torch.as_tensor(b, dtype=torch.long)
-        return TensorImage(self.dataset.x[i]), TensorCategory(self.dataset.y[i])
+        x, y = self.dataset.x[i], self.dataset.y[i]
+        return (TensorImage(x), TensorCategory(y)) if isinstance(self.dataset, TensorItems) else (x, y)
     def retain(self, res, b): return res
 
 # %% ../nbs/01_data.ipynb #74f13f2f
@@ -371,9 +373,13 @@ def usable_images(files, n_shown:int=10) -> list:
 
 
 # %% ../nbs/01_data.ipynb #bff66447
-def folder_dls(path, img_size:int, bs:int=64, train:str='train', valid:str|None=None, scale=(0.2, 1.), seed:int=0,
-               num_workers:int|None=None, device=None, max_items:int|None=None, views=1) -> DataLoaders:
-    "fastai `DataLoaders` from an image folder with `train/` and a validation folder, class subfolders optional."
+@dataclass
+class FolderFiles:
+    "The usable image files of an image folder, split into training and validation, with their class names."
+    train: list; valid: list; train_labels: list; valid_labels: list; classes: list; train_dir: Path; valid_dir: Path
+
+def folder_files(path, train:str='train', valid:str|None=None, max_items:int|None=None, seed:int=0) -> FolderFiles:
+    "The image files of folder `path` (`train/` and a validation folder, class subfolders optional): at most `max_items` training files (a seeded sample), unusable ones left out and named in one warning. Pretraining (`folder_dls`) and evaluation (`evaluation.folder_data`) both read folders through it."
     path = Path(path)
     if not path.is_dir(): raise _missing_data(path)
     tdir = path / train
@@ -386,11 +392,19 @@ def folder_dls(path, img_size:int, bs:int=64, train:str='train', valid:str|None=
         tfiles = [tfiles[i] for i in keep.tolist()]
     ok = set(usable_images(tfiles + vfiles))        # checked up front: bad files are left out, named in one warning
     tfiles, vfiles = [f for f in tfiles if f in ok], [f for f in vfiles if f in ok]
-    if not vfiles: raise ValueError(f"no usable images in the validation folder {vdir} (see the warning): add readable images there")
-    _check_bs(len(tfiles), bs, f"the training folder {tdir} (usable images)")
+    for fs, d, what in ((tfiles, tdir, 'training'), (vfiles, vdir, 'validation')):
+        if not fs: raise ValueError(f"no usable images in the {what} folder {d} (see the warning): add readable images there")
     tl, vl = folder_labels(tfiles, tdir), folder_labels(vfiles, vdir)
-    labels = tl + vl if tl is not None and vl is not None else ['all'] * (len(tfiles) + len(vfiles))
-    classes = sorted(set(labels))
+    if tl is None or vl is None: tl, vl = ['all'] * len(tfiles), ['all'] * len(vfiles)
+    return FolderFiles(tfiles, vfiles, tl, vl, sorted(set(tl) | set(vl)), tdir, vdir)
+
+def folder_dls(path, img_size:int, bs:int=64, train:str='train', valid:str|None=None, scale=(0.2, 1.), seed:int=0,
+               num_workers:int|None=None, device=None, max_items:int|None=None, views=1) -> DataLoaders:
+    "fastai `DataLoaders` from an image folder with `train/` and a validation folder, class subfolders optional."
+    ff = folder_files(path, train, valid, max_items, seed)
+    tfiles, vfiles, classes = ff.train, ff.valid, ff.classes
+    _check_bs(len(tfiles), bs, f"the training folder {ff.train_dir} (usable images)")
+    labels = ff.train_labels + ff.valid_labels
     items = list(zip(tfiles + vfiles, labels))
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=classes)),
                        get_x=ItemGetter(0), get_y=ItemGetter(1),

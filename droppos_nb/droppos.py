@@ -13,10 +13,11 @@ from .registry import MethodSpec, register_method, WeightedAccuracy, ModelValue,
 from .core import grid_size, grid_indices, rank_share
 from .masking import check_ratio, n_keep, random_masking, gather_tokens, position_smoothing, attentive_weights
 from .vit import create_vit, encode_tokens, encode_image, init_mae_weights_
+from .official import mae_layout_model
 
 # %% auto #0
 __all__ = ['MASK_TOKEN_TYPES', 'DROPPOS_OFFICIAL', 'DROPPOS_LAPTOP', 'sigma_at', 'droppos_loss', 'DropPos', 'SigmaSchedule',
-           'sigma_note']
+           'droppos_from_official', 'sigma_note']
 
 # %% ../nbs/10_droppos.ipynb #239cc14f
 def sigma_at(epoch:int, epochs:int, sigma0:float=1., decay:bool=True) -> float:
@@ -139,6 +140,10 @@ DROPPOS_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs
                         wd=0.05, betas=(0.9, 0.95), clip='param:5', drop_path=0., min_scale=0.2, precision='fp32',
                         mask_ratio=0.75, pos_mask_ratio=0.75, sigma=1., no_sigma_decay=False, tau=0.1, mask_token='param',
                         decoder_dim=512, decoder_depth=2, decoder_heads=16)
+def droppos_from_official(src, verbose:bool=True, **overrides):
+    "A `DropPos` built from an official DropPos (or MAE) release in the MAE layout and loaded with it (`official.mae_layout_model`); returns `(model, report)`."
+    return mae_layout_model(src, DropPos, 'droppos', verbose, **overrides)
+
 def sigma_note(config:dict, start:int, epochs:int) -> str:
     "What extending a run to `epochs` epochs, resumed at epoch `start`, does to σ (for the command line's note)."
     if config.get('sigma') is None or config.get('no_sigma_decay'): return ''
@@ -158,4 +163,4 @@ register_method(MethodSpec(
     cbs=lambda model, config: [SigmaSchedule(getattr(model, 'sigma', 1.), not config.get('no_sigma_decay'))],
     metrics=lambda: [WeightedAccuracy('acc_num', 'acc_den', 'pos_acc'), ModelValue('sigma')],
     official=DROPPOS_OFFICIAL, laptop=DROPPOS_LAPTOP, figure='positions', figures=('positions', 'patch'),
-    official_format='mae-style', schedule_note=sigma_note))
+    from_official=droppos_from_official, schedule_note=sigma_note))

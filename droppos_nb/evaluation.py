@@ -22,7 +22,7 @@ from timm.models.vision_transformer import VisionTransformer
 from .core import set_seed, default_device, rank_world
 from .distributed import distributed_ctx
 from .scale import precision_callbacks, choose_precision
-from .data import (TensorData, TensorItems, TensorDL, BatchRandomResizedCrop, resize_images, mnist5k, photos,
+from .data import (TensorData, TensorItems, TensorDL, BatchRandomResizedCrop, resize_images, mnist5k, photos, folder_files,
                              find_valid_folder, folder_labels, BUILTIN_DATASETS, data_folder, usable_images)
 from .masking import n_keep
 from .vit import create_vit, encode_tokens, encode_image, timm_arch, set_pos_embed_, is_beit, beit_tokens
@@ -36,10 +36,10 @@ from .official import official_config, WIDTH_ARCH
 __all__ = ['POOLS', 'PROTOCOLS', 'PROTOCOL_DEFAULTS', 'checkpoint_config', 'is_vit', 'require_vit', 'require_positions',
            'is_vit_arch', 'create_backbone', 'method_encoder_loader', 'load_eval_encoder', 'folder_data', 'eval_data',
            'normalize_images', 'eval_dls', 'position_drop_mask', 'position_features', 'freeze_', 'PositionProbe',
-           'position_probe_learner', 'position_probe', 'extract_features', 'FeatureItems', 'FeatureDL', 'feature_dls',
-           'linear_head', 'linear_probe_learner', 'linear_probe', 'knn_predict', 'knn_eval', 'layer_id',
-           'timm_layer_groups', 'decay_depth', 'layer_decay_splitter', 'layer_decay_lrs', 'block_tokens',
-           'FineTuneModel', 'finetune_learner', 'save_finetuned', 'finetune', 'pixel_floors']
+           'position_probe_learner', 'position_probe', 'extract_features', 'FeatureItems', 'feature_dls', 'linear_head',
+           'linear_probe_learner', 'linear_probe', 'knn_predict', 'knn_eval', 'layer_id', 'timm_layer_groups',
+           'decay_depth', 'layer_decay_splitter', 'layer_decay_lrs', 'block_tokens', 'FineTuneModel',
+           'finetune_learner', 'save_finetuned', 'finetune', 'pixel_floors']
 
 # %% ../nbs/30_evaluation.ipynb #315c565f
 def _vit_kwargs(method:str, config:dict) -> dict:
@@ -54,9 +54,6 @@ def _known_method(name) -> bool:
 def checkpoint_config(path) -> dict:
     "Encoder settings (`arch`, `img_size`, `patch_size`, `depth`, ...) of checkpoint `path`: from its metadata, else its shapes."
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist: pass a run's encoder.safetensors or model.safetensors, "
-                                f"an official .pth, or 'random' for a randomly initialised encoder")
     meta = check_model_file(path)             # the shared checks: a folder, an empty, damaged or edited file gets one line
     sd = load_state_dict_file(path)
     try: shapes, err = official_config(sd), None
@@ -150,25 +147,8 @@ def _rgb(f, size:int) -> torch.Tensor:
 def folder_data(path, img_size:int, train:str='train', valid:str|None=None, max_items:int|None=None, seed:int=0,
                 num_workers:int=8) -> TensorData:
     "The images of folder `path` (`train/` and a validation folder, class subfolders optional) as `TensorData`, centre-cropped to `img_size`."
-    path = Path(path)
-    if not path.is_dir(): raise FileNotFoundError(f"data folder {path} does not exist: pass a folder with train/ and valid/ "
-                                                  f"subfolders, or a built-in dataset name: {', '.join(BUILTIN_DATASETS)}")
-    tdir, vdir = path / train, find_valid_folder(path, valid)
-    if not tdir.is_dir(): raise FileNotFoundError(f"no training folder {tdir}: put the training images in {tdir}/ (one subfolder per class)")
-    files = {}
-    for nm, d in (('train', tdir), ('valid', vdir)):
-        files[nm] = sorted(get_image_files(d))
-        if not files[nm]: raise FileNotFoundError(f"no images found in {d}: add image files there, in one subfolder per class")
-    usable = set(usable_images(files['train'] + files['valid']))   # unreadable or oversized files: skipped, named in one warning
-    files = {nm: [f for f in fs if f in usable] for nm, fs in files.items()}
-    for nm, d in (('train', tdir), ('valid', vdir)):
-        if not files[nm]: raise ValueError(f"no usable images left in {d} (the others could not be read): add readable image files there")
-    if max_items is not None and max_items < len(files['train']):
-        keep = torch.randperm(len(files['train']), generator=torch.Generator().manual_seed(seed))[:max_items].sort().values
-        files['train'] = [files['train'][i] for i in keep.tolist()]
-    tl, vl = folder_labels(files['train'], tdir), folder_labels(files['valid'], vdir)
-    if tl is None or vl is None: tl, vl = ['all'] * len(files['train']), ['all'] * len(files['valid'])
-    classes = sorted(set(tl) | set(vl))
+    ff = folder_files(path, train, valid, max_items, seed)       # the one folder reader (01_data), shared with pretraining
+    files, tl, vl, classes = dict(train=ff.train, valid=ff.valid), ff.train_labels, ff.valid_labels, ff.classes
     with ThreadPoolExecutor(max(1, num_workers)) as ex:
         xs = {nm: torch.stack(list(ex.map(lambda f: _rgb(f, img_size), fs))) for nm, fs in files.items()}
     ys = {nm: torch.tensor([classes.index(c) for c in lab], dtype=torch.long) for nm, lab in (('train', tl), ('valid', vl))}
@@ -317,25 +297,18 @@ def extract_features(vit:VisionTransformer, x:torch.Tensor, pool:str='cls', bs:i
 
 # %% ../nbs/30_evaluation.ipynb #9c30d9a5
 class FeatureItems:
-    "Precomputed features `x` (n, D) and labels `y` (n,)."
+    "Precomputed features `x` (n, D) and labels `y` (n,), batched by `data.TensorDL` (the one tensor loader)."
+    n_inp = 1
     def __init__(self, x:torch.Tensor, y:torch.Tensor): self.x, self.y = x, y
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return self.x[i], self.y[i]
-
-class FeatureDL(DataLoader):
-    "A fastai `DataLoader` over `FeatureItems` that builds each batch with one tensor index."
-    def create_item(self, s): return 0 if s is None else s
-    def create_batch(self, b):
-        i = torch.as_tensor(b, dtype=torch.long)
-        return self.dataset.x[i], self.dataset.y[i]
-    def retain(self, res, b): return res
 
 def feature_dls(train_x, train_y, valid_x, valid_y, bs:int=256, seed:int=0, device=None) -> DataLoaders:
     "fastai `DataLoaders` over cached features; the training batches are shuffled (seeded) and all full."
     _check_bs(len(train_x), min(bs, len(train_x)))
     device = default_device() if device is None else torch.device(device)
-    trn = FeatureDL(FeatureItems(train_x, train_y), bs=min(bs, len(train_x)), shuffle=True, drop_last=True, device=device)
-    val = FeatureDL(FeatureItems(valid_x, valid_y), bs=2 * bs, device=device)
+    trn = TensorDL(FeatureItems(train_x, train_y), bs=min(bs, len(train_x)), shuffle=True, drop_last=True, device=device, num_workers=0)
+    val = TensorDL(FeatureItems(valid_x, valid_y), bs=2 * bs, device=device, num_workers=0)
     trn.rng = random.Random(seed)
     return DataLoaders(trn, val, device=device)
 

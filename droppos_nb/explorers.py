@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 import ipywidgets as W
 from .data import denormalize
-from .official import load_any, droppos_from_official
+from .official import load_any, from_official
+from .checkpoint import read_metadata
 from .viz import (set_ratios, droppos_outputs, droppos_metrics, plot_droppos_panels, attention_maps,
                             plot_attention_panels, cls_attention, attention_summary, object_fraction, plot_mae, plot_alignment_reconstruction, fig_to_png,
                             sample_images, model_label)
@@ -37,17 +38,14 @@ def load_for_explorer(src, who:str='This explorer', **load_kw):
                          "`from droppos_nb.train import trained_model` (the trained laptop run), or a checkpoint path")
     if isinstance(src, torch.nn.Module): return src, None
     path = Path(src)
-    meta = {}
-    if path.suffix == '.safetensors' and path.exists():
-        from safetensors import safe_open
-        with safe_open(str(path), 'pt') as f: meta = f.metadata() or {}
+    meta = read_metadata(path) if path.suffix == '.safetensors' and path.exists() else {}
     if 'method' in meta or path.suffix == '.safetensors' and not path.exists():
         return attach_provenance(load_any(path, **load_kw), path), None
     from droppos_nb.evaluation import method_encoder_loader
     if (loader := method_encoder_loader(path)) is not None:     # an encoder only its method rebuilds (BEiT v2's timm Beit)
         enc = attach_provenance(loader(path), path)
         return enc, f"{path.name}: a {meta.get('arch')} encoder; the file holds the encoder only"
-    model, rep = droppos_from_official(path, verbose=False, **load_kw)
+    model, rep = from_official(path, verbose=False, **load_kw)
     attach_provenance(model, path)
     enc_missing = [k for k in rep.missing if k.startswith('encoder.')]
     note = f"{path.name}: {len(rep.loaded)} tensors loaded"

@@ -15,9 +15,9 @@ from .checkpoint import (load_state_dict_file, check_state_dict, check_checkpoin
                                    unwrap)
 
 # %% auto #0
-__all__ = ['VIT_ARGS', 'TRAIN_FIELDS', 'METHODS', 'DEFAULT_METHOD', 'BUILTIN_METHODS', 'seeded_masks', 'WeightedAccuracy',
-           'OutputMean', 'ModelValue', 'MethodSpec', 'register_method', 'method_names', 'get_method', 'resolve_config',
-           'check_model_file', 'load_model']
+__all__ = ['VIT_ARGS', 'TRAIN_FIELDS', 'METHODS', 'DEFAULT_METHOD', 'BUILTIN_METHODS', 'seeded_masks', 'evaluating',
+           'WeightedAccuracy', 'OutputMean', 'ModelValue', 'MethodSpec', 'register_method', 'method_names',
+           'get_method', 'resolve_config', 'check_model_file', 'load_model']
 
 # %% ../nbs/05_registry.ipynb #d50bc376
 from contextlib import contextmanager
@@ -31,6 +31,20 @@ def seeded_masks(model:nn.Module, seed:int|None):
     model.generator = torch.Generator(next(model.parameters()).device).manual_seed(int(seed))
     try: yield model
     finally: model.generator = old
+
+# %% ../nbs/05_registry.ipynb #57d6a40d
+@contextmanager
+def evaluating(model:nn.Module, seed:int|None=0, **attrs):
+    "Within the block, `model` (unwrapped) runs in eval mode without gradients, with masks from `seed` and the attributes `attrs` that are not `None` set; all put back after."
+    while hasattr(model, 'module'): model = model.module
+    was, old = model.training, {k: getattr(model, k) for k, v in attrs.items() if v is not None}
+    try:
+        model.eval()
+        for k in old: setattr(model, k, type(old[k])(attrs[k]) if isinstance(old[k], float) else attrs[k])
+        with torch.no_grad(), seeded_masks(model, seed) as m: yield m
+    finally:
+        model.train(was)
+        for k, v in old.items(): setattr(model, k, v)
 
 # %% ../nbs/05_registry.ipynb #b0a2ce32
 class WeightedAccuracy(Metric):
@@ -95,7 +109,7 @@ class MethodSpec:
     load_encoder: Callable|None = None           # (path) -> that encoder again, for `eval` and the explorers
     figure: str|None = None                      # the end-of-run figure kind (`viz.run_figure`): 'positions', 'reconstructions'
     figures: tuple = ()                          # the figure kinds of its own that `droppos_nb viz` draws for its models
-    official_format: str|None = None             # the official release layout its model loads ('mae-style': MAE/DropPos `.pth`)
+    from_official: Callable|None = None          # (path or state dict, verbose, **overrides) -> (model, report): its release
     schedule_note: Callable|None = None          # (config, start, epochs) -> what extending a run does to its own schedules
 
     def recipe(self, name:str='laptop') -> dict:
@@ -162,6 +176,7 @@ def load_model(path, **overrides) -> nn.Module:
     "Rebuild a method model saved by `save_model`: its class and arguments come from the file's metadata, checked first by `check_model_file`."
     path = Path(path)
     meta = check_model_file(path)
+    if path.suffix != '.safetensors': load_state_dict_file(path)   # a damaged or code-carrying file is named as such first
     if 'method' not in meta:
         raise ValueError(f"{path} has no method metadata: it was not written by save_model (an official checkpoint loads with official.load_any)")
     config = {**meta['config'], **overrides}

@@ -173,16 +173,8 @@ def set_ratios(model, gamma:float|None=None, gamma_pos:float|None=None):
 @torch.no_grad()
 def droppos_outputs(model, imgs:torch.Tensor, seed:int=0, sigma:float|None=None, tau:float|None=None) -> dict:
     "The output dict of DropPos `model` on `imgs` (eval, no grad) with masks drawn from `seed`; `sigma`/`tau` override the model's for this call."
-    from droppos_nb.registry import seeded_masks
-    old = model.training, model.sigma, model.tau
-    dev = next(model.parameters()).device
-    try:
-        model.eval()
-        if sigma is not None: model.sigma = float(sigma)
-        if tau is not None: model.tau = float(tau)
-        with seeded_masks(model, seed): out = model(imgs.to(dev))
-    finally:
-        model.train(old[0]); model.sigma, model.tau = old[1:]
+    from droppos_nb.registry import evaluating
+    with evaluating(model, seed, sigma=sigma, tau=tau) as m: out = m(imgs.to(next(m.parameters()).device))
     return {k: v.cpu() if torch.is_tensor(v) else v for k, v in out.items()}
 
 def position_accuracy(out:dict) -> float:
@@ -441,12 +433,8 @@ def plot_attention_panels(img:torch.Tensor, attns:list, layer:int=-1, alpha:floa
 @torch.no_grad()
 def mae_outputs(model, imgs:torch.Tensor, seed:int=0) -> dict:
     "`model.reconstruct(imgs)` in eval mode with masks from `seed`, on the CPU: `mask`, `rec` (input units), `loss`, `predicted`."
-    from droppos_nb.registry import seeded_masks
-    old, dev = model.training, next(model.parameters()).device
-    try:
-        model.eval()
-        with seeded_masks(model, seed): out = model.reconstruct(imgs.to(dev))
-    finally: model.train(old)
+    from droppos_nb.registry import evaluating
+    with evaluating(model, seed) as m: out = m.reconstruct(imgs.to(next(m.parameters()).device))
     return {k: v.cpu() if torch.is_tensor(v) else v for k, v in out.items()}
 
 def plot_mae(model, imgs:torch.Tensor, seed:int=0, n:int=8, title:str|None=None):
@@ -747,17 +735,15 @@ def plot_code_gallery(tokenizer, imgs:torch.Tensor, codes:list|None=None, k:int=
 @torch.no_grad()
 def mim_outputs(model, imgs:torch.Tensor, seed:int=0) -> dict:
     "A BEiT v2 model's masked image modelling on `imgs` in eval mode, masks from `seed`: `mask` (B, N), `target` codes (B, N) of its tokenizer, `pred` (B, N) argmax of its `lm_head`, `acc` per image on masked patches."
-    from droppos_nb.registry import seeded_masks
+    from droppos_nb.registry import evaluating
     if not all(hasattr(model, a) for a in ('masks', 'targets', 'forward_encoder', 'lm_head')):
         raise ValueError(f"{type(model).__name__} is not a BEiT v2 model (masks, targets, forward_encoder, lm_head): pass a --method beitv2 model")
-    old, dev = model.training, next(model.parameters()).device
+    dev = next(model.parameters()).device
     imgs = imgs.as_subclass(torch.Tensor).to(dev)
-    try:
-        model.eval()
-        with seeded_masks(model, seed): mask = model.masks(len(imgs), dev)
-        target = model.targets(imgs)
-        pred = model.lm_head(model.forward_encoder(imgs, mask)['x'][:, 1:]).argmax(-1)
-    finally: model.train(old)
+    with evaluating(model, seed) as m:
+        mask = m.masks(len(imgs), dev)
+        target = m.targets(imgs)
+        pred = m.lm_head(m.forward_encoder(imgs, mask)['x'][:, 1:]).argmax(-1)
     right = (pred == target) & mask
     acc = right.sum(1).float() / mask.sum(1).clamp(min=1)
     return dict(mask=mask.cpu(), target=target.cpu(), pred=pred.cpu(), acc=acc.cpu(), right=right.cpu())

@@ -8,8 +8,8 @@ from droppos_nb.registry import MethodSpec, register_method, get_method, METHODS
 
 PKG = Path(droppos_nb.__file__).parent
 # the layers, lowest first: a module may import from its own layer or any layer below, never above
-LAYERS = [{'core'}, {'data', 'augment', 'masking', 'vit', 'checkpoint', 'runs'}, {'registry'}, {'droppos', 'mae', 'cae', 'beitv2', 'mocov3', 'mscn'},
-          {'scale', 'distributed'}, {'learner'}, {'evaluation', 'official', 'viz'}, {'explorers'}, {'train'}, {'cli'}]
+LAYERS = [{'core'}, {'data', 'augment', 'masking', 'vit', 'checkpoint', 'runs'}, {'registry', 'official'}, {'droppos', 'mae', 'cae', 'beitv2', 'mocov3', 'mscn'},
+          {'scale', 'distributed'}, {'learner'}, {'evaluation', 'viz'}, {'explorers'}, {'train'}, {'cli'}]
 TRAINING = {'scale', 'distributed', 'learner', 'train'}      # what trains: figures and explorers import none of it
 LAYER = {m: i for i, ms in enumerate(LAYERS) for m in ms}
 METHOD_MODULES = LAYERS[3]

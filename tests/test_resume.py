@@ -116,6 +116,6 @@ def test_paths_are_stored_absolute_and_a_moved_folder_can_be_given(run_main, tmp
 
 def test_path_settings_come_from_the_method_options():
     "Options declared with a PATH metavar are stored absolute too: the VQ-KD teacher, BEiT v2's tokenizer (their models load them)."
-    from droppos_nb.cli import path_settings
+    from droppos_nb.train import path_settings
     assert path_settings('droppos') == ['data'] and path_settings('vqkd') == ['data', 'teacher']
     assert path_settings('beitv2') == ['data', 'tokenizer']

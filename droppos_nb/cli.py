@@ -122,6 +122,7 @@ def viz_parser(p:argparse.ArgumentParser):
     a('--tau', type=float, default=None, help="attentive-weight temperature (default: the model's)")
     a('--dpi', type=int, default=120, help="resolution of the PNGs")
     a('--device', default=None, choices=DEVICES, help="auto (default): CUDA, else Apple's MPS, else the CPU")
+    a('--overwrite', action='store_true', help="replace the PNGs that --out already holds (refused otherwise)")
     a('--decoder-heads', type=int, default=None,
       help="official checkpoints: the decoder's heads when its args do not say (default 16, with a warning)")
     return p
@@ -155,6 +156,10 @@ def viz(args) -> list:
     if args.mask_ratio is not None or args.pos_mask_ratio is not None:
         V.set_ratios(model, args.mask_ratio, args.pos_mask_ratio)
     opts = dict(seed=args.seed, layer=args.layer, sigma=args.sigma, tau=args.tau)
+    there = [f"{w}.png" for w in what if (out_dir / f"{w}.png").exists() and (w in own or w in V.GENERIC_FIGURES)]
+    if there and not getattr(args, 'overwrite', False):
+        raise ValueError(f"{out_dir} already holds {', '.join(there)}: pass --overwrite to replace them, "
+                         "or another --out")
     with made_folder(out_dir):                     # a failure leaves no empty folder behind
         written = []
         for w in what:
@@ -331,6 +336,9 @@ def run_eval(args) -> dict:
     if path.exists() and not getattr(args, 'overwrite', False):
         raise ValueError(f"{path} already holds a {args.protocol} result: "
                          "pass --overwrite to measure again, or another --out")
+    saved = out / 'encoder-finetuned.safetensors'
+    if args.protocol == 'finetune' and args.save_encoder and saved.exists() and not getattr(args, 'overwrite', False):
+        raise ValueError(f"{saved} already exists: pass --overwrite to replace it, or another --out")
     # the same checks and messages as viz --model
     if str(args.checkpoint) != 'random': check_model_file(args.checkpoint)
     vkw = dict(drop_path_rate=args.drop_path) if args.protocol == 'finetune' else {}

@@ -4,15 +4,16 @@
 
 # %% ../nbs/50_train.ipynb #48565f42
 from __future__ import annotations
-import argparse, contextlib, io, json, os, sys, time, platform, subprocess, warnings
+import argparse, contextlib, io, json, os, shutil, sys, time, platform, subprocess, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import torch
+from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from .core import set_seed, choose_device, grid_size, rank_world
 from .distributed import launched_processes, init_distributed, distributed_ctx, effective_batch, finish_distributed
 from .scale import (precision_callbacks, accumulation_callbacks, NonFiniteGuard, EpochCheckpoint, InterruptCheckpoint,
-                              ResumableCSVLogger, load_checkpoint, resume_, choose_precision, cpu_name)
+                              ResumableCSVLogger, load_checkpoint, resume_, choose_precision, cpu_name, Interrupted)
 from .vit import timm_arch
 from .data import BUILTIN_DATASETS
 from .checkpoint import export_encoder, save_model, unwrap
@@ -23,12 +24,12 @@ from .viz import run_figure, model_label
 
 # %% auto #0
 __all__ = ['FALLBACK', 'RUN_DEFAULTS', 'MODEL_FIELDS', 'RUN_KEYS', 'NOT_RECORDED', 'REPRO_SKIP', 'RUN_FILES', 'OUTPUT_FILES',
-           'LOCK', 'KEEP_ON_RESUME', 'NOT_SETTINGS', 'option_dest', 'method_options', 'setting_names',
+           'LOCK', 'ASIDE', 'KEEP_ON_RESUME', 'NOT_SETTINGS', 'option_dest', 'method_options', 'setting_names',
            'pretrain_settings', 'resolve_args', 'check_numbers', 'model_kwargs', 'run_settings', 'command_overrides',
            'git_commit', 'recipe_command', 'save_run_figure', 'check_out_folder', 'read_lock', 'check_lock',
-           'check_run_folder', 'made_folder', 'run_lock', 'clear_run', 'resume_changes', 'resume_args',
-           'extension_note', 'choose_hardware', 'process_device', 'path_settings', 'absolute_paths_', 'pretrain',
-           'encoder_meta', 'train_run', 'train_cached', 'trained_model']
+           'check_run_folder', 'made_folder', 'run_lock', 'run_outputs', 'set_aside', 'ReleaseOverwritten',
+           'resume_changes', 'resume_args', 'extension_note', 'choose_hardware', 'process_device', 'path_settings',
+           'absolute_paths_', 'pretrain', 'encoder_meta', 'train_run', 'train_cached', 'trained_model']
 
 # %% ../nbs/50_train.ipynb #e4b02898
 FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1.,
@@ -152,8 +153,8 @@ def save_run_figure(kind:str, learn, path, n:int=8):
 
 # %% ../nbs/50_train.ipynb #9a1c0002
 RUN_FILES = ('config.json', 'metrics.csv', 'checkpoint.pt', 'model.safetensors')   # any of them: the folder holds a run
-OUTPUT_FILES = (*RUN_FILES, 'encoder.safetensors', 'positions.png', 'reconstructions.png')   # what --overwrite deletes
-LOCK = '.lock'
+OUTPUT_FILES = (*RUN_FILES, 'encoder.safetensors', 'positions.png', 'reconstructions.png')   # what --overwrite replaces
+LOCK, ASIDE = '.lock', '.overwritten'     # the run's lock; where --overwrite keeps the old run until the new one runs
 
 def check_out_folder(out, flag:str='--out') -> Path:
     "`out` as a `Path`; refused when it is an existing file (a missing output folder is created later)."
@@ -190,10 +191,18 @@ def check_run_folder(out, resume:bool=False, overwrite:bool=False) -> Path:
     """Refuse to start a new run in `out` when it holds one (unless `resume` or `overwrite`).
     Also when it is a file, or while another command writes there."""
     out = check_out_folder(out)
+    if (out / ASIDE).exists():
+        raise ValueError(f"{out / ASIDE} holds the outputs of a run that an interrupted --overwrite was replacing: "
+                         f"move them back into {out} to keep that run, or delete {out / ASIDE} to drop it")
     found = [f for f in RUN_FILES if (out / f).exists()]
     if found and not (resume or overwrite):
         raise ValueError(f"{out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
                          "start it again with --overwrite, or pass another --out")
+    other = [] if found or not out.is_dir() else sorted(p.name for p in out.iterdir() if not p.name.startswith('.'))
+    if other:
+        raise ValueError(f"{out} holds files that are not a droppos_nb run ({', '.join(other[:4])}"
+                         f"{', ...' if len(other) > 4 else ''}): pass a new or empty folder as --out, so that none of "
+                         "them is replaced")
     check_lock(out)
     return out
 
@@ -231,12 +240,47 @@ def run_lock(out, hold:bool=True):
     finally:
         if mine and read_lock(lock)[0] == os.getpid(): lock.unlink(missing_ok=True)
 
-def clear_run(out) -> list:
-    """Delete the pretraining outputs (`OUTPUT_FILES`, leftover `.tmp` files) of the run in `out` for `--overwrite`.
-    Returns their names."""
-    gone = [p for p in [*(Path(out) / f for f in OUTPUT_FILES), *Path(out).glob('*.tmp')] if p.is_file()]
-    for p in gone: p.unlink()
-    return [p.name for p in gone]
+def run_outputs(out) -> list:
+    "The pretraining outputs in `out` (`OUTPUT_FILES` and leftover `.tmp` files): what `--overwrite` replaces."
+    return [p for p in [*(Path(out) / f for f in OUTPUT_FILES), *Path(out).glob('*.tmp')] if p.is_file()]
+
+@contextmanager
+def set_aside(out, active:bool=True):
+    """For `--overwrite`: move the old run's outputs into `out/.overwritten/` for the body (yields that folder).
+    `ReleaseOverwritten` deletes them once the new run has finished an epoch; if the body fails before, the new
+    run's outputs are removed and the old ones put back. A stop the user asked for (`Interrupted`) keeps the new run."""
+    if not active:
+        yield None
+        return
+    out = Path(out)
+    aside, olds = out / ASIDE, run_outputs(out)
+    aside.mkdir()
+    for p in olds: os.replace(p, aside / p.name)
+    if olds: print(f"--overwrite: the old run's {', '.join(p.name for p in olds)} wait in {aside} until the new run "
+                   "has finished its first epoch")
+    try: yield aside
+    except Interrupted:
+        shutil.rmtree(aside, ignore_errors=True)
+        raise
+    except BaseException:
+        if aside.exists():
+            for p in run_outputs(out): p.unlink()
+            for p in aside.iterdir(): os.replace(p, out / p.name)
+            aside.rmdir()
+            if olds: print(f"--overwrite: the new run failed before its first epoch ended; the old run is back in "
+                           f"{out}")
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+class ReleaseOverwritten(Callback):
+    "Delete the old run's outputs that `set_aside` keeps once the new run has finished its first epoch (first process)."
+    order = 95        # after the epoch's checkpoint and model are written
+    def __init__(self, aside): self.aside = Path(aside)
+    def after_epoch(self):
+        if self.aside.exists():
+            shutil.rmtree(self.aside)
+            print("--overwrite: the new run finished its first epoch: the old run's outputs are deleted")
+        self.learn.remove_cb(self)
 
 
 # %% ../nbs/50_train.ipynb #93610b67
@@ -390,8 +434,9 @@ def pretrain(args) -> Path:
     device = process_device(device, world)
     main_process = rank_world()[0] == 0            # the only one that writes, prints and holds the lock
     if main_process and not getattr(args, 'silent', False): print(args.hardware, flush=True)
-    with made_folder(out, create=main_process), run_lock(out, hold=main_process):
-        train_run(args, ck, out, device, world, main_process)
+    with made_folder(out, create=main_process), run_lock(out, hold=main_process), \
+         set_aside(out, overwrite and main_process) as aside:
+        train_run(args, ck, out, device, world, main_process, aside)
     finish_distributed()
     return out
 
@@ -409,9 +454,9 @@ def encoder_meta(spec, args, model) -> dict:
     if spec.export == 'vit': return dict(arch=timm_arch(args.arch), img_size=args.img_size, patch_size=args.patch_size)
     return dict(arch=args.arch, img_size=args.img_size)
 
-def train_run(args, ck, out:Path, device, world:int, main_process:bool):
-    """The run of `pretrain` in its (created, locked) folder `out`.
-    Data, learner, then (`--overwrite`: the old outputs deleted) config, training and exports."""
+def train_run(args, ck, out:Path, device, world:int, main_process:bool, aside:Path|None=None):
+    """The run of `pretrain` in its (created, locked) folder `out`: data, learner, config, training and exports.
+    With `--overwrite`, `aside` holds the old run's outputs until the first epoch has finished."""
     from droppos_nb.data import get_dls
     spec = get_method(args.method)
     set_seed(args.seed)                            # the same seed everywhere: `core.rank_share` splits the draws
@@ -426,10 +471,8 @@ def train_run(args, ck, out:Path, device, world:int, main_process:bool):
                              cbs=[ResumableCSVLogger('metrics.csv'), SaveModelEveryEpoch('model.safetensors', mkw),
                                   EpochCheckpoint(), InterruptCheckpoint(), NonFiniteGuard(),
                                   *precision_callbacks(precision, device),
-                                  *accumulation_callbacks(args.accum, args.bs)], **mkw)
-    if getattr(args, 'overwrite', False) and main_process:
-        gone = clear_run(out)
-        if gone: print(f"--overwrite: deleted {', '.join(gone)} of the run in {out}")
+                                  *accumulation_callbacks(args.accum, args.bs),
+                                  *([ReleaseOverwritten(aside)] if aside is not None else [])], **mkw)
     config = dict(run_settings(args),
                   command=recipe_command(args.method, args.data, args.seed, command_overrides(args)),
                   model=mkw, lr=lr, effective_batch=batch, world_size=world, timm_arch=timm_arch(args.arch),

@@ -47,6 +47,8 @@ BAD_AT_RUN = [   # flags aimed at a finished run -> words of the message; the ru
     (['--resume', '{run}', '--arch', 'vit_small', '--bs', '32'], ['--arch vit_small (stored: vit_tiny)', '--bs 32 (stored: 64)']),
     (['--resume', '{run}', '--epochs', '0'], ['--epochs 0 (stored: 1)']),
     (['--resume', '{run}'], ['already finished its 1 epochs', '--epochs N with N > 1']),
+    # --overwrite: a new run that fails before its first epoch ends gives the old one back (issue 25)
+    (['--overwrite', '--sigma', '-1', *TINY], ['sigma must be >= 0']),
 ]
 
 @pytest.mark.parametrize('flags,words', BAD_AT_RUN)
@@ -54,6 +56,34 @@ def test_bad_input_at_a_run_changes_nothing(run_main, run, flags, words):
     before = snapshot(run)
     flags = [str(run) if f == '{run}' else f for f in flags]
     refused(run_main('pretrain', *flags, *([] if '--resume' in flags else ['--out', run])), *words)
+    assert snapshot(run) == before
+
+def test_overwrite_that_fails_later_keeps_the_old_run(run_main, run):
+    "A NaN loss (learning rate inf) stops the new run in its first epoch: exit 3, and the old run's files are as they were."
+    before = snapshot(run)
+    r = run_main('pretrain', '--overwrite', '--lr', 'inf', *TINY, '--out', run)
+    assert r.returncode == 3 and 'the old run is back' in r.stdout, (r.returncode, r.stdout[-500:], r.stderr[-500:])
+    assert snapshot(run) == before
+
+@pytest.mark.parametrize('mine', ['positions.png', 'encoder.safetensors', 'photo.jpg'])
+def test_out_folder_of_other_files_is_refused(run_main, tmp_path, mine):
+    "A folder holding a user's files but no run is refused as --out, even with --overwrite, and left as it was."
+    out = tmp_path / 'mine'; out.mkdir(); (out / mine).write_bytes(b'the user\'s own file')
+    before = snapshot(out)
+    for extra in ([], ['--overwrite']):
+        refused(run_main('pretrain', *TINY, *extra, '--out', out), f'holds files that are not a droppos_nb run ({mine})')
+    assert snapshot(out) == before
+
+def test_viz_and_eval_replace_no_file_without_overwrite(run_main, run, tmp_path):
+    figs = tmp_path / 'figs'; figs.mkdir(); (figs / 'positions.png').write_bytes(b'an earlier figure')
+    before = snapshot(figs)
+    refused(run_main('viz', '--model', run / 'model.safetensors', '--out', figs, '--what', 'positions,attention', '--n', '2'),
+            'already holds positions.png', '--overwrite')
+    assert snapshot(figs) == before
+    (run / 'encoder-finetuned.safetensors').write_bytes(b'an earlier fine-tuned encoder')
+    before = snapshot(run)
+    refused(run_main('eval', '--protocol', 'finetune', '--checkpoint', run / 'encoder.safetensors', '--save-encoder',
+                     '--epochs', '1', '--max-items', '64', '--quiet'), 'encoder-finetuned.safetensors already exists')
     assert snapshot(run) == before
 
 def test_live_lock_is_refused(run_main, run):
@@ -161,7 +191,8 @@ def test_too_few_images_left(run_main, tmp_path):
     for f in (data / 'train').rglob('*.png'): f.write_bytes(b'')
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        refused(run_main('pretrain', '--data', data, *TINY[:2], '--bs', '2', '--out', tmp_path / 'run'), 'has 0 images')
+        refused(run_main('pretrain', '--data', data, *TINY[:2], '--bs', '2', '--out', tmp_path / 'run'),
+                'no usable images in the training folder')
     assert not (tmp_path / 'run').exists()
 
 def test_max_image_pixels(monkeypatch, tmp_path):

@@ -49,8 +49,9 @@ class TensorData:
         for nm in ('train', 'valid'):
             x, y = getattr(self, f'{nm}_x'), getattr(self, f'{nm}_y')
             if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
-                raise ValueError(f"{nm}_x must be a uint8 tensor of shape (N, 3, H, W), got {x.dtype} {tuple(x.shape)}: "
-                                 f"convert with (x * 255).round().to(torch.uint8) and repeat grey images to 3 channels")
+                raise ValueError(f"{nm}_x must be a uint8 tensor of shape (N, 3, H, W), got {x.dtype} "
+                                 f"{tuple(x.shape)}: convert with (x * 255).round().to(torch.uint8) and repeat grey "
+                                 "images to 3 channels")
             if y.dtype != torch.int64 or y.shape != (len(x),):
                 raise ValueError(f"{nm}_y must be an int64 tensor of shape ({len(x)},), got {y.dtype} {tuple(y.shape)}")
             if len(y) and (y.min() < 0 or y.max() >= len(self.classes)):
@@ -122,7 +123,8 @@ def _randint(lo, hi, generator):
 
 # %% ../nbs/01_data.ipynb #dfdee768
 def square_crops(img:torch.Tensor, n:int, size:int, rows:tuple, sides:tuple, generator=None):
-    "`n` random square crops of `img` (C, H, W) inside rows [rows[0], rows[1]), sides in [sides[0], sides[1]], resized to `size`."
+    """`n` random square crops of `img` (C, H, W) inside rows [rows[0], rows[1]), sides in [sides[0], sides[1]].
+    Resized to `size`."""
     r0, r1 = rows
     W = img.shape[-1]
     lo, hi = sides
@@ -130,14 +132,16 @@ def square_crops(img:torch.Tensor, n:int, size:int, rows:tuple, sides:tuple, gen
         raise ValueError(f"crop sides {sides} do not fit a band of {r1 - r0} rows and {W} columns")
     side = _randint(torch.full((n,), lo), torch.full((n,), hi), generator)
     top, left = r0 + _randint(0, r1 - r0 - side, generator), _randint(0, W - side, generator)
-    crops = [resize_images(img[None, :, t:t + s, l:l + s], size) for t, l, s in zip(top.tolist(), left.tolist(), side.tolist())]
+    crops = [resize_images(img[None, :, t:t + s, l:l + s], size) for t, l, s in zip(top.tolist(), left.tolist(),
+                                                                                    side.tolist())]
     crops = torch.cat(crops) if crops else img.new_zeros(0, img.shape[0], size, size)
     return crops, torch.stack([top, left, side], 1)
 
 # %% ../nbs/01_data.ipynb #f735bf39
 def photos(img_size:int=32, n_train:int=2000, n_valid:int=500, seed:int=0, valid_frac:float=0.25,
            names=PHOTO_NAMES) -> TensorData:
-    "Random square crops of scikit-image's bundled photos, resized to `img_size`; valid crops come from the bottom `valid_frac` rows."
+    """Random square crops of scikit-image's bundled photos, resized to `img_size`.
+    Valid crops come from the bottom `valid_frac` rows."""
     if not 0 < valid_frac < 1: raise ValueError(f"valid_frac must be between 0 and 1 (exclusive), got {valid_frac}")
     g = torch.Generator().manual_seed(seed)
     ims = load_photos(names)
@@ -151,7 +155,8 @@ def photos(img_size:int=32, n_train:int=2000, n_valid:int=500, seed:int=0, valid
             hi = min(short // 2, H - cut, cut, W)
             sides = (min(max(1, short // 8), hi), hi)
             c, _ = square_crops(img, k, img_size, (0, cut) if split == 'train' else (cut, H), sides, generator=g)
-            xs[split].append(c); ys[split].append(torch.full((k,), i, dtype=torch.long))
+            xs[split].append(c)
+            ys[split].append(torch.full((k,), i, dtype=torch.long))
     out = []
     for split in ('train', 'valid'):
         x, y = torch.cat(xs[split]), torch.cat(ys[split])
@@ -166,7 +171,8 @@ def random_crop_boxes(n:int, height:int, width:int, scale=(0.2, 1.), ratio=(3/4,
     if not 0 < scale[0] <= scale[1] <= 1: raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
     if not 0 < ratio[0] <= ratio[1]: raise ValueError(f"ratio must satisfy 0 < min <= max, got {ratio}")
     area = height * width
-    target = area * (scale[0] + (scale[1] - scale[0]) * torch.rand(n, attempts, dtype=torch.float64, generator=generator))
+    target = area * (scale[0] + (scale[1] - scale[0]) * torch.rand(n, attempts, dtype=torch.float64,
+                                                                   generator=generator))
     logr = torch.tensor(ratio, dtype=torch.float64).log()
     ar = (logr[0] + (logr[1] - logr[0]) * torch.rand(n, attempts, dtype=torch.float64, generator=generator)).exp()
     w, h = (target * ar).sqrt().round().long(), (target / ar).sqrt().round().long()
@@ -184,7 +190,8 @@ def random_crop_boxes(n:int, height:int, width:int, scale=(0.2, 1.), ratio=(3/4,
 
 # %% ../nbs/01_data.ipynb #66064bd6
 def resized_crops(x:torch.Tensor, boxes:torch.Tensor, size:int, flip:torch.Tensor|None=None) -> torch.Tensor:
-    "Crop box `boxes[i]` = (top, left, h, w) of each image of the float batch `x` (B, C, H, W), flip it if `flip[i]`, resize to `size`."
+    """Crop box `boxes[i]` = (top, left, h, w) of each image of the float batch `x` (B, C, H, W), flip it if `flip[i]`.
+    Resize to `size`."""
     B, C, H, W = x.shape
     top, left, h, w = boxes.to(torch.float64).T
     sx, sy = w / W, h / H
@@ -203,10 +210,12 @@ class BatchRandomResizedCrop(Transform):
         super().__init__()
         if not isinstance(size, int) or size <= 0: raise ValueError(f"size must be a positive integer, got {size!r}")
         random_crop_boxes(0, 1, 1, scale, ratio)                       # checks scale and ratio (draws nothing)
-        self.size, self.scale, self.ratio, self.flip_p, self.generator = size, tuple(scale), tuple(ratio), flip_p, generator
+        self.size, self.scale, self.ratio, self.flip_p, self.generator = (size, tuple(scale), tuple(ratio), flip_p,
+                                                                          generator)
 
     def encodes(self, x:TensorImage):
-        if not x.is_floating_point(): raise TypeError(f"BatchRandomResizedCrop needs a float batch, got {x.dtype}: put IntToFloatTensor before it")
+        if not x.is_floating_point(): raise TypeError(f"BatchRandomResizedCrop needs a float batch, got {x.dtype}: put "
+                                                      "IntToFloatTensor before it")
         B, C, H, W = x.shape
         # drawn for the global batch of all processes, this process's rows kept (`core.rank_share`)
         boxes = rank_share(lambda n: random_crop_boxes(n, H, W, self.scale, self.ratio, generator=self.generator), B)
@@ -228,7 +237,9 @@ class TensorItems:
 
 # %% ../nbs/01_data.ipynb #c9e3c56d
 class TensorDL(TfmdDL):
-    "A fastai `TfmdDL` over a dataset with tensors `x` and `y` that builds each batch with one tensor index (no per-item work); images of `TensorItems` come typed as fastai's `TensorImage`, other tensors (the evaluation's cached features) as they are."
+    """A fastai `TfmdDL` over a dataset with tensors `x` and `y` that builds each batch with one tensor index.
+    There is no per-item work; images of `TensorItems` come typed as fastai's `TensorImage`, other tensors (the
+    evaluation's cached features) as they are."""
     def create_item(self, s): return 0 if s is None else s
     def create_batch(self, b):
         i = torch.as_tensor(b, dtype=torch.long)
@@ -238,7 +249,8 @@ class TensorDL(TfmdDL):
 
 # %% ../nbs/01_data.ipynb #74f13f2f
 def view_settings(views, scale=(0.2, 1.), flip_p:float=0.5) -> list:
-    "A list of per-view augmentation dicts (`scale`, `ratio`, `flip_p`, `tfms`) from `views`: a count, or a list of dicts (missing keys take the defaults)."
+    """A list of per-view augmentation dicts (`scale`, `ratio`, `flip_p`, `tfms`) from `views`.
+    A count, or a list of dicts (missing keys take the defaults)."""
     if isinstance(views, int):
         if views < 1: raise ValueError(f"views must be at least 1, got {views}")
         views = [{} for _ in range(views)]
@@ -250,12 +262,14 @@ def view_settings(views, scale=(0.2, 1.), flip_p:float=0.5) -> list:
     return res
 
 class MultiViews(ItemTransform):
-    "Turn a float batch `(x, y)` into `(view_1, ..., view_k, y)`: on training batches each view gets its own random resized crop + flip (+ its `tfms`)."
+    """Turn a float batch `(x, y)` into `(view_1, ..., view_k, y)`.
+    On training batches each view gets its own random resized crop + flip (+ its `tfms`)."""
     order = 30
     def __init__(self, size:int, views, generator=None):
         super().__init__()
         self.views, self.generator = view_settings(views), generator
-        self.crops = [BatchRandomResizedCrop(size, v['scale'], v['ratio'], v['flip_p'], generator=generator) for v in self.views]
+        self.crops = [BatchRandomResizedCrop(size, v['scale'], v['ratio'], v['flip_p'], generator=generator)
+                      for v in self.views]
 
     def __call__(self, b, split_idx=None, **kwargs):
         x, rest = b[0], tuple(b[1:])
@@ -271,7 +285,9 @@ class MultiViews(ItemTransform):
 
 # %% ../nbs/01_data.ipynb #5c25d014
 def norm_tfms(img_size:int, scale=(0.2, 1.), ratio=(3/4, 4/3), flip_p:float=0.5, generator=None, views=1) -> list:
-    "The batch transforms of pretraining: to float in [0, 1], per-image random resized crop + flip (training only; one per view when `views` asks for several), ImageNet normalisation."
+    """The batch transforms of pretraining.
+    To float in [0, 1], per-image random resized crop + flip (training only; one per view when `views` asks for
+    several), ImageNet normalisation."""
     if views == 1: aug = BatchRandomResizedCrop(img_size, scale, ratio, flip_p, generator=generator)
     else: aug = MultiViews(img_size, view_settings(views, scale, flip_p), generator=generator)
     return [IntToFloatTensor(), aug, Normalize.from_stats(*imagenet_stats)]
@@ -288,7 +304,9 @@ def _finish(dls, classes, img_size):
 # %% ../nbs/01_data.ipynb #356dfc23
 def tensor_dls(data:TensorData, img_size:int, bs:int=128, scale=(0.2, 1.), seed:int=0, device=None,
                num_workers:int|None=0, max_items:int|None=None, views=1) -> DataLoaders:
-    "fastai `DataLoaders` over the uint8 tensors of `data`, with per-image random resized crops on the training set (`views`: how many augmented views per image, or a list of per-view settings)."
+    """fastai `DataLoaders` over the uint8 tensors of `data`.
+    With per-image random resized crops on the training set (`views`: how many augmented views per image, or a list
+    of per-view settings)."""
     tx, ty = data.train_x, data.train_y
     if max_items is not None: tx, ty = tx[:max_items], ty[:max_items]
     _check_bs(len(tx), bs, "the training set")
@@ -305,7 +323,8 @@ def tensor_dls(data:TensorData, img_size:int, bs:int=128, scale=(0.2, 1.), seed:
 
 # %% ../nbs/01_data.ipynb #8a3404a0
 def denormalize(x:torch.Tensor, stats=imagenet_stats) -> torch.Tensor:
-    "Undo `Normalize` on images (..., 3, H, W) with `stats` (ImageNet's by default) and clamp to [0, 1]; returns a plain tensor."
+    """Undo `Normalize` on images (..., 3, H, W) with `stats` (ImageNet's by default) and clamp to [0, 1].
+    Returns a plain tensor."""
     x = x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else torch.as_tensor(x)
     mean, std = [torch.tensor(s, dtype=x.dtype, device=x.device)[:, None, None] for s in stats]
     return (x * std + mean).clamp(0, 1)
@@ -342,10 +361,12 @@ def _missing_data(path):
                              f"or a built-in dataset name: {', '.join(BUILTIN_DATASETS)}")
 
 # %% ../nbs/01_data.ipynb #5e1f0002
-MAX_IMAGE_PIXELS = 50_000_000   # larger images are skipped; also PIL's `Image.MAX_IMAGE_PIXELS` (its decompression-bomb guard)
+MAX_IMAGE_PIXELS = 50_000_000   # larger images are skipped; also PIL's `Image.MAX_IMAGE_PIXELS` (its decompression-bomb
+                                # guard)
 
 def image_problem(f) -> str|None:
-    "Why image file `f` cannot be trained on (empty, unreadable or cut short, more than `MAX_IMAGE_PIXELS` pixels); None when it decodes."
+    """Why image file `f` cannot be trained on (empty, unreadable or cut short, more than `MAX_IMAGE_PIXELS` pixels).
+    None when it decodes."""
     from PIL import Image
     try:
         if os.path.getsize(f) == 0: return "empty file"
@@ -355,8 +376,11 @@ def image_problem(f) -> str|None:
                 if MAX_IMAGE_PIXELS and im.width * im.height > MAX_IMAGE_PIXELS:
                     return f"{im.width}x{im.height}: more than MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS:,} pixels"
                 im.verify()
-        finally: Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS   # PIL's decompression-bomb guard, for the loading in training too
-        with Image.open(f) as im: im.draft('RGB', (64, 64)); im.load()    # decodes JPEGs at 1/8 size: cheap
+        finally: Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS   # PIL's decompression-bomb guard, for the loading in
+                                                             # training too
+        with Image.open(f) as im:
+            im.draft('RGB', (64, 64))
+            im.load()    # decodes JPEGs at 1/8 size: cheap
     except Exception as e: return f"unreadable: {(str(e).splitlines() or [type(e).__name__])[0][:100]}"
     return None
 
@@ -364,11 +388,13 @@ class SkippedImages(UserWarning):
     "Image files left out because they cannot be used (the command line always shows it, whatever the warning filters)."
 
 def usable_images(files, n_shown:int=10) -> list:
-    "The `files` that `image_problem` finds nothing wrong with; the others are named (the first `n_shown`) in one warning."
+    """The `files` that `image_problem` finds nothing wrong with.
+    The others are named (the first `n_shown`) in one warning."""
     bad = {f: p for f in files if (p := image_problem(f))}
     if bad:
         shown = '; '.join(f"{f} ({p})" for f, p in list(bad.items())[:n_shown])
-        warnings.warn(f"skipping {len(bad)} image(s) that cannot be used: {shown}{'; ...' if len(bad) > n_shown else ''}", SkippedImages, stacklevel=2)
+        warnings.warn(f"skipping {len(bad)} image(s) that cannot be used: "
+                      f"{shown}{'; ...' if len(bad) > n_shown else ''}", SkippedImages, stacklevel=2)
     return [f for f in files if f not in bad]
 
 
@@ -376,10 +402,18 @@ def usable_images(files, n_shown:int=10) -> list:
 @dataclass
 class FolderFiles:
     "The usable image files of an image folder, split into training and validation, with their class names."
-    train: list; valid: list; train_labels: list; valid_labels: list; classes: list; train_dir: Path; valid_dir: Path
+    train: list
+    valid: list
+    train_labels: list
+    valid_labels: list
+    classes: list
+    train_dir: Path
+    valid_dir: Path
 
 def folder_files(path, train:str='train', valid:str|None=None, max_items:int|None=None, seed:int=0) -> FolderFiles:
-    "The image files of folder `path` (`train/` and a validation folder, class subfolders optional): at most `max_items` training files (a seeded sample), unusable ones left out and named in one warning. Pretraining (`folder_dls`) and evaluation (`evaluation.folder_data`) both read folders through it."
+    """The image files of folder `path` (`train/` and a validation folder, class subfolders optional).
+    At most `max_items` training files (a seeded sample), unusable ones left out and named in one warning.
+    Pretraining (`folder_dls`) and evaluation (`evaluation.folder_data`) both read folders through it."""
     path = Path(path)
     if not path.is_dir(): raise _missing_data(path)
     tdir = path / train
@@ -393,7 +427,8 @@ def folder_files(path, train:str='train', valid:str|None=None, max_items:int|Non
     ok = set(usable_images(tfiles + vfiles))        # checked up front: bad files are left out, named in one warning
     tfiles, vfiles = [f for f in tfiles if f in ok], [f for f in vfiles if f in ok]
     for fs, d, what in ((tfiles, tdir, 'training'), (vfiles, vdir, 'validation')):
-        if not fs: raise ValueError(f"no usable images in the {what} folder {d} (see the warning): add readable images there")
+        if not fs: raise ValueError(f"no usable images in the {what} folder {d} (see the warning): add readable images "
+                                    "there")
     tl, vl = folder_labels(tfiles, tdir), folder_labels(vfiles, vdir)
     if tl is None or vl is None: tl, vl = ['all'] * len(tfiles), ['all'] * len(vfiles)
     return FolderFiles(tfiles, vfiles, tl, vl, sorted(set(tl) | set(vl)), tdir, vdir)
@@ -409,9 +444,11 @@ def folder_dls(path, img_size:int, bs:int=64, train:str='train', valid:str|None=
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=classes)),
                        get_x=ItemGetter(0), get_y=ItemGetter(1),
                        splitter=IndexSplitter(list(range(len(tfiles), len(items)))),
-                       item_tfms=RandomResizedCrop(img_size, min_scale=scale[0], max_scale=scale[1]) if views == 1 else Resize(img_size),
+                       item_tfms=RandomResizedCrop(img_size, min_scale=scale[0], max_scale=scale[1]) if views == 1
+                       else Resize(img_size),
                        batch_tfms=[BatchRandomResizedCrop(img_size, scale=(1., 1.), ratio=(1., 1.)) if views == 1
-                                   else MultiViews(img_size, view_settings(views, scale), generator=torch.Generator().manual_seed(seed)),
+                                   else MultiViews(img_size, view_settings(views, scale),
+                                                   generator=torch.Generator().manual_seed(seed)),
                                    Normalize.from_stats(*imagenet_stats)])
     device = default_device() if device is None else torch.device(device)
     dls = dblock.dataloaders(items, bs=bs, val_bs=2 * bs, num_workers=num_workers, device=device)
@@ -425,15 +462,19 @@ def folder_dls(path, img_size:int, bs:int=64, train:str='train', valid:str|None=
 IMAGENETTE_URLS = {'160': URLs.IMAGENETTE_160, '320': URLs.IMAGENETTE_320, 'full': URLs.IMAGENETTE}
 
 def data_folder(data, size:str='160') -> Path:
-    "The image folder behind `data`: Imagenette (`size` '160', '320' or 'full') or CIFAR-10 downloaded by fastai on the first process only (the others wait), else `data` itself. Pretraining and evaluation both find their data here."
+    """The image folder behind `data`.
+    Imagenette (`size` '160', '320' or 'full') or CIFAR-10 downloaded by fastai on the first process only (the others
+    wait), else `data` itself. Pretraining and evaluation both find their data here."""
     if data == 'imagenette':
-        if str(size) not in IMAGENETTE_URLS: raise ValueError(f"unknown Imagenette size {size!r}: use one of {', '.join(IMAGENETTE_URLS)}")
+        if str(size) not in IMAGENETTE_URLS: raise ValueError(f"unknown Imagenette size {size!r}: use one of "
+                                                              f"{', '.join(IMAGENETTE_URLS)}")
         return Path(rank0_first(untar_data, IMAGENETTE_URLS[str(size)]))
     if data == 'cifar10': return Path(rank0_first(untar_data, URLs.CIFAR))
     return Path(data)
 
 def imagenette_dls(img_size:int=160, bs:int=64, size:str='160', **kw) -> DataLoaders:
-    "Imagenette (downloaded by fastai, by the first process only; `size` '160', '320' or 'full') as `folder_dls` loaders."
+    """Imagenette (`size` '160', '320' or 'full') as `folder_dls` loaders.
+    fastai downloads it, by the first process only."""
     return folder_dls(data_folder('imagenette', size), img_size, bs=bs, **kw)
 
 # %% ../nbs/01_data.ipynb #2e2d3ee8
@@ -445,7 +486,8 @@ def cifar10_dls(img_size:int=32, bs:int=128, **kw) -> DataLoaders:
 _TENSOR_DATASETS = {'mnist5k': mnist5k, 'photos': photos}
 
 def get_dls(data='mnist5k', img_size:int=32, bs:int=128, seed:int=0, split_seed:int=0, **kw) -> DataLoaders:
-    "Pretraining `DataLoaders` for `data`: a name in `BUILTIN_DATASETS` (split with `split_seed`) or an image folder with train/ and valid/."
+    """Pretraining `DataLoaders` for `data`.
+    A name in `BUILTIN_DATASETS` (split with `split_seed`) or an image folder with train/ and valid/."""
     if isinstance(data, str) and data in _TENSOR_DATASETS:
         make = _TENSOR_DATASETS[data]
         dkw = {k: kw.pop(k) for k in list(kw) if k in inspect.signature(make).parameters}

@@ -12,8 +12,8 @@ from .data import denormalize
 from .official import load_any, from_official
 from .checkpoint import read_metadata
 from .viz import (set_ratios, droppos_outputs, droppos_metrics, plot_droppos_panels, attention_maps,
-                            plot_attention_panels, cls_attention, attention_summary, object_fraction, plot_mae, plot_alignment_reconstruction, fig_to_png,
-                            sample_images, model_label)
+                            plot_attention_panels, cls_attention, attention_summary, object_fraction, plot_mae,
+                            plot_alignment_reconstruction, fig_to_png, sample_images, model_label)
 from .runs import attach_provenance
 
 # %% auto #0
@@ -32,7 +32,8 @@ def _slider(cls, desc, value, lo, hi, step, **kw):
 _TOP = W.Layout(align_items='flex-start')   # pictures keep their own size instead of stretching to the row
 
 def load_for_explorer(src, who:str='This explorer', **load_kw):
-    "`(model, note)` from a model or checkpoint path; `note` says in one line what a file without a whole model held (no list of keys)."
+    """`(model, note)` from a model or checkpoint path.
+    `note` says in one line what a file without a whole model held (no list of keys)."""
     if src is None:
         raise ValueError(f"{who} draws the model it is given: pass one, e.g. {who}(trained_model('droppos')) with "
                          "`from droppos_nb.train import trained_model` (the trained laptop run), or a checkpoint path")
@@ -42,23 +43,26 @@ def load_for_explorer(src, who:str='This explorer', **load_kw):
     if 'method' in meta or path.suffix == '.safetensors' and not path.exists():
         return attach_provenance(load_any(path, **load_kw), path), None
     from droppos_nb.evaluation import method_encoder_loader
-    if (loader := method_encoder_loader(path)) is not None:     # an encoder only its method rebuilds (BEiT v2's timm Beit)
+    if (loader := method_encoder_loader(path)) is not None:     # an encoder only its method rebuilds (BEiT v2's timm
+                                                                # Beit)
         enc = attach_provenance(loader(path), path)
         return enc, f"{path.name}: a {meta.get('arch')} encoder; the file holds the encoder only"
     model, rep = from_official(path, verbose=False, **load_kw)
     attach_provenance(model, path)
     enc_missing = [k for k in rep.missing if k.startswith('encoder.')]
     note = f"{path.name}: {len(rep.loaded)} tensors loaded"
-    if enc_missing: note += f"; {len(enc_missing)} encoder tensors are NOT in the file (e.g. {enc_missing[0]}): the encoder is partly untrained"
-    elif rep.missing: note += (f"; the file holds the encoder only (no position decoder), so the decoder's {len(rep.missing)} tensors "
-                               "are freshly initialised: attention and attentive weights are trained, position predictions are not")
+    if enc_missing: note += (f"; {len(enc_missing)} encoder tensors are NOT in the file (e.g. {enc_missing[0]}): "
+                              "the encoder is partly untrained")
+    elif rep.missing: note += ("; the file holds the encoder only (no position decoder), so the decoder's "
+                               f"{len(rep.missing)} tensors are freshly initialised: attention and attentive weights "
+                               "are trained, position predictions are not")
     return model, note
 
 KEY_HTML = ("<div class='explorer-key' style='font-size:13px'><b>Key</b>: "
             "<span style='color:#0a0'>▬ green solid</span>: true cell of the chosen patch &nbsp; "
-            "<span style='color:#d00'>┅ red dashed</span>: its predicted cell (drawn inside, so both show when right) &nbsp; "
-            "black: masked &nbsp; white: visible, placed wrong &nbsp; grey frame: visible patch &nbsp; dimmed: position dropped. "
-            "Maps: fixed 0-1 scales (colour bars).</div>")
+            "<span style='color:#d00'>┅ red dashed</span>: its predicted cell (drawn inside, so both show when right) "
+            "&nbsp; black: masked &nbsp; white: visible, placed wrong &nbsp; grey frame: visible patch &nbsp; dimmed: "
+            "position dropped. Maps: fixed 0-1 scales (colour bars).</div>")
 
 def header_html(label:str, note:str|None=None) -> str:
     "The line above an explorer's widgets: which model it shows (and a note on what its file held)."
@@ -73,7 +77,8 @@ class _Explorer:
         from IPython.display import display
         display(self.widget)
     def snapshot(self):
-        "Display the current state as a static PNG: stored with the notebook, it shows the widget's picture on a page without a kernel."
+        """Display the current state as a static PNG.
+        Stored with the notebook, it shows the widget's picture on a page without a kernel."""
         from IPython.display import Image, display
         display(Image(fig_to_png(self.figure(), self.dpi)))
     def _set_error(self, msg:str|None):
@@ -84,7 +89,8 @@ class _Explorer:
 
 # %% ../nbs/41_explorers.ipynb #d42538a2
 class DropPosExplorer(_Explorer):
-    "Widgets to explore a DropPos `model` (e.g. `train.trained_model('droppos')`) or checkpoint path on normalised `imgs` (default: 8 validation digits)."
+    """Widgets to explore a DropPos `model` (e.g. `train.trained_model('droppos')`) or checkpoint path.
+    They show normalised `imgs` (default: 8 validation digits)."""
     def __init__(self, model=None, imgs:torch.Tensor|None=None, seed:int=0, label:str|None=None, **load_kw):
         self.model, note = load_for_explorer(model, 'DropPosExplorer', **load_kw)
         m = self.model.eval()
@@ -98,14 +104,17 @@ class DropPosExplorer(_Explorer):
         self.gamma_pos = _slider(W.FloatSlider, 'γ_pos', m.pos_mask_ratio, 0.05, 0.95, 0.05)
         self.sigma = _slider(W.FloatSlider, 'σ', m.sigma, 0., 2., 0.125)
         self.tau = _slider(W.FloatLogSlider, 'τ', m.tau if m.tau != float('inf') else 10., -2, 1, 0.1, base=10)
-        self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='seed', layout=W.Layout(width='180px'))
+        self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='seed',
+                                     layout=W.Layout(width='180px'))
         self.resample = W.Button(description='resample masks', icon='refresh')
         self.patch = W.Dropdown(description='patch', layout=W.Layout(width='340px'))
         self.info, self.status, self.key = W.HTML(), W.HTML(), W.HTML(KEY_HTML)
-        self.info.add_class('explorer-info'); self.status.add_class('explorer-status')
+        self.info.add_class('explorer-info')
+        self.status.add_class('explorer-status')
         self.view = W.Image(format='png', layout=W.Layout(max_width='100%'))
         self.resample.on_click(lambda _: setattr(self.seed, 'value', self.seed.value + 1))
-        for w in (self.image, self.gamma, self.gamma_pos, self.sigma, self.tau, self.seed): w.observe(self.update, names='value')
+        for w in (self.image, self.gamma, self.gamma_pos, self.sigma, self.tau, self.seed):
+            w.observe(self.update, names='value')
         self.patch.observe(self.redraw, names='value')
         self._busy = False
         self.widget = W.VBox([self.header, W.HBox([self.image, self.seed, self.resample, self.patch]),
@@ -117,15 +126,20 @@ class DropPosExplorer(_Explorer):
     def update(self, change=None):
         "Recompute the model's output with the widgets' settings, refill the patch picker and redraw."
         try: set_ratios(self.model, self.gamma.value, self.gamma_pos.value)
-        except ValueError as e: self._set_error(str(e)); return
+        except ValueError as e:
+            self._set_error(str(e))
+            return
         self._set_error(None)
         self.out = droppos_outputs(self.model, self.imgs, self.seed.value, sigma=self.sigma.value, tau=self.tau.value)
         b, g, out = self.image.value, self.model.grid, self.out
         order = sorted(torch.nonzero(out['mask_pos'][b]).flatten().tolist(), key=lambda i: -float(out['weights'][b, i]))
         total = sum(float(out['weights'][b, i]) for i in order) or 1.
-        opts = [(f"row {int(out['ids_keep'][b, i]) // g}, col {int(out['ids_keep'][b, i]) % g} (weight {float(out['weights'][b, i]) / total:.2f})", i)
+        opts = [(f"row {int(out['ids_keep'][b, i]) // g}, col {int(out['ids_keep'][b, i]) % g} (weight "
+                 f"{float(out['weights'][b, i]) / total:.2f})", i)
                 for i in order]
-        keep = self.patch.value if self.patch.value in order and change is not None and change.owner in (self.sigma, self.tau) else order[0]
+        keep = (self.patch.value
+                if self.patch.value in order and change is not None and change.owner in (self.sigma, self.tau)
+                else order[0])
         self._busy = True
         try: self.patch.options, self.patch.value = opts, keep
         finally: self._busy = False
@@ -137,21 +151,25 @@ class DropPosExplorer(_Explorer):
         b, n = self.image.value, len(self.imgs)
         m, mb = droppos_metrics(self.out, b), droppos_metrics(self.out)
         self.metrics = dict(image=m, batch=mb)
-        self.info.value = (f"<b>weighted position accuracy</b> (τ = {self.tau.value:.2g}, the training metric): this image {m['weighted']:.1%}, "
-                           f"batch of {n} {mb['weighted']:.1%} &nbsp;|&nbsp; <b>unweighted top-1</b>: this image {m['right']}/{m['dropped']} = "
-                           f"{m['top1']:.1%}, batch {mb['right']}/{mb['dropped']} = {mb['top1']:.1%} &nbsp;|&nbsp; <b>chance</b> 1/{m['N']} = "
-                           f"{m['chance']:.1%} &nbsp;|&nbsp; <b>loss</b> at σ = {self.sigma.value:g}: {self.out['loss'].item():.3f} "
-                           f"&nbsp; ({self.model.n_vis} visible patches, {self.model.n_vis - self.model.n_pos} positions dropped)")
+        self.info.value = (f"<b>weighted position accuracy</b> (τ = {self.tau.value:.2g}, the training metric): this "
+                           f"image {m['weighted']:.1%}, batch of {n} {mb['weighted']:.1%} &nbsp;|&nbsp; <b>unweighted "
+                           f"top-1</b>: this image {m['right']}/{m['dropped']} = {m['top1']:.1%}, batch "
+                           f"{mb['right']}/{mb['dropped']} = {mb['top1']:.1%} &nbsp;|&nbsp; <b>chance</b> 1/{m['N']} = "
+                           f"{m['chance']:.1%} &nbsp;|&nbsp; <b>loss</b> at σ = {self.sigma.value:g}: "
+                           f"{self.out['loss'].item():.3f} &nbsp; ({self.model.n_vis} visible patches, "
+                           f"{self.model.n_vis - self.model.n_pos} positions dropped)")
         self.view.value = fig_to_png(self.figure(), self.dpi)
 
     def figure(self):
         "The current picture as a matplotlib figure (a static copy of the widget's state)."
         b = self.image.value
-        return plot_droppos_panels(self.shown[b], self.out, b, self.patch.value, self.patch_size, sigma=self.sigma.value, tau=self.tau.value)
+        return plot_droppos_panels(self.shown[b], self.out, b, self.patch.value, self.patch_size,
+                                   sigma=self.sigma.value, tau=self.tau.value)
 
 # %% ../nbs/41_explorers.ipynb #1b26b9fe
 class AttentionExplorer(_Explorer):
-    "Widgets to explore the [CLS] attention of a model's ViT encoder, a checkpoint path, or several models ({name: model or path}: a model picker), on normalised `imgs`."
+    """Widgets to explore the [CLS] attention of a model's ViT encoder, a checkpoint path.
+    Or several models ({name: model or path}: a model picker), on normalised `imgs`."""
     def __init__(self, model=None, imgs:torch.Tensor|None=None, label:str|None=None, **load_kw):
         if isinstance(model, dict):
             if not model: raise ValueError("give at least one model: {name: model or checkpoint path}")
@@ -172,14 +190,16 @@ class AttentionExplorer(_Explorer):
         self.pick = W.Dropdown(options=list(self.models), value=list(self.models)[0], description='model',
                                layout=W.Layout(width='260px', display=None if len(self.models) > 1 else 'none'))
         self.image = _image_picker(len(self.imgs))
-        self.layer, self.head = W.Dropdown(description='layer', layout=W.Layout(width='200px')), W.Dropdown(description='head', layout=W.Layout(width='200px'))
+        self.layer, self.head = W.Dropdown(description='layer',
+                                           layout=W.Layout(width='200px')), W.Dropdown(description='head',
+                                                                                       layout=W.Layout(width='200px'))
         self.alpha = _slider(W.FloatSlider, 'opacity', 0.6, 0., 1., 0.05)
         self.status, self.info, self.view = W.HTML(), W.HTML(), W.Image(format='png', layout=W.Layout(max_width='100%'))
         self._model_changed()
         self.pick.observe(self._model_changed, names='value')
         for w in (self.image, self.layer, self.head, self.alpha): w.observe(self.update, names='value')
-        self.widget = W.VBox([self.header, W.HBox([self.pick, self.image, self.layer, self.head]), self.alpha, self.info, self.status,
-                              self.view], layout=_TOP)
+        self.widget = W.VBox([self.header, W.HBox([self.pick, self.image, self.layer, self.head]), self.alpha,
+                              self.info, self.status, self.view], layout=_TOP)
         self.widget.add_class('attention-explorer')
         self.update()
 
@@ -197,15 +217,19 @@ class AttentionExplorer(_Explorer):
     def _model_changed(self, change=None):
         L, H = len(self.attns), self.attns[0].shape[1]
         self._quiet = True
-        self.layer.options = [(f"layer {l + 1} of {L}", l) for l in range(L)]; self.layer.value = L - 1
-        self.head.options = [(f'all {H} heads', -1)] + [(f"head {h}", h) for h in range(H)]; self.head.value = -1
+        self.layer.options = [(f"layer {l + 1} of {L}", l) for l in range(L)]
+        self.layer.value = L - 1
+        self.head.options = [(f'all {H} heads', -1)] + [(f"head {h}", h) for h in range(H)]
+        self.head.value = -1
         self._quiet = False
         k = self.pick.value
-        self.header.value = header_html(self.label if len(self.models) == 1 else f"{k}: {self.label}", self.notes.get(k))
+        self.header.value = header_html(self.label if len(self.models) == 1 else f"{k}: {self.label}",
+                                        self.notes.get(k))
         if change is not None: self.update()
 
     def measures(self) -> dict:
-        "The picked model's [CLS] attention (head mean, or the picked head, of the picked layer), measured on the picked image and on all `imgs`: object share, area share, entropy."
+        """The picked model's [CLS] attention (head mean, or the picked head, of the picked layer).
+        Measured on the picked image and on all `imgs`: object share, area share, entropy."""
         a = cls_attention(self.attns, self.layer.value).float()
         a = a.mean(1) if self.head.value < 0 else a[:, self.head.value]
         i = self.image.value
@@ -223,15 +247,16 @@ class AttentionExplorer(_Explorer):
         "Redraw the attention of the picked model, image, layer and head, and its numbers."
         if getattr(self, '_quiet', False): return
         m = self.measures()
-        f = lambda s: (f"on the strokes <b>{s['object_share']:.0%}</b> (their area {s['area_share']:.0%}: evenly spread attention), "
-                       f"entropy <b>{s['entropy']:.2f}</b> (1: even over all patches)")
-        self.info.value = (f"<div class='attention-measures' style='font-size:13px'>[CLS] attention, this image: {f(m['image'])}<br>"
-                           f"all {len(self.imgs)} images: {f(m['all'])}</div>")
+        f = lambda s: (f"on the strokes <b>{s['object_share']:.0%}</b> (their area {s['area_share']:.0%}: evenly "
+                       f"spread attention), entropy <b>{s['entropy']:.2f}</b> (1: even over all patches)")
+        self.info.value = ("<div class='attention-measures' style='font-size:13px'>[CLS] attention, this image: "
+                           f"{f(m['image'])}<br>all {len(self.imgs)} images: {f(m['all'])}</div>")
         self.view.value = fig_to_png(self.figure(), self.dpi)
 
 # %% ../nbs/41_explorers.ipynb #8b6480a2
 class MaskedModelExplorer(_Explorer):
-    "ipywidgets: choose an image of `imgs` and a model of `models` ({name: model or path}); see reconstruction, alignment path and attention."
+    """ipywidgets: choose an image of `imgs` and a model of `models` ({name: model or path}).
+    See reconstruction, alignment path and attention."""
     def __init__(self, models:dict, imgs:torch.Tensor|None=None, seed:int=0, labels:dict|None=None):
         if not models: raise ValueError("give at least one model: {name: model or checkpoint path}")
         loaded = {k: load_for_explorer(v) for k, v in models.items()}
@@ -254,7 +279,8 @@ class MaskedModelExplorer(_Explorer):
     def _figs(self) -> dict:
         m, x = self.models[self.model.value], self.imgs[self.image.value:self.image.value + 1]
         figs = {}
-        if hasattr(m, 'reconstruct') and getattr(m, 'tokenizer', None) is None: figs['rec'] = plot_mae(m, x, seed=self.seed.value, n=1)
+        if hasattr(m, 'reconstruct') and getattr(m, 'tokenizer', None) is None:
+            figs['rec'] = plot_mae(m, x, seed=self.seed.value, n=1)
         if hasattr(m, 'encode_decode') and getattr(m, 'tokenizer', None) is None:
             figs['align'] = plot_alignment_reconstruction({self.model.value: m}, x, n=1, size=1.8)
         figs['attn'] = plot_attention_panels(denormalize(x).cpu()[0], attention_maps(m.encoder, x), size=2.2)
@@ -272,7 +298,9 @@ class MaskedModelExplorer(_Explorer):
         ws = [p.width for p in pngs]
         fig, axs = plt.subplots(1, len(pngs), figsize=(sum(ws) / self.dpi, max(p.height for p in pngs) / self.dpi),
                                 gridspec_kw=dict(width_ratios=ws), squeeze=False)
-        for ax, p in zip(axs[0], pngs): ax.imshow(p); ax.set_axis_off()
+        for ax, p in zip(axs[0], pngs):
+            ax.imshow(p)
+            ax.set_axis_off()
         fig.suptitle(f"{self.model.value}: {self.labels[self.model.value]}", fontsize=10)
         fig.subplots_adjust(left=0, right=1, bottom=0, top=.9, wspace=.02)
         return fig
@@ -281,57 +309,69 @@ class MaskedModelExplorer(_Explorer):
         figs = self.figures()
         for k in ('rec', 'align', 'attn'):
             w = getattr(self, k)
-            w.value = figs.get(k, b''); w.layout.display = None if k in figs else 'none'
+            w.value = figs.get(k, b'')
+            w.layout.display = None if k in figs else 'none'
         k = self.model.value
         self.header.value = header_html(f"{k}: {self.labels[k]}", self.notes.get(k))
-        self.info.value = f"<b>{k}</b>: {type(self.models[k]).__name__}, image {self.image.value}, mask seed {self.seed.value}"
+        self.info.value = (f"<b>{k}</b>: {type(self.models[k]).__name__}, image {self.image.value}, "
+                           f"mask seed {self.seed.value}")
 
 # %% ../nbs/41_explorers.ipynb #673485f6
 import matplotlib.pyplot as plt
-from .viz import (image_codes, code_usage, code_gallery, draw_code_map, plot_code_gallery, plot_mim_predictions,
-                            to_hwc, FONT)
+from .viz import (image_codes, code_usage, code_gallery, draw_code_map, plot_code_gallery,
+                            plot_mim_predictions, to_hwc, FONT)
 
 # %% ../nbs/41_explorers.ipynb #8aaecaba
 class CodeExplorer(_Explorer):
-    "Widgets to explore a VQ-KD `tokenizer` (model or model.safetensors path) on normalised `imgs`: pick an image and a code, see the code's gallery and where it sits on the image; with a BEiT v2 `model`, its masked predictions for a mask seed."
-    def __init__(self, tokenizer=None, imgs:torch.Tensor|None=None, model=None, seed:int=0, k:int=8, gallery_imgs:torch.Tensor|None=None,
-                 label:str|None=None):
+    """Widgets to explore a VQ-KD `tokenizer` (model or model.safetensors path) on normalised `imgs`.
+    Pick an image and a code, see the code's gallery and where it sits on the image; with a BEiT v2 `model`, its
+    masked predictions for a mask seed."""
+    def __init__(self, tokenizer=None, imgs:torch.Tensor|None=None, model=None, seed:int=0, k:int=8,
+                 gallery_imgs:torch.Tensor|None=None, label:str|None=None):
         if model is not None: model = load_for_explorer(model)[0].eval()
         if tokenizer is None:
-            if model is None: raise ValueError("give a VQ-KD tokenizer (model or model.safetensors of a --method vqkd run) or a BEiT v2 model")
+            if model is None: raise ValueError("give a VQ-KD tokenizer (model or model.safetensors of a --method vqkd "
+                                               "run) or a BEiT v2 model")
             tokenizer = model.tokenizer
         self.tokenizer, note = load_for_explorer(tokenizer)
-        self.tokenizer.eval(); self.model, self.k = model, k
+        self.tokenizer.eval()
+        self.model, self.k = model, k
         enc = self.tokenizer.encoder
         self.imgs = self._images(imgs, enc.patch_embed.img_size[0])
         self.gallery_imgs = self.imgs if gallery_imgs is None else gallery_imgs.as_subclass(torch.Tensor)
         self.shown = denormalize(self.imgs).cpu()
         self.codes = image_codes(self.tokenizer, self.imgs)
-        self.gallery = code_gallery(self.tokenizer, self.gallery_imgs, k=k, n_codes=0)   # ids and usage of the gallery set
+        # ids and usage of the gallery set
+        self.gallery = code_gallery(self.tokenizer, self.gallery_imgs, k=k, n_codes=0)
         self.label = label or model_label(self.tokenizer)
         mlabel = f" | BEiT v2: {model_label(model)}" if model is not None else ''
         self.header = W.HTML(header_html(self.label + mlabel, note))
         self.image = _image_picker(len(self.imgs))
         self.code = W.Dropdown(description='code', layout=W.Layout(width='360px'))
-        self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='mask seed', layout=W.Layout(width='200px',
-                                     display=None if model is not None else 'none'))
+        self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='mask seed',
+                                     layout=W.Layout(width='200px', display=None if model is not None else 'none'))
         self.info, self.status = W.HTML(), W.HTML()
-        self.map_view, self.gallery_view, self.mim_view = [W.Image(format='png', layout=W.Layout(max_width='100%')) for _ in range(3)]
+        self.map_view, self.gallery_view, self.mim_view = [W.Image(format='png', layout=W.Layout(max_width='100%'))
+                                                           for _ in range(3)]
         self.mim_view.layout.display = None if model is not None else 'none'
         self._quiet = False
         self.image.observe(self._image_changed, names='value')
-        self.code.observe(self.update, names='value'); self.seed.observe(self.update, names='value')
+        self.code.observe(self.update, names='value')
+        self.seed.observe(self.update, names='value')
         self.widget = W.VBox([self.header, W.HBox([self.image, self.code, self.seed]), self.info, self.status,
                               W.HBox([self.map_view, self.gallery_view], layout=_TOP), self.mim_view], layout=_TOP)
         self.widget.add_class('code-explorer')
         self._image_changed()
 
     def _code_options(self) -> list:
-        "Codes of the picked image first (most frequent in the data set first), then the other used codes of the gallery set."
-        cnt = self.gallery['usage']['counts']; tot = cnt.sum()
+        """Codes of the picked image first (most frequent in the data set first).
+        Then the other used codes of the gallery set."""
+        cnt = self.gallery['usage']['counts']
+        tot = cnt.sum()
         here = torch.bincount(self.codes[self.image.value].flatten(), minlength=len(cnt))
         order = sorted(range(len(cnt)), key=lambda c: (-int(here[c] > 0), -float(cnt[c])))
-        return [(f"code {c}: {100 * cnt[c] / tot:.1f}% of patches" + (f", {int(here[c])} on this image" if here[c] else ''), c)
+        return [(f"code {c}: {100 * cnt[c] / tot:.1f}% of patches" + (f", {int(here[c])} on this image" if here[c]
+                                                                      else ''), c)
                 for c in order if cnt[c] > 0 or here[c] > 0]
 
     def _image_changed(self, change=None):
@@ -339,22 +379,28 @@ class CodeExplorer(_Explorer):
         try:
             opts = self._code_options()
             keep = self.code.value if self.code.value in [v for _, v in opts] else opts[0][1]
-            self.code.options = opts; self.code.value = keep
+            self.code.options = opts
+            self.code.value = keep
         finally: self._quiet = False
         self.update()
 
     def figures(self) -> dict:
-        "The current pictures: 'map' (image + code map, the picked code framed), 'gallery' (the picked code's patches), 'mim' (BEiT v2 only)."
+        """The current pictures: 'map' (image + code map, the picked code framed).
+        'gallery' (the picked code's patches), 'mim' (BEiT v2 only)."""
         i, c = self.image.value, self.code.value
         figs = {}
         fig, axs = plt.subplots(1, 2, figsize=(5., 2.9))
-        axs[0].imshow(to_hwc(self.shown[i]), cmap='gray', vmin=0, vmax=1, interpolation='nearest'); axs[0].set_xticks([]); axs[0].set_yticks([])
+        axs[0].imshow(to_hwc(self.shown[i]), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+        axs[0].set_xticks([])
+        axs[0].set_yticks([])
         axs[0].set_title(f"image {i}", fontsize=FONT)
         draw_code_map(axs[1], self.shown[i], self.codes[i], highlight=c)
         axs[1].set_title(f"codes (framed: code {c}, {int((self.codes[i] == c).sum())}x)", fontsize=FONT)
-        fig.tight_layout(); figs['map'] = fig
+        fig.tight_layout()
+        figs['map'] = fig
         figs['gallery'] = plot_code_gallery(self.tokenizer, self.gallery_imgs, [c], k=self.k, size=1.1,
-                                            title=f"code {c}: the {self.k} most typical of its patches in {len(self.gallery_imgs)} images")
+                                            title=f"code {c}: the {self.k} most typical of its patches in "
+                                            f"{len(self.gallery_imgs)} images")
         if self.model is not None:
             figs['mim'] = plot_mim_predictions(self.model, self.imgs[i:i + 1], n=1, seed=self.seed.value, size=2.)
         return figs
@@ -367,20 +413,25 @@ class CodeExplorer(_Explorer):
         ws = [p.width for p in pngs]
         fig, axs = plt.subplots(1, len(pngs), figsize=(sum(ws) / self.dpi, max(p.height for p in pngs) / self.dpi),
                                 gridspec_kw=dict(width_ratios=ws), squeeze=False)
-        for ax, p in zip(axs[0], pngs): ax.imshow(p); ax.set_axis_off()
+        for ax, p in zip(axs[0], pngs):
+            ax.imshow(p)
+            ax.set_axis_off()
         fig.subplots_adjust(left=0, right=1, bottom=0, top=1, wspace=.02)
         return fig
 
     def update(self, change=None):
-        "Redraw the code map, the gallery and (BEiT v2) the masked predictions for the picked image, code and mask seed."
+        """Redraw the code map, the gallery and (BEiT v2) the masked predictions for the picked image.
+        Code and mask seed."""
         if self._quiet or self.code.value is None: return
         i, c = self.image.value, self.code.value
         u = code_usage(self.codes[i], self.tokenizer.num_tokens)
-        self.info.value = (f"<div class='code-measures' style='font-size:13px'>image {i}: <b>{u['used']}</b> different codes on its "
-                           f"{self.codes[i].numel()} patches; code {c} covers <b>{int((self.codes[i] == c).sum())}</b> of them here and "
-                           f"{100 * self.gallery['usage']['counts'][c] / self.gallery['usage']['counts'].sum():.1f}% of the patches of the "
-                           f"{len(self.gallery_imgs)} gallery images (codes used there: {self.gallery['usage']['used']} of {self.tokenizer.num_tokens}, "
-                           f"perplexity {self.gallery['usage']['perplexity']:.1f})</div>")
+        self.info.value = (f"<div class='code-measures' style='font-size:13px'>image {i}: <b>{u['used']}</b> different "
+                           f"codes on its {self.codes[i].numel()} patches; code {c} covers "
+                           f"<b>{int((self.codes[i] == c).sum())}</b> of them here and "
+                           f"{100 * self.gallery['usage']['counts'][c] / self.gallery['usage']['counts'].sum():.1f}% "
+                           f"of the patches of the {len(self.gallery_imgs)} gallery images (codes used there: "
+                           f"{self.gallery['usage']['used']} of {self.tokenizer.num_tokens}, perplexity "
+                           f"{self.gallery['usage']['perplexity']:.1f})</div>")
         figs = self.figures()
         self.map_view.value = fig_to_png(figs['map'], self.dpi)
         self.gallery_view.value = fig_to_png(figs['gallery'], self.dpi)

@@ -30,18 +30,22 @@ __all__ = ['FONT', 'TRUE_COLOR', 'PRED_COLOR', 'ATTN_CBAR', 'GENERIC_FIGURES', '
 
 # %% ../nbs/40_viz.ipynb #b0a1c008
 def model_label(model) -> str:
-    "One line on which model this is: what it was trained on and for how long (from its run's config.json), or that it is untrained."
+    """One line on which model this is.
+    What it was trained on and for how long (from its run's config.json), or that it is untrained."""
     p = getattr(model, 'provenance', None)
-    name = (p or {}).get('method') or getattr(model, 'method', None) or type(model).__name__   # the run's method (an encoder file's too)
+    # the run's method (an encoder file's too)
+    name = (p or {}).get('method') or getattr(model, 'method', None) or type(model).__name__
     if not p and getattr(model, 'checkpoint', None) is not None:
-        return f"{name} loaded from {model.checkpoint.name} (no config.json beside it: how it was trained is not recorded)"
+        return (f"{name} loaded from {model.checkpoint.name} "
+                "(no config.json beside it: how it was trained is not recorded)")
     if not p: return f"{name}: untrained (fresh random weights, no run folder): its predictions are noise"
     run = getattr(model, 'run', None)
     where = f"{run.parent.name}/{run.name}" if run is not None else 'a run'
     secs = p.get('train_seconds') or (epoch_seconds(run) if run is not None else None)
     took = f", {secs:.0f} s of training on {p.get('device', '?')}" if isinstance(secs, (int, float)) else ''
     commit = f", commit {p['commit']}" if p.get('commit') else ''
-    return f"{name} trained {p.get('epochs', '?')} epochs on {p.get('data', '?')} ({p.get('recipe', 'laptop')} recipe{took}{commit}) from {where}"
+    return (f"{name} trained {p.get('epochs', '?')} epochs on {p.get('data', '?')} "
+            f"({p.get('recipe', 'laptop')} recipe{took}{commit}) from {where}")
 
 def sample_images(n:int=8, data='mnist5k', img_size:int=32, seed:int=0) -> torch.Tensor:
     "Exactly `n` validation images of `data` (the first ones, always the same), normalised as the models take them."
@@ -52,11 +56,13 @@ def sample_images(n:int=8, data='mnist5k', img_size:int=32, seed:int=0) -> torch
 # %% ../nbs/40_viz.ipynb #05021828
 def position_reconstruction(imgs:torch.Tensor, ids_keep:torch.Tensor, mask_pos:torch.Tensor, pred:torch.Tensor,
                             patch_size:int) -> torch.Tensor:
-    "Paper-style picture (B, C, H, W): masked patches black, wrongly placed ones white (at their true cell), right ones at the predicted cell."
+    """Paper-style picture (B, C, H, W).
+    Masked patches black, wrongly placed ones white (at their true cell), right ones at the predicted cell."""
     B, C, H, W = imgs.shape
     src = patchify(imgs, patch_size)                                    # (B, N, p*p*C)
     out = torch.zeros_like(src)
-    right = (~mask_pos) | (pred == ids_keep)      # a kept position counts as placed; a right answer lands on its own cell
+    right = (~mask_pos) | (pred == ids_keep)      # a kept position counts as placed; a right answer lands on its own
+                                                  # cell
     patch = torch.gather(src, 1, ids_keep[..., None].expand(-1, -1, src.shape[-1]))
     patch = torch.where(right[..., None], patch, torch.ones_like(patch))
     out.scatter_(1, ids_keep[..., None].expand(-1, -1, src.shape[-1]), patch)
@@ -65,7 +71,8 @@ def position_reconstruction(imgs:torch.Tensor, ids_keep:torch.Tensor, mask_pos:t
 # %% ../nbs/40_viz.ipynb #492ec5c7
 def masked_input(imgs:torch.Tensor, ids_keep:torch.Tensor, patch_size:int, mask_pos:torch.Tensor|None=None,
                  shade:float=0.5) -> torch.Tensor:
-    "The encoder's view: masked patches black; with `mask_pos`, patches whose position was dropped are dimmed by `shade`."
+    """The encoder's view: masked patches black.
+    With `mask_pos`, patches whose position was dropped are dimmed by `shade`."""
     B, C, H, W = imgs.shape
     src = patchify(imgs, patch_size)
     keep = torch.zeros(src.shape[:2], device=imgs.device)
@@ -81,35 +88,44 @@ def to_hwc(img:torch.Tensor):
     img = img.detach().float().cpu().clamp(0, 1)
     return img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
 
-def overlay_heat(ax, heat:torch.Tensor, shape:tuple, alpha:float=0.6, cmap:str='inferno', interpolation:str='nearest', vmax=1., norm=None):
-    "Draw map `heat` (g, g) stretched over image axes of `shape` (H, W), with opacity `alpha`, on the fixed scale 0..`vmax` (or `norm`)."
+def overlay_heat(ax, heat:torch.Tensor, shape:tuple, alpha:float=0.6, cmap:str='inferno', interpolation:str='nearest',
+                 vmax=1., norm=None):
+    """Draw map `heat` (g, g) stretched over image axes of `shape` (H, W), with opacity `alpha`.
+    On the fixed scale 0..`vmax` (or `norm`)."""
     H, W = shape
     scale = dict(norm=norm) if norm is not None else dict(vmin=0, vmax=vmax)
     return ax.imshow(heat.numpy() if torch.is_tensor(heat) else heat, cmap=cmap, alpha=alpha,
                      extent=(-.5, W - .5, H - .5, -.5), interpolation=interpolation, **scale)
 
 def add_colorbar(fig, mappable, label:str, ax=None, width:float=1.3):
-    "A colour bar of `mappable`'s scale (opaque, even for an overlay) beside `ax` (constrained layout), or in the right `width` inches of `fig`."
+    """A colour bar of `mappable`'s scale (opaque, even for an overlay) beside `ax` (constrained layout).
+    Or in the right `width` inches of `fig`."""
     from matplotlib.cm import ScalarMappable
     sm = ScalarMappable(norm=mappable.norm, cmap=mappable.cmap)
     if ax is not None: cb = fig.colorbar(sm, ax=ax, fraction=.046, pad=.03)
     else:
         W = fig.get_figwidth()
         cb = fig.colorbar(sm, cax=fig.add_axes((1 - (width - .15) / W, .12, .14 / W, .72)))
-    cb.set_label(label, fontsize=FONT); cb.ax.tick_params(labelsize=FONT)
+    cb.set_label(label, fontsize=FONT)
+    cb.ax.tick_params(labelsize=FONT)
     return cb
 
 def show_image_grid(rows:list, titles:list|None=None, size:float=1.2, suptitle:str|None=None, heats:list|None=None,
                     alpha:float=0.6, col_titles:list|None=None, cmap:str='inferno', colorbar:str|None=None, norm=None,
                     bottom:float=0.):
-    "A figure of `rows` (each a (B, C, H, W) tensor in [0, 1]) with a title per row, optional heatmaps `heats` (one (B, g, g) or None per row) and a colour bar labelled `colorbar`; `bottom` inches are left free for a key."
+    """A figure of `rows` (each a (B, C, H, W) tensor in [0, 1]) with a title per row.
+    Optional heatmaps `heats` (one (B, g, g) or None per row) and a colour bar labelled `colorbar`; `bottom` inches
+    are left free for a key."""
     nr, nc = len(rows), max(len(r) for r in rows)
     cbar_w = 1.3 if colorbar and heats else 0.
-    fig, axs = plt.subplots(nr, nc, figsize=(nc * size + 0.9 + cbar_w, nr * size + (0.5 if suptitle else 0) + bottom), squeeze=False)
+    fig, axs = plt.subplots(nr, nc, figsize=(nc * size + 0.9 + cbar_w, nr * size + (0.5 if suptitle else 0) + bottom),
+                            squeeze=False)
     im = None
     for i, row in enumerate(rows):
         for j in range(nc):
-            ax = axs[i, j]; ax.set_xticks([]); ax.set_yticks([])
+            ax = axs[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
             for s in ax.spines.values(): s.set_visible(False)
             if j < len(row): ax.imshow(to_hwc(row[j]), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
             if j < len(row) and heats and heats[i] is not None:
@@ -130,10 +146,12 @@ def outline_cells(axes, ids:torch.Tensor, g:int, patch_size:int, color=(0.45, 0.
     for ax, row in zip(axes, ids):
         for i in row.tolist():
             r, c = divmod(i, g)
-            ax.add_patch(Rectangle((c * patch_size - .5, r * patch_size - .5), patch_size, patch_size, fill=False, ec=color, lw=lw))
+            ax.add_patch(Rectangle((c * patch_size - .5, r * patch_size - .5), patch_size, patch_size, fill=False,
+                                   ec=color, lw=lw))
 
 def position_key(fig, ncol:int=2, dimmed:bool=True):
-    "The key of the position pictures as a legend under `fig`: black masked, white placed wrong, grey frame visible (and dimmed: position dropped)."
+    """The key of the position pictures as a legend under `fig`.
+    Black masked, white placed wrong, grey frame visible (and dimmed: position dropped)."""
     from matplotlib.patches import Patch
     grey = (0.45, 0.45, 0.45)
     h = [Patch(fc='black', ec=grey, label='black: masked (the model never sees it)'),
@@ -143,46 +161,55 @@ def position_key(fig, ncol:int=2, dimmed:bool=True):
     return fig.legend(handles=h, loc='lower center', ncol=ncol, fontsize=FONT, frameon=False, handlelength=1.2)
 
 # %% ../nbs/40_viz.ipynb #a05081b2
-def plot_position_reconstruction(imgs:torch.Tensor, out:dict, patch_size:int, n:int=8, title:str|None=None, outline:bool=True,
-                                 size:float=1.2, key:bool=True):
-    "Original, masked input (dropped positions dimmed) and paper-style position reconstruction for `n` images; `outline` frames visible cells, `key` adds the key."
+def plot_position_reconstruction(imgs:torch.Tensor, out:dict, patch_size:int, n:int=8, title:str|None=None,
+                                 outline:bool=True, size:float=1.2, key:bool=True):
+    """Original, masked input (dropped positions dimmed) and paper-style position reconstruction for `n` images.
+    `outline` frames visible cells, `key` adds the key."""
     ids_keep, mask_pos = out['ids_keep'][:n].cpu(), out['mask_pos'][:n].cpu()
     pred, imgs = out['logits'][:n].argmax(-1).cpu(), imgs[:n].cpu()
     rec = position_reconstruction(imgs, ids_keep, mask_pos, pred, patch_size)
     fig = show_image_grid([imgs, masked_input(imgs, ids_keep, patch_size, mask_pos), rec],
                           ['original', 'input', 'positions'], suptitle=title, size=size, bottom=0.6 if key else 0.)
-    if outline: outline_cells(fig.axes[len(imgs):3 * len(imgs)], ids_keep.repeat(2, 1), imgs.shape[-1] // patch_size, patch_size)
+    if outline: outline_cells(fig.axes[len(imgs):3 * len(imgs)], ids_keep.repeat(2, 1), imgs.shape[-1] // patch_size,
+                              patch_size)
     if key: position_key(fig, ncol=2 if len(imgs) >= 4 else 1)
     return fig
 
 # %% ../nbs/40_viz.ipynb #979ca3c5
 def set_ratios(model, gamma:float|None=None, gamma_pos:float|None=None):
-    "Set a DropPos model's `mask_ratio` (γ) and `pos_mask_ratio` (γ_pos) and the counts derived from them; returns the model."
+    """Set a DropPos model's `mask_ratio` (γ) and `pos_mask_ratio` (γ_pos) and the counts derived from them.
+    Returns the model."""
     from droppos_nb.masking import check_ratio, n_keep
     if not hasattr(model, 'pos_mask_ratio'):
-        raise ValueError(f"{type(model).__name__} drops no positions: γ_pos (--pos-mask-ratio) and this γ apply to DropPos models only")
+        raise ValueError(f"{type(model).__name__} drops no positions: γ_pos (--pos-mask-ratio) and this γ apply to "
+                         "DropPos models only")
     gamma = model.mask_ratio if gamma is None else check_ratio(gamma, 'mask_ratio (gamma)')
     gamma_pos = model.pos_mask_ratio if gamma_pos is None else check_ratio(gamma_pos, 'pos_mask_ratio (gamma_pos)')
-    n_vis = n_keep(model.num_patches, gamma); n_pos = n_keep(n_vis, gamma_pos)
+    n_vis = n_keep(model.num_patches, gamma)
+    n_pos = n_keep(n_vis, gamma_pos)
     if n_vis < 1 or n_pos == n_vis:
-        raise ValueError(f"with {model.num_patches} patches, gamma={gamma} keeps {n_vis} patches and gamma_pos={gamma_pos} "
-                         f"drops {n_vis - n_pos} positions: lower the ratios")
+        raise ValueError(f"with {model.num_patches} patches, gamma={gamma} keeps {n_vis} patches and "
+                         f"gamma_pos={gamma_pos} drops {n_vis - n_pos} positions: lower the ratios")
     model.mask_ratio, model.pos_mask_ratio, model.n_vis, model.n_pos = gamma, gamma_pos, n_vis, n_pos
     return model
 
 @torch.no_grad()
 def droppos_outputs(model, imgs:torch.Tensor, seed:int=0, sigma:float|None=None, tau:float|None=None) -> dict:
-    "The output dict of DropPos `model` on `imgs` (eval, no grad) with masks drawn from `seed`; `sigma`/`tau` override the model's for this call."
+    """The output dict of DropPos `model` on `imgs` (eval, no grad) with masks drawn from `seed`.
+    `sigma`/`tau` override the model's for this call."""
     from droppos_nb.registry import evaluating
     with evaluating(model, seed, sigma=sigma, tau=tau) as m: out = m(imgs.to(next(m.parameters()).device))
     return {k: v.cpu() if torch.is_tensor(v) else v for k, v in out.items()}
 
 def position_accuracy(out:dict) -> float:
-    "The *weighted* position accuracy of a DropPos output dict (each dropped position counts with its attentive weight)."
+    """The *weighted* position accuracy of a DropPos output dict.
+    Each dropped position counts with its attentive weight."""
     return (out['acc_num'] / out['acc_den']).item()
 
 def droppos_metrics(out:dict, b:int|None=None) -> dict:
-    "For image `b` (default: the batch): `weighted` accuracy (the training metric), `top1` (unweighted, each dropped position once), `right`/`dropped` counts, `chance` = 1/N."
+    """For image `b` (default: the batch).
+    `weighted` accuracy (the training metric), `top1` (unweighted, each dropped position once), `right`/`dropped`
+    counts, `chance` = 1/N."""
     sl = slice(None) if b is None else slice(b, b + 1)
     m, w = out['mask_pos'][sl].float(), out['weights'][sl].float()
     right = (out['logits'][sl].argmax(-1) == out['ids_keep'][sl]).float()
@@ -210,10 +237,13 @@ def paste_patches(base:torch.Tensor, patches:torch.Tensor, ids:torch.Tensor, pat
     x.scatter_(1, ids[..., None].expand(-1, -1, x.shape[-1]), patches.to(x))
     return unpatchify(x, patch_size, grid=(H // patch_size, W // patch_size), chans=C)
 
-def plot_reconstruction(imgs:torch.Tensor, mask:torch.Tensor, rec:torch.Tensor, patch_size:int, n:int=8, title:str|None=None):
-    "MAE-style rows: original, masked input (`mask` (B, N) True where removed), reconstruction, reconstruction + visible."
+def plot_reconstruction(imgs:torch.Tensor, mask:torch.Tensor, rec:torch.Tensor, patch_size:int, n:int=8,
+                        title:str|None=None):
+    """MAE-style rows: original, masked input (`mask` (B, N) True where removed), reconstruction.
+    Reconstruction + visible."""
     imgs, mask, rec = imgs[:n].cpu(), mask[:n].cpu().bool(), rec[:n].detach().cpu().clamp(0, 1)
-    if rec.dim() == 3: rec = unpatchify(rec, patch_size, grid=(imgs.shape[-2] // patch_size, imgs.shape[-1] // patch_size), chans=imgs.shape[1])
+    if rec.dim() == 3: rec = unpatchify(rec, patch_size, grid=(imgs.shape[-2] // patch_size,
+                                                               imgs.shape[-1] // patch_size), chans=imgs.shape[1])
     m = unpatchify(mask[..., None].float().expand(-1, -1, patch_size ** 2 * imgs.shape[1]), patch_size,
                    grid=(imgs.shape[-2] // patch_size, imgs.shape[-1] // patch_size), chans=imgs.shape[1])
     return show_image_grid([imgs, imgs * (1 - m), rec, imgs * (1 - m) + rec * m],
@@ -228,22 +258,26 @@ def patch_probabilities(out:dict, b:int, i:int) -> torch.Tensor:
 TRUE_COLOR, PRED_COLOR = 'lime', 'red'
 
 def cell_frames(ax, true:int|None, pred:int|None, g:int, size:float=1.):
-    "Frame the `true` cell (thick solid green, on its border) and the `pred`icted one (dashed red, inside its cell): both stay visible when they are the same cell."
+    """Frame the `true` cell (thick solid green, on its border) and the `pred`icted one (dashed red, inside its cell).
+    Both stay visible when they are the same cell."""
     from matplotlib.patches import Rectangle
     res = []
     if true is not None:
         r, c = divmod(int(true), g)
-        res.append(ax.add_patch(Rectangle((c * size - .5, r * size - .5), size, size, fill=False, ec=TRUE_COLOR, lw=3.5, zorder=3)))
+        res.append(ax.add_patch(Rectangle((c * size - .5, r * size - .5), size, size, fill=False, ec=TRUE_COLOR, lw=3.5,
+                                          zorder=3)))
     if pred is not None:
-        r, c = divmod(int(pred), g); d = .22 * size
-        res.append(ax.add_patch(Rectangle((c * size - .5 + d, r * size - .5 + d), size - 2 * d, size - 2 * d, fill=False,
-                                          ec=PRED_COLOR, lw=2.2, ls=(0, (2.5, 1.5)), zorder=4)))
+        r, c = divmod(int(pred), g)
+        d = .22 * size
+        res.append(ax.add_patch(Rectangle((c * size - .5 + d, r * size - .5 + d), size - 2 * d, size - 2 * d,
+                                          fill=False, ec=PRED_COLOR, lw=2.2, ls=(0, (2.5, 1.5)), zorder=4)))
     return res
 
 def frame_handles(true:str='true cell', pred:str='predicted cell (inside)') -> list:
     "Legend entries for `cell_frames`."
     from matplotlib.lines import Line2D
-    return [Line2D([], [], color=TRUE_COLOR, lw=3.5, label=true), Line2D([], [], color=PRED_COLOR, lw=2.2, ls=(0, (2.5, 1.5)), label=pred)]
+    return [Line2D([], [], color=TRUE_COLOR, lw=3.5, label=true), Line2D([], [], color=PRED_COLOR, lw=2.2,
+                                                                         ls=(0, (2.5, 1.5)), label=pred)]
 
 def heaviest_dropped(out:dict, b:int) -> int:
     "Index (among the visible patches of image `b`) of the dropped-position patch with the largest attentive weight."
@@ -251,27 +285,35 @@ def heaviest_dropped(out:dict, b:int) -> int:
     return int(torch.where(out['mask_pos'][b], w, -1.).argmax())
 
 def _no_ticks(*axs):
-    for a in axs: a.set_xticks([]); a.set_yticks([])
+    for a in axs:
+        a.set_xticks([])
+        a.set_yticks([])
 
-def plot_patch_probabilities(img:torch.Tensor, out:dict, b:int, i:int|None=None, patch_size:int|None=None, size:float=2.4,
-                             sigma:float|None=None):
-    "Image `b` with its visible patch `i` (default: the heaviest dropped-position one) framed at its true cell, the model's probabilities over the N cells (true cell green, predicted red dashed) and, with `sigma`, the smoothed training target."
+def plot_patch_probabilities(img:torch.Tensor, out:dict, b:int, i:int|None=None, patch_size:int|None=None,
+                             size:float=2.4, sigma:float|None=None):
+    """Image `b` with its visible patch `i` (default: the heaviest dropped-position one) framed at its true cell.
+    The model's probabilities over the N cells (true cell green, predicted red dashed) and, with `sigma`, the
+    smoothed training target."""
     if i is None: i = heaviest_dropped(out, b)
     prob = patch_probabilities(out, b, i)
-    g = prob.shape[-1]; patch_size = patch_size or img.shape[-1] // g
+    g = prob.shape[-1]
+    patch_size = patch_size or img.shape[-1] // g
     true, pred = int(out['ids_keep'][b, i]), int(prob.flatten().argmax())
     n = 2 if sigma is None else 3
     fig, axs = plt.subplots(1, n, figsize=(n * size + 1.4 * (n - 1), size + 1.3), layout='constrained')
-    axs[0].imshow(to_hwc(img), cmap='gray', vmin=0, vmax=1, interpolation='nearest'); cell_frames(axs[0], true, None, g, patch_size)
+    axs[0].imshow(to_hwc(img), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+    cell_frames(axs[0], true, None, g, patch_size)
     im = axs[1].imshow(prob.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest')
-    cell_frames(axs[1], true, pred, g); add_colorbar(fig, im, 'probability', ax=axs[1])
+    cell_frames(axs[1], true, pred, g)
+    add_colorbar(fig, im, 'probability', ax=axs[1])
     r, c = divmod(true, g)
     kind = 'position dropped' if out['mask_pos'][b, i] else 'position kept'
     axs[0].set_title(f"patch from row {r}, column {c}\n(cell {true} of {g * g}, {kind})", fontsize=FONT)
     axs[1].set_title(f"predicted cell: p(true cell) = {prob.flatten()[true]:.2f}", fontsize=FONT)
     if sigma is not None:
         t = position_smoothing(g, sigma)[true].reshape(g, g)
-        im2 = axs[2].imshow(t.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest'); cell_frames(axs[2], true, None, g)
+        im2 = axs[2].imshow(t.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest')
+        cell_frames(axs[2], true, None, g)
         add_colorbar(fig, im2, 'target probability', ax=axs[2])
         axs[2].set_title(f"training target at σ = {sigma:g}\n(peak {t.max():.2f})", fontsize=FONT)
     _no_ticks(*axs)
@@ -280,13 +322,18 @@ def plot_patch_probabilities(img:torch.Tensor, out:dict, b:int, i:int|None=None,
 
 # %% ../nbs/40_viz.ipynb #296462f6
 def plot_smoothing(g:int=8, sigmas=(0., 0.5, 1., 2.), cell:int|None=None, size:float=1.6):
-    "The smoothed target of `cell` (the centre by default) on a `g`x`g` grid at each σ in `sigmas`, on one scale (0 to 1) with its colour bar."
+    """The smoothed target of `cell` (the centre by default) on a `g`x`g` grid at each σ in `sigmas`.
+    On one scale (0 to 1) with its colour bar."""
     cell = (g // 2) * g + g // 2 if cell is None else cell
-    fig, axs = plt.subplots(1, len(sigmas), figsize=(len(sigmas) * size + 1.3, size + .6), squeeze=False, layout='constrained')
+    fig, axs = plt.subplots(1, len(sigmas), figsize=(len(sigmas) * size + 1.3, size + .6), squeeze=False,
+                            layout='constrained')
     for ax, s in zip(axs[0], sigmas):
         w = position_smoothing(g, s)[cell].reshape(g, g)
-        im = ax.imshow(w.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest'); cell_frames(ax, cell, None, g)
-        ax.set_title(f"σ = {s:g}: peak {w.max():.2f}", fontsize=FONT); ax.set_xticks([]); ax.set_yticks([])
+        im = ax.imshow(w.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest')
+        cell_frames(ax, cell, None, g)
+        ax.set_title(f"σ = {s:g}: peak {w.max():.2f}", fontsize=FONT)
+        ax.set_xticks([])
+        ax.set_yticks([])
     add_colorbar(fig, im, 'target probability', ax=axs[0].tolist())
     return fig
 
@@ -299,20 +346,26 @@ def full_attentive_weights(encoder, imgs:torch.Tensor, tau:float=0.1) -> torch.T
     ids = torch.arange(feats.shape[1] - 1).expand(len(imgs), -1)
     return attentive_weights(feats, ids, tau)
 
-def plot_attentive_weights(imgs:torch.Tensor, weights:torch.Tensor, alpha:float=0.7, title:str|None=None, size:float=1.2):
-    "Images in [0, 1], the attentive weights (B, N) over them and the weights alone, on one fixed scale (share of the image's weight, square-root colours)."
+def plot_attentive_weights(imgs:torch.Tensor, weights:torch.Tensor, alpha:float=0.7, title:str|None=None,
+                           size:float=1.2):
+    """Images in [0, 1], the attentive weights (B, N) over them and the weights alone.
+    On one fixed scale (share of the image's weight, square-root colours)."""
     from matplotlib.colors import PowerNorm
     heat = patch_heat(weights, normalize=False)
     black = torch.zeros_like(imgs)
-    return show_image_grid([imgs, imgs, black], ['image', 'weights', 'weights only'], heats=[None, heat, heat], size=size,
-                           alpha=alpha, suptitle=title, colorbar='share of the weight\n(sums to 1 per image)', norm=PowerNorm(0.5, vmin=0, vmax=1))
+    return show_image_grid([imgs, imgs, black], ['image', 'weights', 'weights only'], heats=[None, heat, heat],
+                           size=size, alpha=alpha, suptitle=title,
+                           colorbar='share of the weight\n(sums to 1 per image)', norm=PowerNorm(0.5, vmin=0, vmax=1))
 
 # %% ../nbs/40_viz.ipynb #b0a1c021
 def plot_droppos_panels(img:torch.Tensor, out:dict, b:int, i:int|None=None, patch_size:int|None=None, sigma:float=1.,
                         tau:float|None=None, title:str|None=None, size:float=2.6):
-    "Six panels for image `img` (= image `b` of DropPos output `out`) and its visible patch `i` (default: the heaviest dropped one): original, input, positions; p over cells, target at `sigma`, attentive weights."
+    """Six panels for image `img` (= image `b` of DropPos output `out`) and its visible patch `i`.
+    `i` defaults to the heaviest dropped one. Panels: original, input, positions; p over cells, target at `sigma`,
+    attentive weights."""
     from matplotlib.patches import Patch
-    g = int(round(out['logits'].shape[-1] ** .5)); N = g * g
+    g = int(round(out['logits'].shape[-1] ** .5))
+    N = g * g
     p = patch_size or img.shape[-1] // g
     if i is None: i = heaviest_dropped(out, b)
     ids, mpos, pred = out['ids_keep'][b], out['mask_pos'][b], out['logits'][b].argmax(-1)
@@ -321,52 +374,69 @@ def plot_droppos_panels(img:torch.Tensor, out:dict, b:int, i:int|None=None, patc
     rec = position_reconstruction(x, ids[None], mpos[None], pred[None], p)[0]
     inp = masked_input(x, ids[None], p, mpos[None])[0]
     fig, axs = plt.subplots(2, 3, figsize=(3 * size + 2.6, 2 * size + 2.), layout='constrained')
-    for ax, pic, t in zip(axs[0], (img, inp, rec), ('original', 'model input\n(black: masked; dimmed: position dropped)',
+    for ax, pic, t in zip(axs[0], (img, inp, rec), ('original', 'model input\n(black: masked; dimmed: position '
+                                                    'dropped)',
                                                    'positions, paper style\n(white: placed wrong)')):
-        ax.imshow(to_hwc(pic), cmap='gray', vmin=0, vmax=1, interpolation='nearest'); ax.set_title(t, fontsize=FONT)
+        ax.imshow(to_hwc(pic), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+        ax.set_title(t, fontsize=FONT)
     outline_cells(axs[0, 1:], ids[None].repeat(2, 1), g, p)
-    cell_frames(axs[0, 0], true, None, g, p); cell_frames(axs[0, 1], true, None, g, p); cell_frames(axs[0, 2], true, guess, g, p)
+    cell_frames(axs[0, 0], true, None, g, p)
+    cell_frames(axs[0, 1], true, None, g, p)
+    cell_frames(axs[0, 2], true, guess, g, p)
     prob = patch_probabilities(out, b, i)
-    im = axs[1, 0].imshow(prob.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest'); cell_frames(axs[1, 0], true, guess, g)
+    im = axs[1, 0].imshow(prob.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest')
+    cell_frames(axs[1, 0], true, guess, g)
     add_colorbar(fig, im, 'probability', ax=axs[1, 0])
     r, c = divmod(true, g)
-    axs[1, 0].set_title(f"prediction for the patch from\nrow {r}, col {c}: p(true cell) = {prob.flatten()[true]:.2f}", fontsize=FONT)
+    axs[1, 0].set_title(f"prediction for the patch from\nrow {r}, col {c}: p(true cell) = {prob.flatten()[true]:.2f}",
+                        fontsize=FONT)
     tgt = position_smoothing(g, sigma)[true].reshape(g, g)
-    im = axs[1, 1].imshow(tgt.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest'); cell_frames(axs[1, 1], true, None, g)
+    im = axs[1, 1].imshow(tgt.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest')
+    cell_frames(axs[1, 1], true, None, g)
     add_colorbar(fig, im, 'target probability', ax=axs[1, 1])
     axs[1, 1].set_title(f"its training target at σ = {sigma:g}\n(peak {tgt.max():.2f})", fontsize=FONT)
-    w = (out['weights'][b] * mpos).float(); w = w / w.sum().clamp_min(1e-12)
-    heat = torch.full((N,), float('nan')); heat[ids[mpos]] = w[mpos]
+    w = (out['weights'][b] * mpos).float()
+    w = w / w.sum().clamp_min(1e-12)
+    heat = torch.full((N,), float('nan'))
+    heat[ids[mpos]] = w[mpos]
     axs[1, 2].imshow(to_hwc(img) * .6, cmap='gray', vmin=0, vmax=1, interpolation='nearest')
     im = overlay_heat(axs[1, 2], heat.reshape(g, g), img.shape[-2:], alpha=.8, vmax=1.)
     for k in torch.nonzero(mpos).flatten().tolist():
         rr, cc = divmod(int(ids[k]), g)
-        axs[1, 2].text(cc * p + p / 2 - .5, rr * p + p / 2 - .5, f"{'✓' if pred[k] == ids[k] else '✗'}\n{w[k]:.2f}", ha='center', va='center',
-                       fontsize=FONT, color='white', fontweight='bold', bbox=dict(fc='black', alpha=.45, lw=0, pad=1))
+        axs[1, 2].text(cc * p + p / 2 - .5, rr * p + p / 2 - .5, f"{'✓' if pred[k] == ids[k] else '✗'}\n{w[k]:.2f}",
+                       ha='center', va='center', fontsize=FONT, color='white', fontweight='bold',
+                       bbox=dict(fc='black', alpha=.45, lw=0, pad=1))
     cell_frames(axs[1, 2], true, None, g, p)
     add_colorbar(fig, im, 'share of the weight', ax=axs[1, 2])
-    axs[1, 2].set_title("attentive weights of the dropped\npositions" + (f" (τ = {tau:g})" if tau is not None else ''), fontsize=FONT)
-    for ax in axs.flat: ax.set_xticks([]); ax.set_yticks([])
+    axs[1, 2].set_title("attentive weights of the dropped\npositions" + (f" (τ = {tau:g})" if tau is not None else ''),
+                        fontsize=FONT)
+    for ax in axs.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
     m = droppos_metrics(out, b)
-    fig.suptitle(title or f"weighted position accuracy {m['weighted']:.0%}  |  unweighted top-1 {m['right']}/{m['dropped']} = {m['top1']:.0%}"
-                 f"  |  chance 1/{N} = {1 / N:.0%}", fontsize=FONT + 1)
+    fig.suptitle(title or f"weighted position accuracy {m['weighted']:.0%}  |  unweighted top-1 "
+                 f"{m['right']}/{m['dropped']} = {m['top1']:.0%}  |  chance 1/{N} = {1 / N:.0%}", fontsize=FONT + 1)
     grey = (0.45, 0.45, 0.45)
     key = frame_handles('true cell of the chosen patch', 'its predicted cell (dashed, inside)') + [
-        Patch(fc='none', ec=grey, lw=1.5, label='grey frame: visible patch'), Patch(fc='black', ec=grey, label='black: masked'),
-        Patch(fc='white', ec=grey, label='white: visible, placed wrong'), Patch(fc=(.5, .5, .5), ec=grey, label='dimmed: position dropped')]
+        Patch(fc='none', ec=grey, lw=1.5, label='grey frame: visible patch'), Patch(fc='black', ec=grey,
+                                                                                    label='black: masked'),
+        Patch(fc='white', ec=grey, label='white: visible, placed wrong'), Patch(fc=(.5, .5, .5), ec=grey,
+                                                                                label='dimmed: position dropped')]
     fig.legend(handles=key, loc='outside lower center', ncol=3, fontsize=FONT, frameon=False, handlelength=1.6)
     return fig
 
 # %% ../nbs/40_viz.ipynb #79d325ca
 @torch.no_grad()
 def attention_maps(encoder, imgs:torch.Tensor) -> list:
-    "Attention probabilities of every layer of a ViT or timm `Beit` (BEiT v2) `encoder` on full images, a list of (B, heads, 1+N, 1+N) on the CPU."
+    """Attention probabilities of every layer of a ViT or timm `Beit` (BEiT v2) `encoder` on full images.
+    A list of (B, heads, 1+N, 1+N) on the CPU."""
     from droppos_nb.vit import encode_image, is_beit, beit_tokens
     from timm.models.vision_transformer import VisionTransformer
     dev = next(encoder.parameters()).device
     if is_beit(encoder): return [a.cpu() for a in beit_tokens(encoder, imgs.to(dev), return_attn=True)[1]]
     if not isinstance(encoder, VisionTransformer):
-        raise ValueError(f"attention maps need a ViT or BEiT encoder (a [CLS] token attending over patches); {type(encoder).__name__} has none")
+        raise ValueError("attention maps need a ViT or BEiT encoder (a [CLS] token attending over patches); "
+                         f"{type(encoder).__name__} has none")
     return [a.cpu() for a in encode_image(encoder, imgs.to(dev), return_attn=True)[1]]
 
 def cls_attention(attns:list, layer:int=-1) -> torch.Tensor:
@@ -374,7 +444,8 @@ def cls_attention(attns:list, layer:int=-1) -> torch.Tensor:
     return attns[layer][:, :, 0, 1:]
 
 def attention_rollout(attns:list, upto:int|None=None, residual:bool=True) -> torch.Tensor:
-    "Attention rollout (B, N): the [CLS] row of the product of head-averaged, residual-augmented attention of layers 0..`upto`."
+    """Attention rollout (B, N): the [CLS] row of the product of head-averaged.
+    Residual-augmented attention of layers 0..`upto`."""
     layers = attns if upto is None else attns[:(upto % len(attns)) + 1]
     R = None
     for a in layers:
@@ -386,44 +457,62 @@ def attention_rollout(attns:list, upto:int|None=None, residual:bool=True) -> tor
 
 ATTN_CBAR = 'relative attention\n(each map: min 0, max 1)'
 
-def plot_attention(imgs:torch.Tensor, attns:list, layer:int=-1, alpha:float=0.6, heads:list|None=None, rollout:bool=False, size:float=1.2):
-    "Images in [0, 1] and the [CLS] attention of `layer` over them, per head (or `heads`), the head mean and, with `rollout`, the rollout up to `layer`."
+def plot_attention(imgs:torch.Tensor, attns:list, layer:int=-1, alpha:float=0.6, heads:list|None=None,
+                   rollout:bool=False, size:float=1.2):
+    """Images in [0, 1] and the [CLS] attention of `layer` over them, per head (or `heads`), the head mean.
+    With `rollout`, also the rollout up to `layer`."""
     a = cls_attention(attns, layer)
     heads = range(a.shape[1]) if heads is None else heads
-    L = len(attns); li = layer % L
+    L = len(attns)
+    li = layer % L
     rows, names, heats = [imgs], ['image'], [None]
-    for h in heads: rows.append(imgs); names.append(f'head {h}'); heats.append(patch_heat(a[:, h]))
-    rows.append(imgs); names.append(f'mean of\n{a.shape[1]} heads'); heats.append(patch_heat(a.mean(1)))
-    if rollout: rows.append(imgs); names.append(f'rollout,\nlayers 1-{li + 1}'); heats.append(patch_heat(attention_rollout(attns, layer)))
-    return show_image_grid(rows, names, heats=heats, alpha=alpha, size=size, suptitle=f"[CLS] attention, layer {li + 1} of {L}",
-                           colorbar=ATTN_CBAR)
+    for h in heads:
+        rows.append(imgs)
+        names.append(f'head {h}')
+        heats.append(patch_heat(a[:, h]))
+    rows.append(imgs)
+    names.append(f'mean of\n{a.shape[1]} heads')
+    heats.append(patch_heat(a.mean(1)))
+    if rollout:
+        rows.append(imgs)
+        names.append(f'rollout,\nlayers 1-{li + 1}')
+        heats.append(patch_heat(attention_rollout(attns, layer)))
+    return show_image_grid(rows, names, heats=heats, alpha=alpha, size=size, suptitle="[CLS] attention, layer "
+                           f"{li + 1} of {L}", colorbar=ATTN_CBAR)
 
 def plot_rollout(imgs:torch.Tensor, attns:list, alpha:float=0.6, size:float=1.2):
     "Images in [0, 1], the head-mean [CLS] attention of the last layer and the attention rollout across all layers."
     L = len(attns)
-    return show_image_grid([imgs, imgs, imgs], ['image', f'layer {L},\nhead mean', f'rollout,\nlayers 1-{L}'], alpha=alpha, size=size,
+    return show_image_grid([imgs, imgs, imgs], ['image', f'layer {L},\nhead mean', f'rollout,\nlayers 1-{L}'],
+                           alpha=alpha, size=size,
                            heats=[None, patch_heat(cls_attention(attns).mean(1)), patch_heat(attention_rollout(attns))],
                            suptitle=f"attention rollout over {L} layers (heads averaged)", colorbar=ATTN_CBAR)
 
-def plot_attention_panels(img:torch.Tensor, attns:list, layer:int=-1, alpha:float=0.6, heads:list|None=None, rollout:bool=True,
-                          size:float=2.5, ncols:int|None=None):
-    "One image's [CLS] attention as a grid of panels: the image, each head (or `heads`) of `layer`, the mean of all heads and the rollout up to `layer`."
-    L = len(attns); li = layer % L
+def plot_attention_panels(img:torch.Tensor, attns:list, layer:int=-1, alpha:float=0.6, heads:list|None=None,
+                          rollout:bool=True, size:float=2.5, ncols:int|None=None):
+    """One image's [CLS] attention as a grid of panels.
+    The image, each head (or `heads`) of `layer`, the mean of all heads and the rollout up to `layer`."""
+    L = len(attns)
+    li = layer % L
     one = [x[:1].float() for x in attns]
     a = cls_attention(one, li)[0]
-    H = a.shape[0]; heads = list(range(H)) if heads is None else list(heads)
+    H = a.shape[0]
+    heads = list(range(H)) if heads is None else list(heads)
     panels = [('image', None)] + [(f"head {h} of layer {li + 1}\n(max {a[h].max():.2f})", a[h]) for h in heads]
     panels.append((f"mean of the {H} heads, layer {li + 1}\n(max {a.mean(0).max():.2f})", a.mean(0)))
     if rollout: panels.append((f"rollout, layers 1-{li + 1}\n(heads averaged)", attention_rollout(one, li)[0]))
-    n = len(panels); ncols = ncols or (n if n <= 4 else -(-n // 2))
+    n = len(panels)
+    ncols = ncols or (n if n <= 4 else -(-n // 2))
     nrows = -(-n // ncols)
-    fig, axs = plt.subplots(nrows, ncols, figsize=(ncols * size + 1.4, nrows * (size + .55)), squeeze=False, layout='constrained')
+    fig, axs = plt.subplots(nrows, ncols, figsize=(ncols * size + 1.4, nrows * (size + .55)), squeeze=False,
+                            layout='constrained')
     for ax, (t, v) in zip(axs.flat, panels):
         ax.imshow(to_hwc(img), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
         if v is not None: im = overlay_heat(ax, patch_heat(v[None])[0], img.shape[-2:], alpha)
         ax.set_title(t, fontsize=FONT)
     for ax in axs.flat:
-        ax.set_xticks([]); ax.set_yticks([])
+        ax.set_xticks([])
+        ax.set_yticks([])
         for s in ax.spines.values(): s.set_visible(False)
     for ax in axs.flat[n:]: ax.set_axis_off()
     add_colorbar(fig, im, ATTN_CBAR, ax=axs.ravel().tolist())
@@ -432,7 +521,8 @@ def plot_attention_panels(img:torch.Tensor, attns:list, layer:int=-1, alpha:floa
 # %% ../nbs/40_viz.ipynb #59cc38de
 @torch.no_grad()
 def mae_outputs(model, imgs:torch.Tensor, seed:int=0) -> dict:
-    "`model.reconstruct(imgs)` in eval mode with masks from `seed`, on the CPU: `mask`, `rec` (input units), `loss`, `predicted`."
+    """`model.reconstruct(imgs)` in eval mode with masks from `seed`, on the CPU.
+    `mask`, `rec` (input units), `loss`, `predicted`."""
     from droppos_nb.registry import evaluating
     with evaluating(model, seed) as m: out = m.reconstruct(imgs.to(next(m.parameters()).device))
     return {k: v.cpu() if torch.is_tensor(v) else v for k, v in out.items()}
@@ -444,13 +534,17 @@ def plot_mae(model, imgs:torch.Tensor, seed:int=0, n:int=8, title:str|None=None)
     out = mae_outputs(model, imgs, seed)
     if title is None: title = f"masked-patch MSE {out['loss']:.3f} (normalised pixels)"
     p = model.patch_size
-    shown = denormalize(out['rec']) * F.interpolate(out['predicted'].float().reshape(-1, 1, *(s // p for s in imgs.shape[-2:])), scale_factor=p)
+    shown = denormalize(out['rec']) * F.interpolate(out['predicted'].float().reshape(-1, 1,
+                                                                                     *(s // p
+                                                                                       for s in imgs.shape[-2:])),
+                                                    scale_factor=p)
     return plot_reconstruction(denormalize(imgs).cpu(), out['mask'], shown, p, n=n, title=title)
 
 # %% ../nbs/40_viz.ipynb #51b72a80
 @torch.no_grad()
 def encoder_decoder_error(model, imgs:torch.Tensor, bs:int=128) -> float:
-    "Pixel MSE (normalised units) between `imgs` and `model.encode_decode(imgs)` (CAE: every patch through encoder then decoder), over all patches."
+    """Pixel MSE (normalised units) between `imgs` and `model.encode_decode(imgs)`, over all patches.
+    For CAE every patch goes through the encoder, then the decoder."""
     model.eval()
     dev = next(model.parameters()).device
     imgs = imgs.as_subclass(torch.Tensor)
@@ -471,12 +565,15 @@ def plot_alignment_reconstruction(models:dict, imgs:torch.Tensor, n:int=8, size:
 
 # %% ../nbs/40_viz.ipynb #421ea96a
 def object_fraction(imgs:torch.Tensor, patch_size:int, threshold:float=0.5) -> torch.Tensor:
-    "Per-patch share (B, N) of object pixels in normalised `imgs`: pixels whose mean over channels, denormalised, exceeds `threshold` (digit strokes)."
+    """Per-patch share (B, N) of object pixels in normalised `imgs`.
+    Pixels whose mean over channels, denormalised, exceeds `threshold` (digit strokes)."""
     fg = (denormalize(imgs.as_subclass(torch.Tensor).float().cpu()).mean(1, keepdim=True) > threshold).float()
     return F.avg_pool2d(fg, patch_size).flatten(1)
 
 def attention_summary(attn:torch.Tensor, obj:torch.Tensor|None=None) -> dict:
-    "Means over images of the [CLS] attention `attn` (B, N): normalised `entropy` and, given per-patch object shares `obj` (B, N), `object_share` and its uniform level `area_share`."
+    """Means over images of the [CLS] attention `attn` (B, N).
+    Normalised `entropy` and, given per-patch object shares `obj` (B, N), `object_share` and its uniform level
+    `area_share`."""
     a = attn.float() / attn.float().sum(-1, keepdim=True)
     ent = -(a * a.clamp_min(1e-12).log()).sum(-1) / math.log(a.shape[-1])
     res = dict(entropy=ent.mean().item())
@@ -494,7 +591,8 @@ def encoder_attention_summary(encoder, imgs:torch.Tensor, layer:int=-1, threshol
 # %% ../nbs/40_viz.ipynb #64067472
 def plot_attention_comparison(models:dict, imgs:torch.Tensor, layer:int=-1, n:int=8, size:float=1.2, alpha:float=0.6,
                               measure:bool=True, threshold:float=0.5):
-    "Images and the head-mean [CLS] attention of `layer` of each model's encoder ({name: model}); with `measure`, each row named with its object share and entropy (`attention_summary`, over the `n` images)."
+    """Images and the head-mean [CLS] attention of `layer` of each model's encoder ({name: model}).
+    With `measure`, each row named with its object share and entropy (`attention_summary`, over the `n` images)."""
     from droppos_nb.viz import show_image_grid, attention_maps, cls_attention, patch_heat
     imgs = imgs[:n].as_subclass(torch.Tensor)
     shown = denormalize(imgs).cpu()
@@ -506,7 +604,9 @@ def plot_attention_comparison(models:dict, imgs:torch.Tensor, layer:int=-1, n:in
         if measure:
             s = attention_summary(ca, object_fraction(imgs, enc.patch_embed.patch_size[0], threshold))
             name, area = f"{name}\non object {s['object_share']:.0%}\nentropy {s['entropy']:.2f}", s['area_share']
-        rows.append(shown); names.append(name); heats.append(patch_heat(ca))
+        rows.append(shown)
+        names.append(name)
+        heats.append(patch_heat(ca))
     sub = f"; object area {area:.0%} of the image (the share of evenly spread attention)" if area is not None else ''
     return show_image_grid(rows, names, heats=heats, size=size, alpha=alpha, colorbar=ATTN_CBAR,
                            suptitle=f"[CLS] attention (mean of the heads), layer {layer % len(a) + 1} of {len(a)}{sub}")
@@ -515,7 +615,8 @@ def plot_attention_comparison(models:dict, imgs:torch.Tensor, layer:int=-1, n:in
 def fig_to_png(fig, dpi:int=100, close:bool=True) -> bytes:
     "PNG bytes of `fig` (closed afterwards with `close`)."
     import io
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight')
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight')
     if close: plt.close(fig)
     return buf.getvalue()
 
@@ -527,7 +628,8 @@ def fig_to_array(fig, dpi:int=100, close:bool=True):
 
 # %% ../nbs/40_viz.ipynb #c7d5745a
 def code_colors(ids) -> 'np.ndarray':
-    "A fixed RGB colour (n, 3) in [0, 1] for every code id in `ids`: it depends on the id only, so a code has the same colour in every image, figure and codebook size."
+    """A fixed RGB colour (n, 3) in [0, 1] for every code id in `ids`.
+    It depends on the id only, so a code has the same colour in every image, figure and codebook size."""
     import numpy as np, colorsys
     ids = np.asarray(torch.as_tensor(ids).cpu().long()).reshape(-1)
     out = np.zeros((len(ids), 3))
@@ -539,8 +641,10 @@ def code_colors(ids) -> 'np.ndarray':
 
 @torch.no_grad()
 def image_codes(tokenizer, imgs:torch.Tensor, bs:int=256) -> torch.Tensor:
-    "Code ids (B, g, g) on the CPU of normalised `imgs` from `tokenizer.get_codebook_indices` (a VQ-KD model, or anything with that method), in batches of `bs`."
-    if not hasattr(tokenizer, 'get_codebook_indices'): raise ValueError(f"{type(tokenizer).__name__} has no get_codebook_indices(imgs): pass a VQ-KD tokenizer")
+    """Code ids (B, g, g) on the CPU of normalised `imgs` from `tokenizer.get_codebook_indices`, in batches of `bs`.
+    `tokenizer` is a VQ-KD model, or anything with that method."""
+    if not hasattr(tokenizer, 'get_codebook_indices'):
+        raise ValueError(f"{type(tokenizer).__name__} has no get_codebook_indices(imgs): pass a VQ-KD tokenizer")
     imgs = imgs.as_subclass(torch.Tensor)
     dev = next(tokenizer.parameters()).device if isinstance(tokenizer, torch.nn.Module) else imgs.device
     ids = torch.cat([tokenizer.get_codebook_indices(x.to(dev)).long().flatten(1).cpu() for x in imgs.split(bs)])
@@ -548,7 +652,8 @@ def image_codes(tokenizer, imgs:torch.Tensor, bs:int=256) -> torch.Tensor:
     return ids.view(len(ids), g, g)
 
 def code_usage(codes:torch.Tensor, num_tokens:int) -> dict:
-    "`counts` (K,) of the code ids `codes`, `used` (how many codes occur), `perplexity` (exp of the entropy of their frequencies: K when all are used evenly, 1 for one code)."
+    """`counts` (K,) of the code ids `codes`, `used` (how many codes occur).
+    `perplexity` (exp of the entropy of their frequencies: K when all are used evenly, 1 for one code)."""
     c = torch.bincount(torch.as_tensor(codes).flatten().long(), minlength=num_tokens).float()
     p = c[c > 0] / c.sum()
     return dict(counts=c, used=int((c > 0).sum()), perplexity=float((-(p * p.log()).sum()).exp()))
@@ -561,15 +666,20 @@ def _metrics_frame(m):
     else:
         p = Path(m)
         p = p / 'metrics.csv' if p.is_dir() else p
-        if not p.exists(): raise FileNotFoundError(f"{p} does not exist: pass the metrics.csv (or the folder) of a `--method vqkd` run")
+        if not p.exists(): raise FileNotFoundError(f"{p} does not exist: pass the metrics.csv (or the folder) of a "
+                                                   "`--method vqkd` run")
         df = pd.read_csv(p)
     need = {'codes_used', 'dead_codes', 'perplexity'}
     if not need <= set(df.columns):
-        raise ValueError(f"no codebook columns {sorted(need - set(df.columns))} in these metrics: pass the metrics.csv of a `--method vqkd` run")
+        raise ValueError(f"no codebook columns {sorted(need - set(df.columns))} in these metrics: pass the metrics.csv "
+                         "of a `--method vqkd` run")
     return df
 
 def plot_codebook_usage(metrics, title:str|None=None, num_tokens:int|None=None, size:float=2.6):
-    "Codes used (% of the codebook), dead codes and perplexity per training epoch of one VQ-KD run's metrics (metrics.csv path, run folder or DataFrame), or of several ({name: metrics}) in one figure; `num_tokens` draws the codebook size (the perplexity of an evenly used codebook)."
+    """Codes used (% of the codebook).
+    Dead codes and perplexity per training epoch of one VQ-KD run's metrics (metrics.csv path, run folder or
+    DataFrame), or of several ({name: metrics}) in one figure; `num_tokens` draws the codebook size (the perplexity
+    of an evenly used codebook)."""
     runs = metrics if isinstance(metrics, dict) else {None: metrics}
     runs = {k: _metrics_frame(v) for k, v in runs.items()}
     fig, axs = plt.subplots(1, 3, figsize=(3 * size + 0.6, size + 0.5), squeeze=False)
@@ -580,14 +690,21 @@ def plot_codebook_usage(metrics, title:str|None=None, num_tokens:int|None=None, 
         axs[0].plot(ep, 100 * df['codes_used'], marker='o', ms=3, **lab)
         axs[1].plot(ep, df['dead_codes'], marker='o', ms=3, **lab)
         axs[2].plot(ep, df['perplexity'], marker='o', ms=3, **lab)
-    for ax, t, yl in zip(axs, ('codes used', 'dead codes', 'perplexity'), ('% of the codebook', 'codes never picked in the epoch', 'exp(entropy of code use)')):
-        ax.set_title(t, fontsize=FONT); ax.set_xlabel('epoch', fontsize=FONT); ax.set_ylabel(yl, fontsize=FONT)
-        ax.tick_params(labelsize=FONT); ax.grid(alpha=.3)
+    for ax, t, yl in zip(axs, ('codes used', 'dead codes', 'perplexity'),
+                         ('% of the codebook', 'codes never picked in the epoch', 'exp(entropy of code use)')):
+        ax.set_title(t, fontsize=FONT)
+        ax.set_xlabel('epoch', fontsize=FONT)
+        ax.set_ylabel(yl, fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
+        ax.grid(alpha=.3)
     if num_tokens:
         axs[2].axhline(num_tokens, color='0.5', lw=1, ls=':')
-        axs[2].text(0.02, num_tokens, f'codebook size {num_tokens}', transform=axs[2].get_yaxis_transform(), va='bottom', fontsize=FONT - 1, color='0.35')
+        axs[2].text(0.02, num_tokens, f'codebook size {num_tokens}', transform=axs[2].get_yaxis_transform(),
+                    va='bottom', fontsize=FONT - 1, color='0.35')
         axs[2].set_ylim(0, num_tokens * 1.15)
-    axs[0].set_ylim(0, 105); axs[1].set_ylim(0, max(1, max(df['dead_codes'].max() for df in runs.values())) * 1.1); axs[2].set_ylim(bottom=0) if not num_tokens else None
+    axs[0].set_ylim(0, 105)
+    axs[1].set_ylim(0, max(1, max(df['dead_codes'].max() for df in runs.values())) * 1.1)
+    axs[2].set_ylim(bottom=0) if not num_tokens else None
     if any(k is not None for k in runs): axs[0].legend(fontsize=FONT, frameon=False, loc='lower left')
     fig.suptitle(title or "VQ-KD codebook use per training epoch", fontsize=FONT + 1)
     fig.tight_layout()
@@ -595,7 +712,8 @@ def plot_codebook_usage(metrics, title:str|None=None, num_tokens:int|None=None, 
 
 # %% ../nbs/40_viz.ipynb #b40f1236
 def plot_code_histogram(tokenizer, imgs:torch.Tensor, top:int|None=None, size:tuple=(7., 2.8)):
-    "Frequencies of the codes `tokenizer` gives the patches of `imgs`, sorted, each bar in its code's colour; the title says how many codes are used and the perplexity."
+    """Frequencies of the codes `tokenizer` gives the patches of `imgs`, sorted, each bar in its code's colour.
+    The title says how many codes are used and the perplexity."""
     codes = image_codes(tokenizer, imgs)
     K = getattr(tokenizer, 'num_tokens', int(codes.max()) + 1)
     u = code_usage(codes, K)
@@ -605,22 +723,28 @@ def plot_code_histogram(tokenizer, imgs:torch.Tensor, top:int|None=None, size:tu
     fig, ax = plt.subplots(figsize=size)
     ax.bar(range(n), share.numpy(), color=code_colors(order[:n]), width=.9)
     ax.set_xlabel('codes, most frequent first' + ('' if n > 24 else ' (code id below)'), fontsize=FONT)
-    ax.set_ylabel('% of the patches', fontsize=FONT); ax.tick_params(labelsize=FONT)
+    ax.set_ylabel('% of the patches', fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
     if n <= 24: ax.set_xticks(range(n), [str(int(i)) for i in order[:n]], fontsize=FONT - 1)
-    ax.set_xlim(-.8, max(n, 8) - .2); ax.grid(axis='y', alpha=.3)
-    ax.set_title(f"{u['used']} of {K} codes used on {len(codes)} images ({codes.numel()} patches), perplexity {u['perplexity']:.1f} "
-                 f"(max {K})", fontsize=FONT)
+    ax.set_xlim(-.8, max(n, 8) - .2)
+    ax.grid(axis='y', alpha=.3)
+    ax.set_title(f"{u['used']} of {K} codes used on {len(codes)} images ({codes.numel()} patches), perplexity "
+                 f"{u['perplexity']:.1f} (max {K})", fontsize=FONT)
     fig.tight_layout()
     fig.usage = u
     return fig
 
 # %% ../nbs/40_viz.ipynb #b3d35793
-def draw_code_map(ax, img:torch.Tensor, codes:torch.Tensor, alpha:float=0.7, ids:bool|None=None, cells:torch.Tensor|None=None,
-                  highlight:int|None=None):
-    "On axes `ax`: image `img` (C, H, W in [0, 1]) under its code map `codes` (g, g), each cell in its code's fixed colour (only `cells` (g, g) bool, when given), code ids written in the cells when `ids` (default: grids of at most 8 x 8), cells of code `highlight` framed."
+def draw_code_map(ax, img:torch.Tensor, codes:torch.Tensor, alpha:float=0.7, ids:bool|None=None,
+                  cells:torch.Tensor|None=None, highlight:int|None=None):
+    """On axes `ax`: image `img` (C, H, W in [0, 1]) under its code map `codes` (g, g).
+    Each cell in its code's fixed colour (only `cells` (g, g) bool, when given), code ids written in the cells when
+    `ids` (default: grids of at most 8 x 8), cells of code `highlight` framed."""
     from matplotlib.patches import Rectangle
     import numpy as np
-    H, W = img.shape[-2:]; g = codes.shape[-1]; ph, pw = H / g, W / g
+    H, W = img.shape[-2:]
+    g = codes.shape[-1]
+    ph, pw = H / g, W / g
     ax.imshow(to_hwc(img), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
     rgba = np.zeros((g, g, 4))
     rgba[..., :3] = code_colors(codes.flatten()).reshape(g, g, 3)
@@ -639,24 +763,30 @@ def draw_code_map(ax, img:torch.Tensor, codes:torch.Tensor, alpha:float=0.7, ids
         for r, c in (codes == highlight).nonzero().tolist():
             ax.add_patch(Rectangle((c * pw - .5, r * ph - .5), pw, ph, fill=False, ec='black', lw=2.5))
             ax.add_patch(Rectangle((c * pw - .5, r * ph - .5), pw, ph, fill=False, ec='white', lw=1., ls='--'))
-    ax.set_xticks([]); ax.set_yticks([])
+    ax.set_xticks([])
+    ax.set_yticks([])
     return ax
 
-def plot_code_map(tokenizer, imgs:torch.Tensor, n:int=8, size:float=1.5, alpha:float=0.7, ids:bool|None=None, highlight:int|None=None,
-                  title:str|None=None):
-    "The first `n` (normalised) `imgs` above their code maps: every patch coloured by its code id (one fixed colour per id, the same in every image), ids written in the cells of small grids."
+def plot_code_map(tokenizer, imgs:torch.Tensor, n:int=8, size:float=1.5, alpha:float=0.7, ids:bool|None=None,
+                  highlight:int|None=None, title:str|None=None):
+    """The first `n` (normalised) `imgs` above their code maps.
+    Every patch coloured by its code id (one fixed colour per id, the same in every image), ids written in the cells
+    of small grids."""
     imgs = imgs[:n].as_subclass(torch.Tensor)
     codes = image_codes(tokenizer, imgs)
     shown = denormalize(imgs).cpu()
     fig, axs = plt.subplots(2, len(imgs), figsize=(len(imgs) * size + 0.9, 2 * size + 0.6), squeeze=False)
     for j in range(len(imgs)):
         axs[0, j].imshow(to_hwc(shown[j]), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
-        axs[0, j].set_xticks([]); axs[0, j].set_yticks([])
+        axs[0, j].set_xticks([])
+        axs[0, j].set_yticks([])
         draw_code_map(axs[1, j], shown[j], codes[j], alpha, ids, highlight=highlight)
-    axs[0, 0].set_ylabel('image', fontsize=FONT); axs[1, 0].set_ylabel('code map', fontsize=FONT)
+    axs[0, 0].set_ylabel('image', fontsize=FONT)
+    axs[1, 0].set_ylabel('code map', fontsize=FONT)
     K = getattr(tokenizer, 'num_tokens', None)
     u = code_usage(codes, K or int(codes.max()) + 1)
-    fig.suptitle(title or f"codes of {codes.shape[-1]}x{codes.shape[-1]} patches: {u['used']} different codes on these {len(imgs)} images"
+    fig.suptitle(title or f"codes of {codes.shape[-1]}x{codes.shape[-1]} patches: {u['used']} different codes on these "
+                 f"{len(imgs)} images"
                  + (f" (codebook {K})" if K else '') + "\ncolour = code id, the same in every image", fontsize=FONT + 1)
     fig.tight_layout()
     fig.codes = codes
@@ -665,7 +795,8 @@ def plot_code_map(tokenizer, imgs:torch.Tensor, n:int=8, size:float=1.5, alpha:f
 # %% ../nbs/40_viz.ipynb #4703c823
 @torch.no_grad()
 def code_similarity(tokenizer, imgs:torch.Tensor, bs:int=256) -> torch.Tensor|None:
-    "Cosine (B, N) between each patch's code-space vector and its assigned code, for a VQ-KD tokenizer (`forward_encoder` giving `z` and `idx`, `quantizer.weight`); None for another tokenizer."
+    """Cosine (B, N) between each patch's code-space vector and its assigned code.
+    For a VQ-KD tokenizer (`forward_encoder` giving `z` and `idx`, `quantizer.weight`); None for another tokenizer."""
     q = getattr(tokenizer, 'quantizer', None)
     if q is None or not hasattr(tokenizer, 'forward_encoder'): return None
     was = tokenizer.training
@@ -680,7 +811,9 @@ def code_similarity(tokenizer, imgs:torch.Tensor, bs:int=256) -> torch.Tensor|No
     finally: tokenizer.train(was)
 
 def code_gallery(tokenizer, imgs:torch.Tensor, codes:list|None=None, k:int=8, n_codes:int=6) -> dict:
-    "For each of `codes` (default: the `n_codes` most frequent), up to `k` patches of `imgs` assigned to it, the most typical first (highest cosine to the code): {code: [(image, patch), ...]}; also the ids (B, g, g) and usage."
+    """For each of `codes` (default: the `n_codes` most frequent), up to `k` patches of `imgs` assigned to it.
+    The most typical first (highest cosine to the code): {code: [(image, patch), ...]}; also the ids (B, g, g) and
+    usage."""
     ids = image_codes(tokenizer, imgs)
     B, g, _ = ids.shape
     flat = ids.flatten(1)
@@ -698,14 +831,19 @@ def code_gallery(tokenizer, imgs:torch.Tensor, codes:list|None=None, k:int=8, n_
     return dict(rows=rows, ids=ids, usage=u, num_tokens=K)
 
 def patch_crop(img:torch.Tensor, i:int, g:int, context:int=1) -> torch.Tensor:
-    "Patch `i` of a (C, H, W) image on a `g` x `g` grid with `context` patches around it (zero-padded at the border): (C, (2 context + 1) p, ...)."
-    C, H, W = img.shape; p = H // g; r, c = divmod(i, g)
+    """Patch `i` of a (C, H, W) image on a `g` x `g` grid with `context` patches around it (zero-padded at the border).
+    (C, (2 context + 1) p, ...)."""
+    C, H, W = img.shape
+    p = H // g
+    r, c = divmod(i, g)
     pad = F.pad(img, (context * p,) * 4)
     return pad[:, r * p:(r + 2 * context + 1) * p, c * p:(c + 2 * context + 1) * p]
 
-def plot_code_gallery(tokenizer, imgs:torch.Tensor, codes:list|None=None, k:int=8, n_codes:int=6, context:int=1, size:float=1.0,
-                      title:str|None=None):
-    "One row per code (default: the most frequent): the `k` patches of `imgs` assigned to it, most typical first, each with `context` patches around it and framed in the code's colour. Do codes mean something?"
+def plot_code_gallery(tokenizer, imgs:torch.Tensor, codes:list|None=None, k:int=8, n_codes:int=6, context:int=1,
+                      size:float=1.0, title:str|None=None):
+    """One row per code (default: the most frequent).
+    The `k` patches of `imgs` assigned to it, most typical first, each with `context` patches around it and framed in
+    the code's colour. Do codes mean something?"""
     from matplotlib.patches import Rectangle
     gal = code_gallery(tokenizer, imgs, codes, k, n_codes)
     shown = denormalize(imgs.as_subclass(torch.Tensor)).cpu()
@@ -716,17 +854,20 @@ def plot_code_gallery(tokenizer, imgs:torch.Tensor, codes:list|None=None, k:int=
     for r, (c, cells) in enumerate(rows.items()):
         col = code_colors([c])[0]
         for j in range(k):
-            ax = axs[r, j]; ax.set_xticks([]); ax.set_yticks([])
+            ax = axs[r, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
             for s in ax.spines.values(): s.set_visible(False)
             if j >= len(cells): continue
             b, i = cells[j]
             ax.imshow(to_hwc(patch_crop(shown[b], i, g, context)), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
             ax.add_patch(Rectangle((context * p - .5, context * p - .5), p, p, fill=False, ec=col, lw=2.5))
         share = 100 * u['counts'][c] / u['counts'].sum()
-        axs[r, 0].set_ylabel(f"code {c}\n{share:.1f}% of\npatches", fontsize=FONT, color='black', rotation=0, ha='right', va='center',
-                             labelpad=8, bbox=dict(boxstyle='round,pad=0.3', fc=col, ec='none', alpha=.6))
-    fig.suptitle(title or f"patches assigned to each code over {len(shown)} images, most typical first\n(framed: the patch; "
-                 f"around it {context} patch of context)", fontsize=FONT)
+        axs[r, 0].set_ylabel(f"code {c}\n{share:.1f}% of\npatches", fontsize=FONT, color='black', rotation=0,
+                             ha='right', va='center', labelpad=8,
+                             bbox=dict(boxstyle='round,pad=0.3', fc=col, ec='none', alpha=.6))
+    fig.suptitle(title or f"patches assigned to each code over {len(shown)} images, most typical first\n(framed: the "
+                 f"patch; around it {context} patch of context)", fontsize=FONT)
     fig.tight_layout()
     fig.gallery = rows
     return fig
@@ -734,10 +875,13 @@ def plot_code_gallery(tokenizer, imgs:torch.Tensor, codes:list|None=None, k:int=
 # %% ../nbs/40_viz.ipynb #d1455017
 @torch.no_grad()
 def mim_outputs(model, imgs:torch.Tensor, seed:int=0) -> dict:
-    "A BEiT v2 model's masked image modelling on `imgs` in eval mode, masks from `seed`: `mask` (B, N), `target` codes (B, N) of its tokenizer, `pred` (B, N) argmax of its `lm_head`, `acc` per image on masked patches."
+    """A BEiT v2 model's masked image modelling on `imgs` in eval mode, masks from `seed`.
+    `mask` (B, N), `target` codes (B, N) of its tokenizer, `pred` (B, N) argmax of its `lm_head`, `acc` per image on
+    masked patches."""
     from droppos_nb.registry import evaluating
     if not all(hasattr(model, a) for a in ('masks', 'targets', 'forward_encoder', 'lm_head')):
-        raise ValueError(f"{type(model).__name__} is not a BEiT v2 model (masks, targets, forward_encoder, lm_head): pass a --method beitv2 model")
+        raise ValueError(f"{type(model).__name__} is not a BEiT v2 model (masks, targets, forward_encoder, lm_head): "
+                         "pass a --method beitv2 model")
     dev = next(model.parameters()).device
     imgs = imgs.as_subclass(torch.Tensor).to(dev)
     with evaluating(model, seed) as m:
@@ -748,20 +892,28 @@ def mim_outputs(model, imgs:torch.Tensor, seed:int=0) -> dict:
     acc = right.sum(1).float() / mask.sum(1).clamp(min=1)
     return dict(mask=mask.cpu(), target=target.cpu(), pred=pred.cpu(), acc=acc.cpu(), right=right.cpu())
 
-def plot_mim_predictions(model, imgs:torch.Tensor, n:int=8, seed:int=0, size:float=1.5, alpha:float=0.75, ids:bool|None=None):
-    "For the first `n` images: the masked input (masked patches grey), the tokenizer's codes (targets; masked cells framed) and the model's predicted codes on the masked cells (green frame: right, red: wrong), with each image's masked accuracy in its title."
+def plot_mim_predictions(model, imgs:torch.Tensor, n:int=8, seed:int=0, size:float=1.5, alpha:float=0.75,
+                         ids:bool|None=None):
+    """For the first `n` images: the masked input (masked patches grey).
+    The tokenizer's codes (targets; masked cells framed) and the model's predicted codes on the masked cells (green
+    frame: right, red: wrong), with each image's masked accuracy in its title."""
     from matplotlib.patches import Rectangle
     from matplotlib.lines import Line2D
     imgs = imgs[:n].as_subclass(torch.Tensor)
     out = mim_outputs(model, imgs, seed)
     shown = denormalize(imgs).cpu()
-    B = len(imgs); g = math.isqrt(out['mask'].shape[1]); H = shown.shape[-1]; p = H / g
+    B = len(imgs)
+    g = math.isqrt(out['mask'].shape[1])
+    H = shown.shape[-1]
+    p = H / g
     fig, axs = plt.subplots(3, B, figsize=(B * size + 1.0, 3 * size + 1.2), squeeze=False)
     for j in range(B):
         m = out['mask'][j].view(g, g)
         cover = m.repeat_interleave(int(p), 0).repeat_interleave(int(p), 1)
-        axs[0, j].imshow(to_hwc(torch.where(cover, 0.45, shown[j])), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
-        axs[0, j].set_xticks([]); axs[0, j].set_yticks([])
+        axs[0, j].imshow(to_hwc(torch.where(cover, 0.45, shown[j])), cmap='gray', vmin=0, vmax=1,
+                         interpolation='nearest')
+        axs[0, j].set_xticks([])
+        axs[0, j].set_yticks([])
         draw_code_map(axs[1, j], shown[j], out['target'][j].view(g, g), alpha, ids)
         draw_code_map(axs[2, j], shown[j] * 0.35, out['pred'][j].view(g, g), alpha, ids, cells=m)
         for r, c in m.nonzero().tolist():
@@ -770,11 +922,14 @@ def plot_mim_predictions(model, imgs:torch.Tensor, n:int=8, seed:int=0, size:flo
             axs[2, j].add_patch(Rectangle((c * p - .5 + .6, r * p - .5 + .6), p - 1.2, p - 1.2, fill=False,
                                           ec='#0a0' if ok else '#d00', lw=2, ls='-' if ok else '--'))
         axs[0, j].set_title(f"{int(out['right'][j].sum())}/{int(m.sum())} = {out['acc'][j]:.0%}", fontsize=FONT)
-    for r, t in enumerate(('masked input', 'target codes\n(tokenizer)', 'predicted codes\n(masked cells)')): axs[r, 0].set_ylabel(t, fontsize=FONT)
+    for r, t in enumerate(('masked input', 'target codes\n(tokenizer)', 'predicted codes\n(masked cells)')):
+        axs[r, 0].set_ylabel(t, fontsize=FONT)
     tot = out['right'].sum().item() / max(out['mask'].sum().item(), 1)
     head = f"{tot:.1%} of the {int(out['mask'].sum())} masked patches get their code right"
-    fig.suptitle(f"masked image modelling (mask seed {seed}):\n{head}" + (" (per image: the titles)" if B > 2 else ''), fontsize=FONT + 1)
-    fig.legend(handles=[Line2D([], [], color='#0a0', lw=2, label='right code'), Line2D([], [], color='#d00', lw=2, ls='--', label='wrong code'),
+    fig.suptitle(f"masked image modelling (mask seed {seed}):\n{head}" + (" (per image: the titles)" if B > 2 else ''),
+                 fontsize=FONT + 1)
+    fig.legend(handles=[Line2D([], [], color='#0a0', lw=2, label='right code'), Line2D([], [], color='#d00', lw=2,
+                                                                                       ls='--', label='wrong code'),
                         Line2D([], [], color='black', lw=1.2, label='masked cell (target row)')],
                loc='lower center', ncol=3 if B >= 4 else 1, fontsize=FONT, frameon=False)
     fig.tight_layout(rect=(0, 0.07 if B >= 4 else 0.16, 1, 1))
@@ -787,7 +942,8 @@ GENERIC_FIGURES = ('attention', 'rollout', 'smoothing', 'weights')
 def _positions(model, x, seed=0, sigma=None, tau=None, **_):
     out = droppos_outputs(model, x, seed, sigma=sigma, tau=tau)
     return plot_position_reconstruction(denormalize(x).cpu(), out, model.encoder.patch_embed.patch_size[0], n=len(x),
-                                        title=f"position accuracy on these images: {position_accuracy(out):.0%} (masked: black, wrong: white)")
+                                        title=f"position accuracy on these images: {position_accuracy(out):.0%} "
+                                        "(masked: black, wrong: white)")
 
 def _patch(model, x, seed=0, sigma=None, tau=None, **_):
     out = droppos_outputs(model, x, seed, sigma=sigma, tau=tau)
@@ -801,17 +957,21 @@ def _smoothing(model, x, sigma=None, **_):
 
 def _weights(model, x, tau=None, **_):
     tau = tau if tau is not None else getattr(model, 'tau', 0.1)
-    return plot_attentive_weights(denormalize(x).cpu(), full_attentive_weights(_encoder(model), x, tau), title=f"attentive weights, τ = {tau:g}")
+    return plot_attentive_weights(denormalize(x).cpu(), full_attentive_weights(_encoder(model), x, tau),
+                                  title=f"attentive weights, τ = {tau:g}")
 
 FIGURE_KINDS = dict(
     positions=_positions, patch=_patch,
-    attention=lambda model, x, layer=-1, **_: plot_attention(denormalize(x).cpu(), attention_maps(_encoder(model), x), layer),
+    attention=lambda model, x, layer=-1, **_: plot_attention(denormalize(x).cpu(), attention_maps(_encoder(model), x),
+                                                             layer),
     rollout=lambda model, x, **_: plot_rollout(denormalize(x).cpu(), attention_maps(_encoder(model), x)),
     smoothing=_smoothing, weights=_weights,
     reconstructions=lambda model, x, seed=0, **_: plot_mae(model, x, seed=seed, n=len(x)))
 
 def run_figure(kind:str, model, x:torch.Tensor, n:int|None=None, **opts):
-    "The figure `kind` (a key of `FIGURE_KINDS`) of `model` on the first `n` of the normalised images `x`; `opts`: seed, layer, sigma, tau."
-    if kind not in FIGURE_KINDS: raise ValueError(f"unknown figure kind {kind!r}: choose from {', '.join(FIGURE_KINDS)}")
+    """The figure `kind` (a key of `FIGURE_KINDS`) of `model` on the first `n` of the normalised images `x`.
+    `opts`: seed, layer, sigma, tau."""
+    if kind not in FIGURE_KINDS: raise ValueError(f"unknown figure kind {kind!r}: choose from "
+                                                  f"{', '.join(FIGURE_KINDS)}")
     x = x[:n].as_subclass(torch.Tensor) if n else x.as_subclass(torch.Tensor)
     return FIGURE_KINDS[kind](model, x.to(next(model.parameters()).device), **opts)

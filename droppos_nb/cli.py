@@ -18,12 +18,13 @@ from .data import SkippedImages
 from .registry import get_method, method_names, check_model_file, DEFAULT_METHOD
 from .evaluation import (POOLS, PROTOCOLS, PROTOCOL_DEFAULTS, eval_data, finetune, knn_eval, layer_decay_lrs,
                                    linear_probe, load_eval_encoder, position_drop_mask, position_probe, is_vit)
+from .cmdline import OneLineParser, describe, source_hash, package_dir, MANIFEST_NAME
 from .train import (pretrain, resolve_args, model_kwargs, method_options, check_out_folder, made_folder,
                               choose_hardware, process_device, _bad, _write_json)
 
 # %% auto #0
-__all__ = ['VIZ_FIGURES', 'pretrain_parser', 'given_options', 'viz_parser', 'viz', 'OneLineParser', 'main', 'eval_parser',
-           'check_eval_numbers', 'run_eval']
+__all__ = ['VIZ_FIGURES', 'pretrain_parser', 'given_options', 'viz_parser', 'viz', 'build_parser', 'write_manifest', 'main',
+           'eval_parser', 'check_eval_numbers', 'run_eval']
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
 def pretrain_parser(p:argparse.ArgumentParser):
@@ -175,12 +176,8 @@ def viz(args) -> list:
     return written
 
 # %% ../nbs/90_cli.ipynb #c0dc67b3
-class OneLineParser(argparse.ArgumentParser):
-    "An `ArgumentParser` whose refusals are one line that says where the usage is, instead of the whole usage first."
-    def error(self, message): self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
-
-def main(argv=None):
-    "Entry point of the `droppos_nb` command."
+def build_parser() -> tuple:
+    "`(parser, pretrain_subparser)`: the `droppos_nb` parser with its three commands (`OneLineParser` refusals)."
     parser = OneLineParser(prog='droppos_nb',
                            description="Self-supervised ViT pretraining workbook: DropPos and friends")
     sub = parser.add_subparsers(dest='command', required=True)
@@ -188,6 +185,17 @@ def main(argv=None):
                                         help="pretrain an encoder and write metrics, checkpoints and figures"))
     eval_parser(sub.add_parser('eval', help="measure an encoder: position probe, linear probe, kNN or fine-tuning"))
     viz_parser(sub.add_parser('viz', help="draw the figures of a checkpoint as PNGs (no Jupyter needed)"))
+    return parser, pp
+
+def write_manifest(pkg=None) -> Path:
+    "Write the command line's description (`cmdline.describe`) beside the modules, for `cmdline.main`'s fast answers."
+    path = Path(pkg or package_dir()) / MANIFEST_NAME
+    path.write_text(json.dumps(dict(describe(build_parser()[0]), source=source_hash(pkg)), indent=1) + '\n')
+    return path
+
+def main(argv=None):
+    "Run the `droppos_nb` command `argv` with the full parsers (the console script comes in through `cmdline.main`)."
+    parser, pp = build_parser()
     args = parser.parse_args(argv)
     # image files left out are always named, whatever PYTHONWARNINGS says
     warnings.simplefilter('always', SkippedImages)

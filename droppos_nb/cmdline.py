@@ -24,7 +24,8 @@ def source_hash(pkg=None) -> str:
     h = hashlib.sha1()
     for f in sorted(Path(pkg or package_dir()).glob('*.py')):
         if f.name == '_modidx.py': continue
-        h.update(f.name.encode()); h.update(f.read_bytes())
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
     return h.hexdigest()
 
 class OneLineParser(argparse.ArgumentParser):
@@ -34,13 +35,15 @@ class OneLineParser(argparse.ArgumentParser):
 
 # %% ../nbs/09_cmdline.ipynb #d7bd8f7b
 ACTIONS = {'_StoreAction': 'store', '_StoreTrueAction': 'store_true', '_StoreFalseAction': 'store_false',
-           '_StoreConstAction': 'store_const', '_AppendAction': 'append', '_CountAction': 'count'}
+           '_StoreConstAction': 'store_const', '_AppendAction': 'append', '_CountAction': 'count',
+           'BooleanOptionalAction': 'boolean_optional'}
 TYPES = {'int': int, 'float': float, 'str': str, 'text': str}
 
 def describe_action(a:argparse.Action) -> dict:
     "What `add_argument` was given for option `a`, as JSON."
-    t = a.type
-    return dict(flags=list(a.option_strings), dest=a.dest, action=ACTIONS[type(a).__name__], nargs=a.nargs,
+    t, flags = a.type, list(a.option_strings)
+    if isinstance(a, argparse.BooleanOptionalAction): flags = flags[::2]     # `--x`; argparse adds `--no-x` again
+    return dict(flags=flags, dest=a.dest, action=ACTIONS[type(a).__name__], nargs=a.nargs,
                 const=a.const, default=a.default, required=a.required, help=a.help,
                 type=None if t is None else t.__name__ if t in (int, float, str) else 'text',
                 choices=None if a.choices is None else list(a.choices),
@@ -52,15 +55,17 @@ def describe(parser:argparse.ArgumentParser) -> dict:
     helps = {c.dest: c.help for c in sub._choices_actions}
     def command(p):
         group = {id(a): i for i, g in enumerate(p._action_groups) for a in g._group_actions}
-        return dict(description=p.description, groups=[dict(title=g.title, description=g.description) for g in p._action_groups],
-                    actions=[dict(describe_action(a), group=group[id(a)]) for a in p._actions   # in the order of the usage line
-                             if not isinstance(a, argparse._HelpAction)])
+        groups = [dict(title=g.title, description=g.description) for g in p._action_groups]
+        actions = [dict(describe_action(a), group=group[id(a)]) for a in p._actions   # in the order of the usage line
+                   if not isinstance(a, argparse._HelpAction)]
+        return dict(description=p.description, groups=groups, actions=actions)
     return dict(prog=parser.prog, description=parser.description,
                 commands={n: dict(help=helps.get(n), **command(p)) for n, p in sub.choices.items()})
 
 def _add(grp, a:dict):
     "Add option `a` (described by `describe_action`) to parser or group `grp`."
-    kw = dict(action=a['action'], dest=a['dest'], default=a['default'], help=a['help'])
+    action = argparse.BooleanOptionalAction if a['action'] == 'boolean_optional' else a['action']
+    kw = dict(action=action, dest=a['dest'], default=a['default'], help=a['help'])
     if a['required']: kw['required'] = True
     if a['action'] in ('store', 'append'):
         kw.update(type=TYPES.get(a['type']), nargs=a['nargs'], choices=a['choices'],
@@ -81,7 +86,7 @@ def parser_from(desc:dict) -> OneLineParser:
 
 # %% ../nbs/09_cmdline.ipynb #9ba096e4
 def read_manifest(pkg=None) -> dict|None:
-    "The command line's description written by `cli.write_manifest`, or None when it is missing or was written for other code."
+    "The command line's description that `cli.write_manifest` wrote, or None: missing, or written for other code."
     pkg = Path(pkg or package_dir())
     try: m = json.loads((pkg / MANIFEST_NAME).read_text())
     except (OSError, ValueError): return None

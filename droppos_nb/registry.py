@@ -161,9 +161,9 @@ def register_method(spec:MethodSpec) -> MethodSpec:
     return spec
 
 def method_names() -> list:
-    "The names of every method: the built-in ones (imported on first use) and those registered since."
+    "The names of every method: the built-in ones in `BUILTIN_METHODS`' order (imported on first use), then the others."
     for name in BUILTIN_METHODS: get_method(name)
-    return list(METHODS)
+    return [*BUILTIN_METHODS, *(n for n in METHODS if n not in BUILTIN_METHODS)]
 
 def get_method(name:str) -> MethodSpec:
     "The spec of method `name`; a built-in method's module is imported the first time; a clear error for unknown names."

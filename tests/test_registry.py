@@ -8,7 +8,7 @@ from droppos_nb.registry import MethodSpec, register_method, get_method, METHODS
 
 PKG = Path(droppos_nb.__file__).parent
 # the layers, lowest first: a module may import from its own layer or any layer below, never above
-LAYERS = [{'core'}, {'data', 'augment', 'masking', 'vit', 'checkpoint', 'runs'}, {'registry', 'official'}, {'droppos', 'mae', 'cae', 'beitv2', 'mocov3', 'mscn'},
+LAYERS = [{'core', 'cmdline'}, {'data', 'augment', 'masking', 'vit', 'checkpoint', 'runs'}, {'registry', 'official'}, {'droppos', 'mae', 'cae', 'beitv2', 'mocov3', 'mscn'},
           {'scale', 'distributed'}, {'learner'}, {'evaluation', 'viz'}, {'explorers'}, {'train'}, {'cli'}]
 TRAINING = {'scale', 'distributed', 'learner', 'train'}      # what trains: figures and explorers import none of it
 LAYER = {m: i for i, ms in enumerate(LAYERS) for m in ms}

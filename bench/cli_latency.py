@@ -19,7 +19,8 @@ FULL = [str(EXE), '-m', 'droppos_nb.cli']                     # the full parsers
 CASES = {'droppos_nb --help': ['--help'], 'droppos_nb pretrain --help': ['pretrain', '--help'],
          'a refusal: pretrain --epochs abc': ['pretrain', '--epochs', 'abc'],
          'a refusal: pretrain --method simclr': ['pretrain', '--method', 'simclr'],
-         'a refusal: eval (no --protocol)': ['eval']}
+         'a refusal: eval (no --protocol)': ['eval'], 'a refusal: pretrain --epochs 0': ['pretrain', '--epochs', '0'],
+         'a refusal: pretrain --lr inf': ['pretrain', '--lr', 'inf']}
 
 def seconds(cmd) -> float:
     "Median wall-clock seconds of `cmd` in a fresh process, over `args.repeats` runs."

@@ -600,11 +600,11 @@ register_method(MethodSpec(
                                    "file with --teacher-arch")),
              (('--teacher-arch',), dict(help="timm model name of the --teacher weights file (not needed for our "
                                         "exports)")),
-             (('--codebook-size',), dict(type=int, help="number of codes K (paper 8192; laptop 128)")),
-             (('--codebook-dim',), dict(type=int, help="code dimension (32)")),
+             (('--codebook-size',), dict(type=int, range='[2, inf)', help="number of codes K (paper 8192; laptop 128)")),
+             (('--codebook-dim',), dict(type=int, range='[1, inf)', help="code dimension (32)")),
              (('--dead-code',), dict(choices=['restart', 'none'], help="re-seed unused codes with batch encodings "
                                      "(restart) or not (none: official)")),
-             (('--restart-every',), dict(type=int, help="steps between dead-code checks"))],
+             (('--restart-every',), dict(type=int, range='[1, inf)', help="steps between dead-code checks"))],
     model_args=(*VIT_ARGS, 'codebook_size', 'codebook_dim', 'decoder_depth', 'decoder_dim', 'decoder_heads', 'teacher',
                 'teacher_arch', 'dead_code', 'restart_every'),
     cbs=lambda model, config: [CodebookUsage()],
@@ -616,9 +616,9 @@ register_method(MethodSpec(
 register_method(MethodSpec(
     'beitv2', BEiTV2, "BEiT v2 stage 2: predict the VQ-KD codes of block-masked patches, with patch aggregation",
     options=[(('--tokenizer',), dict(metavar='PATH', help="the model.safetensors of a --method vqkd run (required)")),
-             (('--layer-scale',), dict(type=float, help="layer-scale init of every block (0: none)")),
+             (('--layer-scale',), dict(type=float, range='[0, inf)', help="layer-scale init of every block (0: none)")),
              (('--aggregation',), dict(type=_on_off, help="patch aggregation head: on (default) or off")),
-             (('--early-layers',), dict(type=int, help="block whose patch tokens feed the aggregation head (official 9 "
+             (('--early-layers',), dict(type=int, range='[1, inf)', help="block whose patch tokens feed the aggregation head (official 9 "
                                         "of 12)"))],
     model_args=(*VIT_ARGS, 'tokenizer', 'mask_ratio', 'layer_scale', 'aggregation', 'early_layers'),
     metrics=lambda: [OutputMean('loss_mim'), OutputMean('loss_agg'), OutputMean('acc_mim')],

@@ -215,9 +215,9 @@ register_method(MethodSpec(
     'cae', CAE, "predict the latents of masked patches from the visible ones, aligned with the encoder, "
                 "then decode them",
     options=[(('--norm-pix-loss',), dict(action='store_true', default=None, help="per-patch normalised pixel targets")),
-             (('--align-weight',), dict(type=float, help="weight of the alignment loss (0 switches alignment off)")),
-             (('--regressor-depth',), dict(type=int, help="cross-attention blocks of the latent contextual regressor")),
-             (('--layer-scale',), dict(type=float, help="layer-scale init of every block (0: none)"))],
+             (('--align-weight',), dict(type=float, range='[0, inf)', help="weight of the alignment loss (0 switches alignment off)")),
+             (('--regressor-depth',), dict(type=int, range='[1, inf)', help="cross-attention blocks of the latent contextual regressor")),
+             (('--layer-scale',), dict(type=float, range='[0, inf)', help="layer-scale init of every block (0: none)"))],
     model_args=(*VIT_ARGS, 'mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'norm_pix_loss',
                 'align_weight', 'regressor_depth', 'layer_scale'),
     metrics=lambda: [OutputMean('loss_rec'), OutputMean('loss_align')],

@@ -19,7 +19,7 @@ from .registry import get_method, method_names, check_model_file, DEFAULT_METHOD
 from .evaluation import (POOLS, PROTOCOLS, PROTOCOL_DEFAULTS, eval_data, finetune, knn_eval, layer_decay_lrs,
                                    linear_probe, load_eval_encoder, position_drop_mask, position_probe, is_vit)
 from .cmdline import OneLineParser, describe, source_hash, package_dir, MANIFEST_NAME
-from .train import (pretrain, resolve_args, model_kwargs, method_options, check_out_folder, made_folder,
+from .train import (TRAIN_RANGES, pretrain, resolve_args, model_kwargs, method_options, check_out_folder, made_folder,
                               choose_hardware, process_device, _bad, _write_json)
 
 # %% auto #0
@@ -79,13 +79,15 @@ def pretrain_parser(p:argparse.ArgumentParser):
       help="start again in an --out folder that holds a run (its pretraining outputs are deleted "
       "once every argument is checked; other files stay)")
     r('--quiet', action='store_true', help="no progress bars")
+    for act in p._actions: act.range = TRAIN_RANGES.get(act.dest, (None,))[0]   # the front door checks them too
     seen = {o: 'all methods' for act in p._actions for o in act.option_strings}
     for name in method_names():
         spec = get_method(name)
         grp = p.add_argument_group(f"{name}: {spec.summary}")
         for flags, kw in spec.options:
             if flags[0] in seen: continue            # an option two methods share (--norm-pix-loss) is added once
-            grp.add_argument(*flags, **{'default': None, **kw})
+            act = grp.add_argument(*flags, **{'default': None, **{k: v for k, v in kw.items() if k != 'range'}})
+            act.range, act.method = kw.get('range'), name
             seen[flags[0]] = name
     p.method_options = method_options()
     return p

@@ -4,12 +4,13 @@
 
 # %% ../nbs/09_cmdline.ipynb #ee9ec110
 from __future__ import annotations
-import argparse, hashlib, importlib, json, sys
+import argparse, hashlib, importlib, json, math, re, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MANIFEST_NAME', 'ACTIONS', 'TYPES', 'package_dir', 'source_hash', 'OneLineParser', 'describe_action', 'describe',
-           'parser_from', 'read_manifest', 'main']
+__all__ = ['MANIFEST_NAME', 'ACTIONS', 'TYPES', 'INT_MAX', 'package_dir', 'source_hash', 'OneLineParser', 'describe_action',
+           'describe', 'parser_from', 'parse_interval', 'range_words', 'check_range', 'check_ranges', 'read_manifest',
+           'check_parsed', 'main']
 
 # %% ../nbs/09_cmdline.ipynb #6df16b06
 MANIFEST_NAME = 'cli_manifest.json'
@@ -47,7 +48,8 @@ def describe_action(a:argparse.Action) -> dict:
                 const=a.const, default=a.default, required=a.required, help=a.help,
                 type=None if t is None else t.__name__ if t in (int, float, str) else 'text',
                 choices=None if a.choices is None else list(a.choices),
-                metavar=list(a.metavar) if isinstance(a.metavar, tuple) else a.metavar)
+                metavar=list(a.metavar) if isinstance(a.metavar, tuple) else a.metavar,
+                range=getattr(a, 'range', None), method=getattr(a, 'method', None))
 
 def describe(parser:argparse.ArgumentParser) -> dict:
     "A JSON description of `parser` and its sub-commands, from which `parser_from` builds the same parser."
@@ -71,7 +73,8 @@ def _add(grp, a:dict):
         kw.update(type=TYPES.get(a['type']), nargs=a['nargs'], choices=a['choices'],
                   metavar=tuple(a['metavar']) if isinstance(a['metavar'], list) else a['metavar'])
     if a['action'] == 'store_const': kw['const'] = a['const']
-    grp.add_argument(*a['flags'], **kw)
+    act = grp.add_argument(*a['flags'], **kw)
+    act.range, act.method = a.get('range'), a.get('method')
 
 def parser_from(desc:dict) -> OneLineParser:
     "The parser that `describe` described."
@@ -84,6 +87,40 @@ def parser_from(desc:dict) -> OneLineParser:
         for a in c['actions']: _add(groups[a['group']], a)
     return parser
 
+# %% ../nbs/09_cmdline.ipynb #b07806b4
+INT_MAX = 2 ** 31 - 1
+
+def parse_interval(interval:str) -> tuple:
+    "`(lo, hi, lo_closed, hi_closed)` of an interval written `'[1, inf)'`, `'(0, 1]'`, ..."
+    m = re.fullmatch(r'\s*([\[(])\s*([^,]+?)\s*,\s*([^,]+?)\s*([\])])\s*', str(interval))
+    if not m: raise ValueError(f"not an interval: {interval!r} (write it like '[1, inf)' or '(0, 1]')")
+    return float(m[2]), float(m[3]), m[1] == '[', m[4] == ']'
+
+def range_words(interval:str, kind:str='float') -> str:
+    "What a value in `interval` must be, in words: 'a whole number of at least 1', '> 0', 'in [0, 1)', ..."
+    lo, hi, lc, hc = parse_interval(interval)
+    n = lambda v: f"{v:g}" if kind == 'float' else str(int(v))
+    if kind == 'int' and math.isinf(hi): return f"a whole number of at least {n(lo if lc else lo + 1)}"
+    if kind == 'int': return f"a whole number from {n(lo if lc else lo + 1)} to {n(hi if hc else hi - 1)}"
+    if math.isinf(hi) and not hc: return f"{'>=' if lc else '>'} {n(lo)}"
+    return f"in {interval.strip()}"
+
+def check_range(flag:str, value, interval:str, kind:str='float'):
+    "Refuse `value` of option `--flag` (each element of a list) outside `interval`, NaN, an unasked infinity or a non-whole `int`."
+    for v in (value if isinstance(value, (list, tuple)) else [value]):
+        lo, hi, lc, hc = parse_interval(interval)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+        if ok and kind == 'int': ok = float(v).is_integer() and abs(v) <= INT_MAX
+        ok = ok and (v >= lo if lc else v > lo) and (v <= hi if hc else v < hi)
+        if not ok:
+            shown = ' '.join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            raise ValueError(f"--{flag.replace('_', '-')} {shown} is not allowed: it must be {range_words(interval, kind)}")
+
+def check_ranges(values:dict, ranges:dict):
+    "`check_range` on each setting of `values` (name -> value, `None`: not set) that `ranges` (name -> (interval, kind)) declares."
+    for k, (interval, kind) in ranges.items():
+        if values.get(k) is not None: check_range(k, values[k], interval, kind)
+
 # %% ../nbs/09_cmdline.ipynb #9ba096e4
 def read_manifest(pkg=None) -> dict|None:
     "The command line's description that `cli.write_manifest` wrote, or None: missing, or written for other code."
@@ -92,9 +129,19 @@ def read_manifest(pkg=None) -> dict|None:
     except (OSError, ValueError): return None
     return m if isinstance(m, dict) and m.get('source') == source_hash(pkg) else None
 
+def check_parsed(desc:dict, args):
+    "Refuse (status 2, one line) a parsed setting of `args` outside the range its option declares in `desc`: the options every method shares, and those of `args.method`."
+    for a in desc['commands'][args.command]['actions']:
+        v = getattr(args, a['dest'], None)                      # None: not given, the recipe's value is checked later
+        if v is None or not a.get('range') or a.get('method') not in (None, getattr(args, 'method', None)): continue
+        try: check_range(a['dest'], v, a['range'], a['type'])
+        except ValueError as e:
+            print(f"{desc['prog']} {args.command}: error: {e}", file=sys.stderr)
+            sys.exit(2)
+
 def main(argv=None):
-    "The `droppos_nb` command: `--help` and refusals from the manifest (no torch imported), then `cli.main`."
+    "The `droppos_nb` command: `--help`, malformed and out-of-range arguments answered from the manifest (no torch imported), then `cli.main`."
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     desc = read_manifest()
-    if desc is not None: parser_from(desc).parse_args(argv)      # exits on --help and on a malformed argument
+    if desc is not None: check_parsed(desc, parser_from(desc).parse_args(argv))   # exits on --help and on a refusal
     return importlib.import_module('droppos_nb.cli').main(argv)

@@ -290,25 +290,25 @@ MSCN_SETTING_ARGS = tuple(MSCN_DEFAULTS)
 
 def _options() -> list:
     B = dict(action=argparse.BooleanOptionalAction)
-    return [(('--grid-size',), dict(type=int, help="MSCN grid cell side in px")),
+    return [(('--grid-size',), dict(type=int, range='[1, inf)', help="MSCN grid cell side in px")),
             (('--high-pass',), dict(B, help="high-pass filter (x - GaussianBlur(x)) before masking")),
-            (('--hp-kernel',), dict(type=int, help="kernel of the high-pass filter's blur (odd)")),
-            (('--hp-sigma',), dict(type=float, help="sigma of the high-pass filter's blur, px")),
-            (('--focal-p',), dict(type=float, help="share of focal masks (keep one rectangle)")),
-            (('--focal-scale',), dict(type=float, nargs=2, metavar=('LO', 'HI'),
+            (('--hp-kernel',), dict(type=int, range='[1, inf)', help="kernel of the high-pass filter's blur (odd)")),
+            (('--hp-sigma',), dict(type=float, range='(0, inf)', help="sigma of the high-pass filter's blur, px")),
+            (('--focal-p',), dict(type=float, range='[0, 1]', help="share of focal masks (keep one rectangle)")),
+            (('--focal-scale',), dict(type=float, range='(0, 1]', nargs=2, metavar=('LO', 'HI'),
                                       help="area share of a focal mask's kept rectangle")),
             (('--crops',), dict(B, help="different random resized crops per branch "
                                         "(--no-crops: both branches mask one crop)")),
-            (('--noise-std',), dict(type=float, help="std of the noise in the masked area (0: zeros)")),
-            (('--channel-p',), dict(type=float, help="probability of channel-wise grid masks")),
+            (('--noise-std',), dict(type=float, range='[0, inf)', help="std of the noise in the masked area (0: zeros)")),
+            (('--channel-p',), dict(type=float, range='[0, 1]', help="probability of channel-wise grid masks")),
             (('--color',), dict(B, help="colour jitter and grayscale before masking")),
-            (('--blur-p',), dict(type=float, nargs=2, metavar=('P1', 'P2'),
+            (('--blur-p',), dict(type=float, range='[0, 1]', nargs=2, metavar=('P1', 'P2'),
                                  help="Gaussian blur probability per branch")),
-            (('--mask-p',), dict(type=float, nargs=2, metavar=('P1', 'P2'), help="masking probability per branch")),
-            (('--n-masks',), dict(type=int, help="masked views of branch 2 (multi-mask)")),
-            (('--temperature',), dict(type=float, help="NT-Xent temperature")),
-            (('--proj-hidden',), dict(type=int, help="projector hidden width")),
-            (('--proj-dim',), dict(type=int, help="projector output width")),
+            (('--mask-p',), dict(type=float, range='[0, 1]', nargs=2, metavar=('P1', 'P2'), help="masking probability per branch")),
+            (('--n-masks',), dict(type=int, range='[1, inf)', help="masked views of branch 2 (multi-mask)")),
+            (('--temperature',), dict(type=float, range='(0, inf)', help="NT-Xent temperature")),
+            (('--proj-hidden',), dict(type=int, range='[1, inf)', help="projector hidden width")),
+            (('--proj-dim',), dict(type=int, range='[1, inf)', help="projector output width")),
             (('--loss',), dict(choices=['simclr'], help="joint-embedding loss (SimCLR's NT-Xent)"))]
 
 register_method(MethodSpec(

@@ -17,19 +17,21 @@ from .scale import (precision_callbacks, accumulation_callbacks, NonFiniteGuard,
 from .vit import timm_arch
 from .data import BUILTIN_DATASETS
 from .checkpoint import export_encoder, save_model, unwrap
+from .cmdline import check_ranges
 from .runs import repo_root, runs_dir, run_name, read_config, run_finished, epoch_seconds, attach_provenance
 from .registry import get_method, method_names, resolve_config, load_model, TRAIN_FIELDS, DEFAULT_METHOD
 from .learner import pretrain_learner, scaled_lr, warmup_cos, SaveModelEveryEpoch
 from .viz import run_figure, model_label
 
 # %% auto #0
-__all__ = ['FALLBACK', 'RUN_DEFAULTS', 'MODEL_FIELDS', 'RUN_KEYS', 'NOT_RECORDED', 'REPRO_SKIP', 'RUN_FILES', 'OUTPUT_FILES',
-           'LOCK', 'ASIDE', 'KEEP_ON_RESUME', 'NOT_SETTINGS', 'option_dest', 'method_options', 'setting_names',
-           'pretrain_settings', 'resolve_args', 'check_numbers', 'model_kwargs', 'run_settings', 'command_overrides',
-           'git_commit', 'recipe_command', 'save_run_figure', 'check_out_folder', 'read_lock', 'check_lock',
-           'check_run_folder', 'made_folder', 'run_lock', 'run_outputs', 'set_aside', 'ReleaseOverwritten',
-           'resume_changes', 'resume_args', 'extension_note', 'choose_hardware', 'process_device', 'path_settings',
-           'absolute_paths_', 'pretrain', 'encoder_meta', 'train_run', 'train_cached', 'trained_model']
+__all__ = ['FALLBACK', 'RUN_DEFAULTS', 'MODEL_FIELDS', 'RUN_KEYS', 'TRAIN_RANGES', 'NOT_RECORDED', 'REPRO_SKIP', 'RUN_FILES',
+           'OUTPUT_FILES', 'LOCK', 'ASIDE', 'KEEP_ON_RESUME', 'NOT_SETTINGS', 'option_dest', 'method_options',
+           'setting_names', 'pretrain_settings', 'resolve_args', 'option_range', 'setting_ranges', 'check_numbers',
+           'model_kwargs', 'run_settings', 'command_overrides', 'git_commit', 'recipe_command', 'save_run_figure',
+           'check_out_folder', 'read_lock', 'check_lock', 'check_run_folder', 'made_folder', 'run_lock', 'run_outputs',
+           'set_aside', 'ReleaseOverwritten', 'resume_changes', 'resume_args', 'extension_note', 'choose_hardware',
+           'process_device', 'path_settings', 'absolute_paths_', 'pretrain', 'encoder_meta', 'train_run',
+           'train_cached', 'trained_model']
 
 # %% ../nbs/50_train.ipynb #e4b02898
 FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1.,
@@ -81,28 +83,40 @@ def resolve_args(args, method_options:dict|None=None):
 
 def _bad(flag:str, value, need:str): raise ValueError(f"--{flag} {value} is not allowed: it must be {need}")
 
+TRAIN_RANGES = dict(     # each shared numeric setting's interval, declared once: the command line and `check_numbers` read it
+    img_size=('[1, inf)', 'int'), patch_size=('[1, inf)', 'int'), depth=('[1, inf)', 'int'),
+    embed_dim=('[1, inf)', 'int'), num_heads=('[1, inf)', 'int'), epochs=('[1, inf)', 'int'), bs=('[1, inf)', 'int'),
+    blr=('(0, inf)', 'float'), lr=('(0, inf)', 'float'), min_lr=('[0, inf)', 'float'), warmup_epochs=('[0, inf)', 'float'),
+    wd=('[0, inf)', 'float'), betas=('[0, 1)', 'float'), drop_path=('[0, 1)', 'float'), min_scale=('(0, 1]', 'float'),
+    mask_ratio=('(0, 1)', 'float'), decoder_dim=('[1, inf)', 'int'), decoder_depth=('[1, inf)', 'int'),
+    decoder_heads=('[1, inf)', 'int'), max_items=('[1, inf)', 'int'), seed=('[0, inf)', 'int'), accum=('[1, inf)', 'int'),
+    num_workers=('[0, inf)', 'int'))
+
+def option_range(kw:dict) -> tuple|None:
+    "`(interval, kind)` that a method option declares with `range=` beside its argparse arguments (None without one)."
+    if 'range' not in kw: return None
+    return kw['range'], 'int' if kw.get('type') is int else 'float'
+
+def setting_ranges(method:str) -> dict:
+    "{setting: (interval, kind)}: the shared settings' `TRAIN_RANGES` and the ranges `method`'s own options declare."
+    own = {option_dest(f, kw): option_range(kw) for f, kw in get_method(method).options if option_range(kw)}
+    return {**TRAIN_RANGES, **own}
+
 def check_numbers(args):
-    """Refuse numeric settings that cannot train (checked before anything is written).
-    Each message names the flag and what it must be."""
+    """Refuse numeric settings that cannot train, before anything is written: each outside its declared range
+    (`setting_ranges`), then the combinations no single range can say. Each message names the flag and the rule."""
     a = vars(args)
-    for k in ('epochs', 'bs', 'accum'):
-        if a.get(k) is not None and not (isinstance(a[k], int) and a[k] >= 1):
-            _bad(k.replace('_', '-'), a[k], "a whole number of at least 1")
-    if a.get('lr') is not None and not a['lr'] > 0: _bad('lr', a['lr'], "> 0 (or leave it out to use --blr)")
-    if a.get('lr') is None and a.get('blr') is not None and not a['blr'] > 0: _bad('blr', a['blr'], "> 0")
-    for k in ('min_lr', 'warmup_epochs', 'wd'):
-        if a.get(k) is not None and not a[k] >= 0: _bad(k.replace('_', '-'), a[k], ">= 0")
-    if a.get('min_scale') is not None and not 0 < a['min_scale'] <= 1:
-        _bad('min-scale', a['min_scale'], "in (0, 1] (1: no crop)")
-    if a.get('drop_path') is not None and not 0 <= a['drop_path'] < 1: _bad('drop-path', a['drop_path'], "in [0, 1)")
+    check_ranges(a, setting_ranges(a.get('method') or DEFAULT_METHOD))
+    if a.get('lr') is not None and a.get('min_lr') is not None and a['min_lr'] > a['lr']:
+        raise ValueError(f"--min-lr {a['min_lr']} is above --lr {a['lr']}: the schedule decays from --lr down to --min-lr; "
+                         "pass a smaller --min-lr")
     for dim, heads in (('decoder_dim', 'decoder_heads'), ('embed_dim', 'num_heads')):
         d, h = a.get(dim), a.get(heads)
-        if h is not None and not (isinstance(h, int) and h >= 1):
-            _bad(heads.replace('_', '-'), h, "a whole number of at least 1")
         if d is not None and h is not None and d % h:
             raise ValueError(f"--{heads.replace('_', '-')} {h} does not divide --{dim.replace('_', '-')} {d}: "
                              "attention splits the width evenly over the heads; "
                              f"use a divisor of {d} (e.g. {max(x for x in range(1, min(d, 16) + 1) if d % x == 0)})")
+
 
 # %% ../nbs/50_train.ipynb #aa3303c4
 def model_kwargs(args) -> dict:

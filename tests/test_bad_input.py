@@ -47,8 +47,7 @@ BAD_AT_RUN = [   # flags aimed at a finished run -> words of the message; the ru
     (['--resume', '{run}', '--arch', 'vit_small', '--bs', '32'], ['--arch vit_small (stored: vit_tiny)', '--bs 32 (stored: 64)']),
     (['--resume', '{run}', '--epochs', '0'], ['--epochs 0 (stored: 1)']),
     (['--resume', '{run}'], ['already finished its 1 epochs', '--epochs N with N > 1']),
-    # --overwrite: a new run that fails before its first epoch ends gives the old one back (issue 25)
-    (['--overwrite', '--sigma', '-1', *TINY], ['sigma must be >= 0']),
+    (['--overwrite', '--sigma', '-1', *TINY], ['--sigma -1.0 is not allowed: it must be >= 0']),
 ]
 
 @pytest.mark.parametrize('flags,words', BAD_AT_RUN)
@@ -58,10 +57,36 @@ def test_bad_input_at_a_run_changes_nothing(run_main, run, flags, words):
     refused(run_main('pretrain', *flags, *([] if '--resume' in flags else ['--out', run])), *words)
     assert snapshot(run) == before
 
+OUT_OF_RANGE = [   # issue 25's probes that were accepted silently or ended in a traceback: now one line each, nothing written
+    (['--decoder-depth', '-1'], '--decoder-depth -1 is not allowed: it must be a whole number of at least 1'),
+    (['--max-items', '-5'], '--max-items -5 is not allowed'), (['--seed', '-1'], '--seed -1 is not allowed'),
+    (['--seed', str(2 ** 70)], f'--seed {2 ** 70} is not allowed'), (['--betas', '1.5', '0.9'], '--betas 1.5 0.9 is not allowed'),
+    (['--min-lr', '10', '--lr', '1e-4'], '--min-lr 10.0 is above --lr 0.0001'), (['--lr', 'inf'], '--lr inf is not allowed'),
+    (['--wd', 'inf'], '--wd inf is not allowed'), (['--sigma', 'nan'], '--sigma nan is not allowed'),
+    (['--tau', '0'], '--tau 0.0 is not allowed: it must be in (0, inf]'),
+    (['--method', 'cae', '--regressor-depth', '-1'], '--regressor-depth -1 is not allowed'),
+    (['--method', 'cae', '--layer-scale', '-1'], '--layer-scale -1.0 is not allowed: it must be >= 0'),
+    (['--method', 'beitv2', '--early-layers', '0'], '--early-layers 0 is not allowed'),
+    (['--method', 'mscn', '--mask-p', '0.5', '2'], '--mask-p 0.5 2.0 is not allowed: it must be in [0, 1]'),
+    (['--num-workers', '-1'], '--num-workers -1 is not allowed')]
+
+@pytest.mark.parametrize('flags,words', OUT_OF_RANGE, ids=lambda x: ' '.join(x) if isinstance(x, list) else None)
+def test_out_of_range_is_refused_before_anything_is_written(run_main, tmp_path, flags, words):
+    refused(run_main('pretrain', *flags, '--out', tmp_path / 'run'), words)
+    assert not (tmp_path / 'run').exists()
+
+def test_the_front_door_refuses_out_of_range_at_once(tmp_path):
+    "The console script refuses an out-of-range value from the manifest, before importing the library (issue 26)."
+    import time
+    t0 = time.perf_counter()
+    r = cli('pretrain', '--epochs', '0', '--out', tmp_path / 'run')
+    assert time.perf_counter() - t0 < 2, "the refusal took the slow path: is droppos_nb/cli_manifest.json current?"
+    refused(r, '--epochs 0 is not allowed: it must be a whole number of at least 1')
+
 def test_overwrite_that_fails_later_keeps_the_old_run(run_main, run):
-    "A NaN loss (learning rate inf) stops the new run in its first epoch: exit 3, and the old run's files are as they were."
+    "A loss that diverges (learning rate 1e30) stops the new run in its first epoch: exit 3, the old run's files as they were."
     before = snapshot(run)
-    r = run_main('pretrain', '--overwrite', '--lr', 'inf', *TINY, '--out', run)
+    r = run_main('pretrain', '--overwrite', '--lr', '1e30', '--warmup-epochs', '0', *TINY, '--out', run)
     assert r.returncode == 3 and 'the old run is back' in r.stdout, (r.returncode, r.stdout[-500:], r.stderr[-500:])
     assert snapshot(run) == before
 

@@ -42,7 +42,7 @@ def test_bad_image_size(run_main, tmp_path):
 @pytest.mark.parametrize('opt,val', [('--mask-ratio', '1.5'), ('--pos-mask-ratio', '0')])
 def test_bad_ratio(run_main, tmp_path, opt, val):
     r = run_main('pretrain', opt, val, *TINY, '--out', tmp_path / 'x')
-    assert r.returncode == 2 and 'outside (0, 1)' in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 2 and 'is not allowed: it must be in (0, 1)' in r.stderr, r.stderr[-2000:]
 
 def test_missing_and_empty_folder(run_main, tmp_path):
     r = run_main('pretrain', '--data', tmp_path / 'nowhere', *TINY, '--out', tmp_path / 'x')

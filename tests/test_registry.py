@@ -243,3 +243,21 @@ def test_no_code_path_hard_codes_bf16():
     bad = [(f, m.group()) for f, src in code_sources() if f not in COMPARES_PRECISIONS | {this} for m in BF16.finditer(src)]
     assert not bad, f"bf16 hard-coded (use precision 'auto', which picks bf16 where the hardware runs it natively): {bad}"
     assert BF16.search("learn = pretrain_learner(dls, precision='bf16')") and BF16.search("['--precision', 'bf16']")   # it can fail
+
+
+def test_every_numeric_option_declares_a_range():
+    "A new numeric option cannot skip the checks: each int/float option of the pretrain parser (shared or a method's) has a range."
+    import argparse
+    from droppos_nb.cli import pretrain_parser
+    p = pretrain_parser(argparse.ArgumentParser())
+    bare = [a.option_strings[0] for a in p._actions if a.type in (int, float) and not getattr(a, 'range', None)]
+    assert not bare, f"numeric options without a declared range: {bare} (train.TRAIN_RANGES, or range= beside the option)"
+    for name in ('droppos', 'mae', 'cae', 'vqkd', 'beitv2', 'mocov3', 'mscn'):
+        bare = [f[0] for f, kw in get_method(name).options if kw.get('type') in (int, float) and 'range' not in kw]
+        assert not bare, (name, bare)
+
+@pytest.mark.parametrize('name', ['droppos', 'mae', 'cae', 'vqkd', 'beitv2', 'mocov3', 'mscn'])
+def test_recipes_lie_in_their_ranges(name):
+    from droppos_nb.cmdline import check_ranges
+    from droppos_nb.train import setting_ranges
+    for recipe in ('laptop', 'paper'): check_ranges(get_method(name).recipe(recipe), setting_ranges(name))

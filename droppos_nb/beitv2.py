@@ -600,7 +600,8 @@ register_method(MethodSpec(
                                    "file with --teacher-arch")),
              (('--teacher-arch',), dict(help="timm model name of the --teacher weights file (not needed for our "
                                         "exports)")),
-             (('--codebook-size',), dict(type=int, range='[2, inf)', help="number of codes K (paper 8192; laptop 128)")),
+             (('--codebook-size',), dict(type=int, range='[2, inf)',
+                                         help="number of codes K (paper 8192; laptop 128)")),
              (('--codebook-dim',), dict(type=int, range='[1, inf)', help="code dimension (32)")),
              (('--dead-code',), dict(choices=['restart', 'none'], help="re-seed unused codes with batch encodings "
                                      "(restart) or not (none: official)")),
@@ -616,9 +617,11 @@ register_method(MethodSpec(
 register_method(MethodSpec(
     'beitv2', BEiTV2, "BEiT v2 stage 2: predict the VQ-KD codes of block-masked patches, with patch aggregation",
     options=[(('--tokenizer',), dict(metavar='PATH', help="the model.safetensors of a --method vqkd run (required)")),
-             (('--layer-scale',), dict(type=float, range='[0, inf)', help="layer-scale init of every block (0: none)")),
+             (('--layer-scale',), dict(type=float, range='[0, inf)',
+                                       help="layer-scale init of every block (0: none)")),
              (('--aggregation',), dict(type=_on_off, help="patch aggregation head: on (default) or off")),
-             (('--early-layers',), dict(type=int, range='[1, inf)', help="block whose patch tokens feed the aggregation head (official 9 "
+             (('--early-layers',), dict(type=int, range='[1, inf)',
+                                        help="block whose patch tokens feed the aggregation head (official 9 "
                                         "of 12)"))],
     model_args=(*VIT_ARGS, 'tokenizer', 'mask_ratio', 'layer_scale', 'aggregation', 'early_layers'),
     metrics=lambda: [OutputMean('loss_mim'), OutputMean('loss_agg'), OutputMean('acc_mim')],

@@ -106,7 +106,8 @@ def range_words(interval:str, kind:str='float') -> str:
     return f"in {interval.strip()}"
 
 def check_range(flag:str, value, interval:str, kind:str='float'):
-    "Refuse `value` of option `--flag` (each element of a list) outside `interval`, NaN, an unasked infinity or a non-whole `int`."
+    """Refuse `value` of option `--flag` (each element of a list) outside `interval`.
+    Also NaN, an infinity the interval does not hold, and a fraction or a number over 32 bits where `kind` is 'int'."""
     for v in (value if isinstance(value, (list, tuple)) else [value]):
         lo, hi, lc, hc = parse_interval(interval)
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
@@ -114,10 +115,11 @@ def check_range(flag:str, value, interval:str, kind:str='float'):
         ok = ok and (v >= lo if lc else v > lo) and (v <= hi if hc else v < hi)
         if not ok:
             shown = ' '.join(map(str, value)) if isinstance(value, (list, tuple)) else value
-            raise ValueError(f"--{flag.replace('_', '-')} {shown} is not allowed: it must be {range_words(interval, kind)}")
+            need = range_words(interval, kind)
+            raise ValueError(f"--{flag.replace('_', '-')} {shown} is not allowed: it must be {need}")
 
 def check_ranges(values:dict, ranges:dict):
-    "`check_range` on each setting of `values` (name -> value, `None`: not set) that `ranges` (name -> (interval, kind)) declares."
+    "`check_range` on each set value of `values` (name: value) that `ranges` declares (name: (interval, kind))."
     for k, (interval, kind) in ranges.items():
         if values.get(k) is not None: check_range(k, values[k], interval, kind)
 
@@ -130,7 +132,8 @@ def read_manifest(pkg=None) -> dict|None:
     return m if isinstance(m, dict) and m.get('source') == source_hash(pkg) else None
 
 def check_parsed(desc:dict, args):
-    "Refuse (status 2, one line) a parsed setting of `args` outside the range its option declares in `desc`: the options every method shares, and those of `args.method`."
+    """Refuse (status 2, one line) a parsed setting of `args` outside the range its option declares in `desc`.
+    The options every method shares are checked, and those of `args.method`."""
     for a in desc['commands'][args.command]['actions']:
         v = getattr(args, a['dest'], None)                      # None: not given, the recipe's value is checked later
         if v is None or not a.get('range') or a.get('method') not in (None, getattr(args, 'method', None)): continue
@@ -140,7 +143,8 @@ def check_parsed(desc:dict, args):
             sys.exit(2)
 
 def main(argv=None):
-    "The `droppos_nb` command: `--help`, malformed and out-of-range arguments answered from the manifest (no torch imported), then `cli.main`."
+    """The `droppos_nb` command: `--help`, malformed and out-of-range arguments answered from the manifest.
+    No torch is imported for them; a command that passes goes on to `cli.main`."""
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     desc = read_manifest()
     if desc is not None: check_parsed(desc, parser_from(desc).parse_args(argv))   # exits on --help and on a refusal

@@ -165,12 +165,15 @@ DROPPOS_LAPTOP = dict(DROPPOS_OFFICIAL, depth=4, embed_dim=192, num_heads=3, dec
 
 register_method(MethodSpec(
     'droppos', DropPos, "reconstruct the grid positions of patches whose position embedding was dropped",
-    options=[(('--pos-mask-ratio',), dict(type=float, range='(0, 1)', help="gamma_pos: share of visible patches whose position is "
+    options=[(('--pos-mask-ratio',), dict(type=float, range='(0, 1)',
+                                          help="gamma_pos: share of visible patches whose position is "
                                           "dropped")),
-             (('--sigma',), dict(type=float, range='[0, inf)', help="sigma_0 of position smoothing (0: one-hot targets)")),
+             (('--sigma',), dict(type=float, range='[0, inf)',
+                                 help="sigma_0 of position smoothing (0: one-hot targets)")),
              (('--no-sigma-decay',), dict(action='store_true', default=None, help="keep sigma constant instead of "
                                           "sigma_0 * (1 - epoch/epochs)")),
-             (('--tau',), dict(type=float, range='(0, inf]', help="attentive reconstruction temperature (inf: uniform weights)")),
+             (('--tau',), dict(type=float, range='(0, inf]',
+                               help="attentive reconstruction temperature (inf: uniform weights)")),
              (('--mask-token',), dict(choices=MASK_TOKEN_TYPES, help="what replaces a dropped position embedding"))],
     model_args=(*VIT_ARGS, 'mask_ratio', 'pos_mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'sigma',
                 'tau', 'mask_token'),

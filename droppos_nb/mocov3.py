@@ -233,15 +233,19 @@ MOCOV3_LAPTOP = dict(MOCOV3_OFFICIAL, depth=4, embed_dim=192, num_heads=3, patch
 register_method(MethodSpec(
     'mocov3', MoCoV3, "contrast two augmented views against a momentum encoder "
                       "(MoCo v3, the seeds' contrastive baseline)",
-    options=[(('--temperature',), dict(type=float, range='(0, inf)', help="softmax temperature T of the contrastive loss (0.2)")),
-             (('--momentum',), dict(type=float, range='[0, 1]', help="base EMA momentum m_0, raised to 1 on a half cosine (0.99)")),
+    options=[(('--temperature',), dict(type=float, range='(0, inf)',
+                                       help="softmax temperature T of the contrastive loss (0.2)")),
+             (('--momentum',), dict(type=float, range='[0, 1]',
+                                    help="base EMA momentum m_0, raised to 1 on a half cosine (0.99)")),
              (('--stop-grad-conv1',), dict(action=argparse.BooleanOptionalAction,
                                            help="freeze the random patch projection "
                                                 "(on in the paper; --no-stop-grad-conv1 trains it)")),
              (('--pos-embed',), dict(choices=POS_EMBEDS, help="position embedding: fixed sin-cos, learned, or none")),
              (('--vit-init',), dict(choices=VIT_INITS, help="ViT init: MoCo v3's (vits.py) or MAE's")),
-             (('--proj-dim',), dict(type=int, range='[1, inf)', help="output width of projector and predictor (256)")),
-             (('--mlp-dim',), dict(type=int, range='[1, inf)', help="hidden width of projector and predictor (4096)"))],
+             (('--proj-dim',), dict(type=int, range='[1, inf)',
+                                    help="output width of projector and predictor (256)")),
+             (('--mlp-dim',), dict(type=int, range='[1, inf)',
+                                   help="hidden width of projector and predictor (4096)"))],
     model_args=(*VIT_ARGS, 'temperature', 'momentum', 'stop_grad_conv1', 'pos_embed', ('vit_init', 'init'), 'proj_dim',
                 'mlp_dim'),
     cbs=lambda model, config: [MomentumSchedule(unwrap(model).base_momentum)],

@@ -83,14 +83,15 @@ def resolve_args(args, method_options:dict|None=None):
 
 def _bad(flag:str, value, need:str): raise ValueError(f"--{flag} {value} is not allowed: it must be {need}")
 
-TRAIN_RANGES = dict(     # each shared numeric setting's interval, declared once: the command line and `check_numbers` read it
+# each shared numeric setting's interval, declared once: the command line, its front door and `check_numbers` read it
+TRAIN_RANGES = dict(
     img_size=('[1, inf)', 'int'), patch_size=('[1, inf)', 'int'), depth=('[1, inf)', 'int'),
     embed_dim=('[1, inf)', 'int'), num_heads=('[1, inf)', 'int'), epochs=('[1, inf)', 'int'), bs=('[1, inf)', 'int'),
-    blr=('(0, inf)', 'float'), lr=('(0, inf)', 'float'), min_lr=('[0, inf)', 'float'), warmup_epochs=('[0, inf)', 'float'),
-    wd=('[0, inf)', 'float'), betas=('[0, 1)', 'float'), drop_path=('[0, 1)', 'float'), min_scale=('(0, 1]', 'float'),
-    mask_ratio=('(0, 1)', 'float'), decoder_dim=('[1, inf)', 'int'), decoder_depth=('[1, inf)', 'int'),
-    decoder_heads=('[1, inf)', 'int'), max_items=('[1, inf)', 'int'), seed=('[0, inf)', 'int'), accum=('[1, inf)', 'int'),
-    num_workers=('[0, inf)', 'int'))
+    blr=('(0, inf)', 'float'), lr=('(0, inf)', 'float'), min_lr=('[0, inf)', 'float'),
+    warmup_epochs=('[0, inf)', 'float'), wd=('[0, inf)', 'float'), betas=('[0, 1)', 'float'),
+    drop_path=('[0, 1)', 'float'), min_scale=('(0, 1]', 'float'), mask_ratio=('(0, 1)', 'float'),
+    decoder_dim=('[1, inf)', 'int'), decoder_depth=('[1, inf)', 'int'), decoder_heads=('[1, inf)', 'int'),
+    max_items=('[1, inf)', 'int'), seed=('[0, inf)', 'int'), accum=('[1, inf)', 'int'), num_workers=('[0, inf)', 'int'))
 
 def option_range(kw:dict) -> tuple|None:
     "`(interval, kind)` that a method option declares with `range=` beside its argparse arguments (None without one)."
@@ -108,8 +109,8 @@ def check_numbers(args):
     a = vars(args)
     check_ranges(a, setting_ranges(a.get('method') or DEFAULT_METHOD))
     if a.get('lr') is not None and a.get('min_lr') is not None and a['min_lr'] > a['lr']:
-        raise ValueError(f"--min-lr {a['min_lr']} is above --lr {a['lr']}: the schedule decays from --lr down to --min-lr; "
-                         "pass a smaller --min-lr")
+        raise ValueError(f"--min-lr {a['min_lr']} is above --lr {a['lr']}: the schedule decays from --lr down to "
+                         "--min-lr; pass a smaller --min-lr")
     for dim, heads in (('decoder_dim', 'decoder_heads'), ('embed_dim', 'num_heads')):
         d, h = a.get(dim), a.get(heads)
         if d is not None and h is not None and d % h:

@@ -18,13 +18,13 @@ from .data import SkippedImages
 from .registry import get_method, method_names, check_model_file, DEFAULT_METHOD
 from .evaluation import (POOLS, PROTOCOLS, PROTOCOL_DEFAULTS, eval_data, finetune, knn_eval, layer_decay_lrs,
                                    linear_probe, load_eval_encoder, position_drop_mask, position_probe, is_vit)
-from .cmdline import OneLineParser, describe, source_hash, package_dir, MANIFEST_NAME
+from .cmdline import OneLineParser, describe, source_hash, package_dir, MANIFEST_NAME, check_ranges
 from .train import (TRAIN_RANGES, pretrain, resolve_args, model_kwargs, method_options, check_out_folder, made_folder,
-                              choose_hardware, process_device, _bad, _write_json)
+                              choose_hardware, process_device, _write_json)
 
 # %% auto #0
-__all__ = ['VIZ_FIGURES', 'pretrain_parser', 'given_options', 'viz_parser', 'viz', 'build_parser', 'write_manifest', 'main',
-           'eval_parser', 'check_eval_numbers', 'run_eval']
+__all__ = ['VIZ_RANGES', 'VIZ_FIGURES', 'EVAL_RANGES', 'pretrain_parser', 'given_options', 'viz_parser', 'viz', 'build_parser',
+           'write_manifest', 'main', 'eval_parser', 'check_eval_numbers', 'run_eval']
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
 def pretrain_parser(p:argparse.ArgumentParser):
@@ -104,6 +104,9 @@ def given_options(argv) -> set:
 
 # %% ../nbs/90_cli.ipynb #150eaf54
 # viz.FIGURE_KINDS
+VIZ_RANGES = dict(n=('[1, inf)', 'int'), seed=('[0, inf)', 'int'), layer=('(-inf, inf)', 'int'),
+                  mask_ratio=('(0, 1)', 'float'), pos_mask_ratio=('(0, 1)', 'float'), sigma=('[0, inf)', 'float'),
+                  tau=('(0, inf]', 'float'), dpi=('[1, inf)', 'int'), decoder_heads=('[1, inf)', 'int'))
 VIZ_FIGURES = ('positions', 'patch', 'reconstructions', 'attention', 'rollout', 'smoothing', 'weights')
 
 def viz_parser(p:argparse.ArgumentParser):
@@ -128,6 +131,7 @@ def viz_parser(p:argparse.ArgumentParser):
     a('--overwrite', action='store_true', help="replace the PNGs that --out already holds (refused otherwise)")
     a('--decoder-heads', type=int, default=None,
       help="official checkpoints: the decoder's heads when its args do not say (default 16, with a warning)")
+    for act in p._actions: act.range = VIZ_RANGES.get(act.dest, (None,))[0]   # checked by the front door too
     return p
 
 def viz(args) -> list:
@@ -138,6 +142,7 @@ def viz(args) -> list:
     from droppos_nb import viz as V
     from droppos_nb.data import get_dls, denormalize
     from droppos_nb.official import load_any
+    check_ranges(vars(args), VIZ_RANGES)
     what = [w.strip() for w in args.what.split(',') if w.strip()]
     bad = [w for w in what if w not in (*VIZ_FIGURES, 'all')]
     if bad: raise ValueError(f"unknown figure(s) {', '.join(bad)}: choose from {', '.join(VIZ_FIGURES)}")
@@ -222,6 +227,15 @@ def main(argv=None):
         sys.exit(128 + e.signum)    # the status of a program killed by that signal
 
 # %% ../nbs/90_cli.ipynb #8d98b212
+EVAL_RANGES = dict(img_size=('[1, inf)', 'int'), patch_size=('[1, inf)', 'int'), depth=('[1, inf)', 'int'),
+                   embed_dim=('[1, inf)', 'int'), num_heads=('[1, inf)', 'int'), epochs=('[1, inf)', 'int'),
+                   bs=('[1, inf)', 'int'), lr=('(0, inf)', 'float'), wd=('[0, inf)', 'float'),
+                   warmup_epochs=('[0, inf)', 'float'), seed=('[0, inf)', 'int'), drop_ratio=('[0, 1)', 'float'),
+                   k=('[1, inf)', 'int'), temperature=('(0, inf)', 'float'), layer_decay=('(0, 1]', 'float'),
+                   drop_path=('[0, 1)', 'float'), label_smoothing=('[0, 1)', 'float'), mixup=('[0, inf)', 'float'),
+                   cutmix=('[0, inf)', 'float'), flip_p=('[0, 1]', 'float'), min_scale=('(0, 1]', 'float'),
+                   max_items=('[1, inf)', 'int'), max_valid=('[1, inf)', 'int'))
+
 def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     "Arguments of `droppos_nb eval`."
     a = p.add_argument
@@ -272,27 +286,15 @@ def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     a('--overwrite', action='store_true',
       help="measure again when the output folder already holds this protocol's eval-<protocol>.json")
     a('--quiet', action='store_true', help="no progress bars")
+    for act in p._actions: act.range = EVAL_RANGES.get(act.dest, (None,))[0]   # checked by the front door too
     return p
 
 # %% ../nbs/90_cli.ipynb #acfc9433
-def _at_least_1(k, v): _bad(k, v, "a whole number of at least 1 (leave it out for the default)")
-
 def check_eval_numbers(args):
-    """Refuse numeric `eval` settings that cannot work, before anything is read or written.
-    0 is a given value, never 'the default'."""
-    a = vars(args)
-    for k in ('epochs', 'bs', 'k', 'max_items', 'max_valid'):
-        if a.get(k) is not None and not (isinstance(a[k], int) and a[k] >= 1): _at_least_1(k.replace('_', '-'), a[k])
-    if a.get('lr') is not None and not a['lr'] > 0: _bad('lr', a['lr'], "> 0")
-    if a.get('temperature') is not None and not a['temperature'] > 0: _bad('temperature', a['temperature'], "> 0")
-    for k in ('wd', 'warmup_epochs', 'mixup', 'cutmix'):
-        if a.get(k) is not None and not a[k] >= 0: _bad(k.replace('_', '-'), a[k], ">= 0")
-    for k, lo, hi, need in (('drop_ratio', 0, 1, "in [0, 1)"), ('drop_path', 0, 1, "in [0, 1)"),
-                            ('label_smoothing', 0, 1, "in [0, 1)")):
-        if a.get(k) is not None and not lo <= a[k] < hi: _bad(k.replace('_', '-'), a[k], need)
-    if a.get('min_scale') is not None and not 0 < a['min_scale'] <= 1:
-        _bad('min-scale', a['min_scale'], "in (0, 1] (1: no crop)")
-    if a.get('flip_p') is not None and not 0 <= a['flip_p'] <= 1: _bad('flip-p', a['flip_p'], "in [0, 1]")
+    """Refuse numeric `eval` settings outside the range each declares (`EVAL_RANGES`), before anything is read.
+    A 0 is a given value, never 'the default'."""
+    check_ranges(vars(args), EVAL_RANGES)
+
 
 # %% ../nbs/90_cli.ipynb #55ec5343
 def _headline(protocol:str, m:dict) -> str:

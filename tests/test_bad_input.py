@@ -75,13 +75,17 @@ def test_out_of_range_is_refused_before_anything_is_written(run_main, tmp_path, 
     refused(run_main('pretrain', *flags, '--out', tmp_path / 'run'), words)
     assert not (tmp_path / 'run').exists()
 
-def test_the_front_door_refuses_out_of_range_at_once(tmp_path):
+@pytest.mark.parametrize('args,words', [
+    (['pretrain', '--epochs', '0'], '--epochs 0 is not allowed: it must be a whole number of at least 1'),
+    (['eval', '--protocol', 'knn', '--checkpoint', 'random', '--k', '0'], '--k 0 is not allowed'),
+    (['viz', '--model', 'm.safetensors', '--dpi', '0'], '--dpi 0 is not allowed')])
+def test_the_front_door_refuses_out_of_range_at_once(tmp_path, args, words):
     "The console script refuses an out-of-range value from the manifest, before importing the library (issue 26)."
     import time
     t0 = time.perf_counter()
-    r = cli('pretrain', '--epochs', '0', '--out', tmp_path / 'run')
+    r = cli(*args, '--out', tmp_path / 'run')
     assert time.perf_counter() - t0 < 2, "the refusal took the slow path: is droppos_nb/cli_manifest.json current?"
-    refused(r, '--epochs 0 is not allowed: it must be a whole number of at least 1')
+    refused(r, words)
 
 def test_overwrite_that_fails_later_keeps_the_old_run(run_main, run):
     "A loss that diverges (learning rate 1e30) stops the new run in its first epoch: exit 3, the old run's files as they were."

@@ -170,7 +170,7 @@ def tiny_encoder(tmp_path):
     (['--protocol', 'knn', '--k', '500'], 'larger than the memory bank (128 training images)'),
     (['--protocol', 'linear', '--arch', 'vit_small'], 'another architecture'),
     (['--protocol', 'linear', '--img-size', '32'], 'another architecture'),
-    (['--protocol', 'finetune', '--layer-decay', '1.5'], 'layer decay must be in (0, 1]'),
+    (['--protocol', 'finetune', '--layer-decay', '1.5'], '--layer-decay 1.5 is not allowed: it must be in (0, 1]'),
 ])
 def test_cli_bad_input(run_main, tmp_path, tiny_encoder, extra, message):
     r = run_main('eval', '--checkpoint', tiny_encoder, '--max-items', '128', '--max-valid', '16', '--quiet', *extra,

@@ -197,7 +197,8 @@ def build_parser() -> tuple:
 def write_manifest(pkg=None) -> Path:
     "Write the command line's description (`cmdline.describe`) beside the modules, for `cmdline.main`'s fast answers."
     path = Path(pkg or package_dir()) / MANIFEST_NAME
-    path.write_text(json.dumps(dict(describe(build_parser()[0]), source=source_hash(pkg)), indent=1) + '\n')
+    desc = dict(describe(build_parser()[0]), method_options={k: sorted(v) for k, v in method_options().items()})
+    path.write_text(json.dumps(dict(desc, source=source_hash(pkg)), indent=1) + '\n')
     return path
 
 def main(argv=None):

@@ -132,15 +132,22 @@ def read_manifest(pkg=None) -> dict|None:
     return m if isinstance(m, dict) and m.get('source') == source_hash(pkg) else None
 
 def check_parsed(desc:dict, args):
-    """Refuse (status 2, one line) a parsed setting of `args` outside the range its option declares in `desc`.
-    The options every method shares are checked, and those of `args.method`."""
-    for a in desc['commands'][args.command]['actions']:
-        v = getattr(args, a['dest'], None)                      # None: not given, the recipe's value is checked later
-        if v is None or not a.get('range') or a.get('method') not in (None, getattr(args, 'method', None)): continue
-        try: check_range(a['dest'], v, a['range'], a['type'])
-        except ValueError as e:
-            print(f"{desc['prog']} {args.command}: error: {e}", file=sys.stderr)
-            sys.exit(2)
+    """Refuse (status 2, one line) what the parsed `args` hold that no run can take, as the library would say it.
+    An option of another method than `args.method`, and a value outside the range its option declares in `desc`."""
+    try:
+        own = desc.get('method_options', {}) if args.command == 'pretrain' else {}
+        for name, opts in own.items():                      # another method's option, as `train.resolve_args` says it
+            for k in sorted(set(opts) - set(own.get(args.method, []))):
+                if getattr(args, k, None) is not None:
+                    raise ValueError(f"--{k.replace('_', '-')} is an option of {name}, which {args.method} does not "
+                                     "use: leave it out")
+        for a in desc['commands'][args.command]['actions']:
+            v = getattr(args, a['dest'], None)                  # None: not given, the recipe's value is checked later
+            if v is None or not a.get('range') or a.get('method') not in (None, getattr(args, 'method', None)): continue
+            check_range(a['dest'], v, a['range'], a['type'])
+    except ValueError as e:
+        print(f"{desc['prog']} {args.command}: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 def main(argv=None):
     """The `droppos_nb` command: `--help`, malformed and out-of-range arguments answered from the manifest.

@@ -78,7 +78,8 @@ def test_out_of_range_is_refused_before_anything_is_written(run_main, tmp_path, 
 @pytest.mark.parametrize('args,words', [
     (['pretrain', '--epochs', '0'], '--epochs 0 is not allowed: it must be a whole number of at least 1'),
     (['eval', '--protocol', 'knn', '--checkpoint', 'random', '--k', '0'], '--k 0 is not allowed'),
-    (['viz', '--model', 'm.safetensors', '--dpi', '0'], '--dpi 0 is not allowed')])
+    (['viz', '--model', 'm.safetensors', '--dpi', '0'], '--dpi 0 is not allowed'),
+    (['pretrain', '--method', 'mae', '--tau', '1'], '--tau is an option of droppos, which mae does not use: leave it out')])
 def test_the_front_door_refuses_out_of_range_at_once(tmp_path, args, words):
     "The console script refuses an out-of-range value from the manifest, before importing the library (issue 26)."
     import time

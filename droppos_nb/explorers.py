@@ -11,14 +11,15 @@ import ipywidgets as W
 from .data import denormalize
 from .official import load_any, from_official
 from .checkpoint import read_metadata
+from .masking import n_keep
 from .viz import (set_ratios, droppos_outputs, droppos_metrics, plot_droppos_panels, attention_maps,
                             plot_attention_panels, cls_attention, attention_summary, object_fraction, plot_mae,
                             plot_alignment_reconstruction, fig_to_png, sample_images, model_label)
 from .runs import attach_provenance
 
 # %% auto #0
-__all__ = ['KEY_HTML', 'load_for_explorer', 'header_html', 'DropPosExplorer', 'AttentionExplorer', 'MaskedModelExplorer',
-           'CodeExplorer']
+__all__ = ['KEY_HTML', 'load_for_explorer', 'header_html', 'ratio_steps', 'DropPosExplorer', 'AttentionExplorer',
+           'MaskedModelExplorer', 'CodeExplorer']
 
 # %% ../nbs/41_explorers.ipynb #f9a5c35f
 def _image_picker(n:int, value:int=0):
@@ -88,6 +89,15 @@ class _Explorer:
         return imgs.as_subclass(torch.Tensor) if isinstance(imgs, torch.Tensor) else torch.as_tensor(imgs)
 
 # %% ../nbs/41_explorers.ipynb #d42538a2
+def ratio_steps(n:int, value:float, lo:float=0.05, hi:float=0.95, step:float=0.05) -> list:
+    """`(label, ratio)` options for a ratio slider over `n` items: only the ratios that change how many are kept.
+    `int(n (1 - r))` items keep: one ratio per count from 0 to n-1 (the smallest; `value` for its own count)."""
+    grid = [round(lo + i * step, 6) for i in range(int(round((hi - lo) / step)) + 1)]
+    by = {}
+    for r in grid: by.setdefault(n_keep(n, r), r)
+    if n_keep(n, value) < n: by[n_keep(n, value)] = value
+    return sorted(((f"{r:.2f}: {k} of {n} keep it", r) for k, r in by.items() if k < n), key=lambda o: o[1])
+
 class DropPosExplorer(_Explorer):
     """Widgets to explore a DropPos `model` (e.g. `train.trained_model('droppos')`) or checkpoint path.
     They show normalised `imgs` (default: 8 validation digits)."""
@@ -101,7 +111,9 @@ class DropPosExplorer(_Explorer):
         self.header = W.HTML(header_html(self.label, note))
         self.image = _image_picker(len(self.imgs))
         self.gamma = _slider(W.FloatSlider, 'γ', m.mask_ratio, 0.05, 0.95, 0.05)
-        self.gamma_pos = _slider(W.FloatSlider, 'γ_pos', m.pos_mask_ratio, 0.05, 0.95, 0.05)
+        self.gamma_pos = W.SelectionSlider(options=ratio_steps(m.n_vis, m.pos_mask_ratio), value=m.pos_mask_ratio,
+                                           description='γ_pos', continuous_update=False,
+                                           style=dict(description_width='70px'), layout=W.Layout(width='320px'))
         self.sigma = _slider(W.FloatSlider, 'σ', m.sigma, 0., 2., 0.125)
         self.tau = _slider(W.FloatLogSlider, 'τ', m.tau if m.tau != float('inf') else 10., -2, 1, 0.1, base=10)
         self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='seed',
@@ -123,8 +135,20 @@ class DropPosExplorer(_Explorer):
         self.widget.add_class('droppos-explorer')
         self.update()
 
+    def snap_gamma_pos(self):
+        "Offer γ_pos only the values that change how many of the visible patches keep their position (those of γ)."
+        n_vis = n_keep(self.model.num_patches, self.gamma.value)
+        if n_vis < 1: return                                   # γ leaves nothing visible: `update` says so
+        opts = ratio_steps(n_vis, self.gamma_pos.value)
+        want = min((r for _, r in opts), key=lambda r: abs(r - self.gamma_pos.value))
+        self._snapping = True
+        try: self.gamma_pos.options, self.gamma_pos.value = opts, want
+        finally: self._snapping = False
+
     def update(self, change=None):
         "Recompute the model's output with the widgets' settings, refill the patch picker and redraw."
+        if getattr(self, '_snapping', False): return
+        if change is not None and change.owner is self.gamma: self.snap_gamma_pos()
         try: set_ratios(self.model, self.gamma.value, self.gamma_pos.value)
         except ValueError as e:
             self._set_error(str(e))
@@ -157,7 +181,8 @@ class DropPosExplorer(_Explorer):
                            f"{mb['right']}/{mb['dropped']} = {mb['top1']:.1%} &nbsp;|&nbsp; <b>chance</b> 1/{m['N']} = "
                            f"{m['chance']:.1%} &nbsp;|&nbsp; <b>loss</b> at σ = {self.sigma.value:g}: "
                            f"{self.out['loss'].item():.3f} &nbsp; ({self.model.n_vis} visible patches, "
-                           f"{self.model.n_vis - self.model.n_pos} positions dropped)")
+                           f"{self.model.n_vis - self.model.n_pos} positions dropped; γ_pos moves in steps that change "
+                           "how many of the visible patches keep their position)")
         self.view.value = fig_to_png(self.figure(), self.dpi)
 
     def figure(self):

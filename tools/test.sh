@@ -23,7 +23,7 @@ if [ "${QUICK:-0}" != 1 ]; then
   # the laptop-recipe DropPos that 40_viz, 41_explorers and several tests show: trained once into runs/ (on all cores,
   # before the notebooks, so that no notebook waits idle for another to train it), then found there by everyone
   echo "== the shared trained model: runs/droppos-mnist5k =="
-  .venv/bin/python -c "from droppos_nb.train import trained_model; trained_model('droppos')"
+  .venv/bin/python -c "from droppos_nb.train import trained_model; from droppos_nb.viz import model_label; print(model_label(trained_model('droppos', verbose=False)))"
 fi
 TM=$SECONDS
 echo "== nbdev_test: every notebook in nbs/ =="

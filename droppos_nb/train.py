@@ -550,8 +550,7 @@ def trained_model(method:str=DEFAULT_METHOD, data='mnist5k', train:bool=True, se
     cmd = recipe_command(method, data, seed, overrides)
     if not run_finished(run):
         if not train:
-            raise FileNotFoundError(f"no finished run in {run}: train it with `{cmd} --out {run}` "
-                                    "(or trained_model(train=True))")
+            raise FileNotFoundError(f"no finished run in {run}: train it with `{cmd} --out {run}`")
         with _file_lock(run.parent / f'.{run.name}.lock'):
             if not run_finished(run):
                 if verbose:

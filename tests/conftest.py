@@ -59,6 +59,26 @@ def run_main(capsys):
     return run
 
 CHROMIUM = os.environ.get('CHROMIUM', shutil.which('chromium') or '/usr/bin/chromium')
+CI = os.environ.get('CI', '').lower() in ('true', '1')
+
+def need(cond, why:str):
+    "Skip the test when `cond` is false, saying `why`; under CI (`CI=true`) that is a failure: the test must run there."
+    if cond: return
+    if CI: pytest.fail(f"{why} (CI=true: this test must run; tools/setup.sh installs what it needs)")
+    pytest.skip(why)
+
+def need_browser():
+    "Debian's chromium and the playwright package, or a skip (a failure under CI) that says how to install them."
+    need(Path(CHROMIUM).exists(), f"no chromium at {CHROMIUM}: apt-get install chromium (tools/setup.sh does it as root)")
+    try: import playwright.sync_api
+    except ImportError: need(False, "the playwright package is not installed (pip install playwright)")
+
+def free_port() -> int:
+    "A free TCP port on 127.0.0.1."
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 def local_page(pw):
     "Launch Debian's headless Chromium with Playwright (never `playwright install`); returns `(browser, page)` with every request not to 127.0.0.1 refused."

@@ -4,7 +4,7 @@ key and accuracies above chance, move a slider, check the picture changed and no
 
 Screenshots go to tests/_artifacts/ (gitignored), so a failing run can be inspected. Without chromium the test is
 skipped, except under CI (`CI=true`), where a missing browser is a failure."""
-import os, re, shutil, socket, subprocess, sys, time, secrets, urllib.request
+import os, re, shutil, subprocess, sys, time, secrets, urllib.request
 from pathlib import Path
 import pytest
 
@@ -13,27 +13,18 @@ pytestmark = pytest.mark.slow   # trains models, or drives processes or a browse
 ROOT = Path(__file__).resolve().parents[1]
 ART = ROOT / 'tests' / '_artifacts'
 NB = ROOT / 'nbs' / '41_explorers.ipynb'
-from conftest import CHROMIUM, local_page
-CI = os.environ.get('CI', '').lower() in ('true', '1')
+from conftest import local_page, need_browser, free_port
 
-def _need(cond, why):
-    if cond: return
-    if CI: pytest.fail(f"{why} (CI=true: the browser test must run; tools/setup.sh installs it)")
-    pytest.skip(why)
 
-def _free_port():
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 @pytest.fixture
 def lab(tmp_path):
     "A JupyterLab server on 127.0.0.1 with a token, rooted in a temporary folder holding a copy of the explorer notebook."
-    _need(Path(CHROMIUM).exists(), f"no chromium at {CHROMIUM}: apt-get install chromium (tools/setup.sh does it as root)")
-    try: import playwright.sync_api
-    except ImportError: _need(False, "the playwright package is not installed (pip install playwright)")
+    need_browser()
     root, cfg = tmp_path / 'root', tmp_path / 'jupyter'
     root.mkdir(); cfg.mkdir()
     shutil.copy(NB, root / NB.name)
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(cfg / 'config'), JUPYTER_RUNTIME_DIR=str(cfg / 'runtime'),
                IPYTHONDIR=str(cfg / 'ipython'), MPLBACKEND='Agg', PYTHONWARNINGS='ignore', JUPYTER_PLATFORM_DIRS='1',
                DROPPOS_NB_RUNS=os.environ.get('DROPPOS_NB_RUNS', str(ROOT / 'runs')))   # the copy finds the repository's trained runs

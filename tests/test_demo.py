@@ -6,7 +6,7 @@ trains only the DropPos run; MAE, CAE and the VQ-KD tokenizer are trained on req
 
 Screenshots and the server's log go to tests/_artifacts/ (gitignored). Without chromium, playwright or voila the test
 is skipped, except under CI (`CI=true`), where that is a failure."""
-import os, re, shutil, signal, socket, subprocess, sys, time
+import os, re, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 
@@ -14,25 +14,16 @@ pytestmark = pytest.mark.slow   # trains models, or drives processes or a browse
 
 ROOT = Path(__file__).resolve().parents[1]
 ART = ROOT / 'tests' / '_artifacts'
-from conftest import CHROMIUM, local_page
-CI = os.environ.get('CI', '').lower() in ('true', '1')
+from conftest import local_page, need, need_browser, free_port
 
-def _need(cond, why):
-    if cond: return
-    if CI: pytest.fail(f"{why} (CI=true: the demo test must run; tools/setup.sh installs it)")
-    pytest.skip(why)
 
-def _free_port():
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 @pytest.fixture
 def demo(tmp_path):
     "The demo app (`tools/demo.sh`) on a free loopback port, with the repository's trained runs: its URL."
-    _need(Path(CHROMIUM).exists(), f"no chromium at {CHROMIUM}: apt-get install chromium (tools/test.sh does it)")
-    try: import playwright.sync_api
-    except ImportError: _need(False, "the playwright package is not installed (pip install playwright)")
-    _need(Path(sys.executable).with_name('voila').exists(), "voila is not installed (pip install voila)")
-    cfg, port, log_path = tmp_path / 'jupyter', _free_port(), tmp_path / 'voila.log'
+    need_browser()
+    need(Path(sys.executable).with_name('voila').exists(), "voila is not installed (pip install voila)")
+    cfg, port, log_path = tmp_path / 'jupyter', free_port(), tmp_path / 'voila.log'
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(cfg / 'config'), JUPYTER_RUNTIME_DIR=str(cfg / 'runtime'),
                JUPYTER_DATA_DIR=str(cfg / 'data'), IPYTHONDIR=str(cfg / 'ipython'), JUPYTER_PLATFORM_DIRS='1',
                DROPPOS_NO_HOOKS='1', DROPPOS_NB_RUNS=os.environ.get('DROPPOS_NB_RUNS', str(ROOT / 'runs')))

@@ -17,14 +17,9 @@ pytestmark = pytest.mark.slow   # trains models, or drives processes or a browse
 ROOT = Path(__file__).resolve().parents[1]
 ART = ROOT / 'tests' / '_artifacts'
 SITE, NBS = ROOT / '_docs', ROOT / 'nbs'
-from conftest import CHROMIUM, local_page
-CI = os.environ.get('CI', '').lower() in ('true', '1')
+from conftest import local_page, need_browser
 PREFERRED = ['40_viz.ipynb', '12_cae.ipynb']   # the figure-bearing page to open, if it stores figures
 
-def _need(cond, why):
-    if cond: return
-    if CI: pytest.fail(f"{why} (CI=true: the browser test must run; tools/test.sh installs chromium)")
-    pytest.skip(why)
 
 def _hooks():
     "docs/hooks.py: the nbdev rules the site applies (which cells are shown), reused to know what a page must show."
@@ -100,9 +95,8 @@ PAGE_JS = """() => {
 }"""
 
 def test_docs_in_browser(server):
-    _need(Path(CHROMIUM).exists(), f"no chromium at {CHROMIUM}: apt-get install chromium (tools/test.sh does it as root)")
-    try: from playwright.sync_api import sync_playwright
-    except ImportError: _need(False, "the playwright package is not installed (pip install playwright)")
+    need_browser()
+    from playwright.sync_api import sync_playwright
     hooks = _hooks()
     nbs = {nb: hooks.process_nb(json.loads(nb.read_text(encoding='utf-8'))) for nb in _notebooks()}
     figs = [nb for nb in nbs if hooks.image_outputs(nbs[nb]) and nb.name != 'index.ipynb']

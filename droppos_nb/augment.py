@@ -8,8 +8,8 @@ import math
 import torch, torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['grayscale', 'random_grayscale', 'solarize', 'rgb_to_hsv', 'hsv_to_rgb', 'color_jitter', 'gaussian_kernels',
-           'gaussian_blur', 'byol_views']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'BLUR_MIN_SIZE', 'grayscale', 'random_grayscale', 'solarize', 'rgb_to_hsv',
+           'hsv_to_rgb', 'color_jitter', 'beit_color_jitter', 'gaussian_kernels', 'gaussian_blur', 'byol_views']
 
 # %% ../nbs/06_augment.ipynb #6e53df3e
 def _rand(B:int, x:torch.Tensor, generator=None) -> torch.Tensor:
@@ -94,6 +94,18 @@ def color_jitter(x:torch.Tensor, brightness:float=0.4, contrast:float=0.4, satur
             out = hsv_to_rgb(torch.stack([(hsv[:, 0] + shift) % 1., hsv[:, 1], hsv[:, 2]], 1))
     return torch.where(on, out, x)
 
+# %% ../nbs/06_augment.ipynb #9f793bcb
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+def beit_color_jitter(x:torch.Tensor, strength:float=0.4, normalized:bool=True, generator=None) -> torch.Tensor:
+    """BEiT's `ColorJitter(strength, strength, strength)` (no hue, probability 1) on every image of `x`.
+    With `normalized`, `x` is ImageNet-normalised and so is the result; `strength` 0 returns `x`."""
+    if strength == 0: return x
+    if not normalized: return color_jitter(x, strength, strength, strength, 0., p=1., generator=generator)
+    m, s = (torch.tensor(v, device=x.device, dtype=x.dtype)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
+    u = (x * s + m).clamp(0, 1)
+    return (color_jitter(u, strength, strength, strength, 0., p=1., generator=generator) - m) / s
+
 # %% ../nbs/06_augment.ipynb #6ff04f75
 def gaussian_kernels(sigma:torch.Tensor, size:int) -> torch.Tensor:
     "Normalised 1D Gaussian kernels (B, size), one per σ in `sigma` (B,)."
@@ -101,10 +113,13 @@ def gaussian_kernels(sigma:torch.Tensor, size:int) -> torch.Tensor:
     k = torch.exp(-r[None] ** 2 / (2 * sigma[:, None] ** 2))
     return k / k.sum(1, keepdim=True)
 
+BLUR_MIN_SIZE = 64   # below this side, the default (H / 224-scaled) blur is off: solo-learn's CIFAR recipes' rule
+
 def gaussian_blur(x:torch.Tensor, sigma=(0.1, 2.), p:float=1., kernel_size:int|None=None, sigma_scale:float|None=None,
-                  generator=None) -> torch.Tensor:
+                  generator=None, min_size:int=BLUR_MIN_SIZE) -> torch.Tensor:
     """Each image of `x` blurred with probability `p` by a Gaussian of its own σ.
-    σ ~ U(`sigma`) x `sigma_scale` (default H / 224)."""
+    σ ~ U(`sigma`) x `sigma_scale` (default H / 224). With the default scale, images smaller than `min_size` px are
+    returned as they are (the random draws are still made, so later draws do not shift)."""
     _check_batch(x, 'gaussian_blur')
     B, C, H, W = x.shape
     k = kernel_size or max(3, int(0.1 * min(H, W)) // 2 * 2 + 1)
@@ -113,6 +128,7 @@ def gaussian_blur(x:torch.Tensor, sigma=(0.1, 2.), p:float=1., kernel_size:int|N
     lo, hi = sigma
     s = ((lo + (hi - lo) * _rand(B, x, generator)) * scale).clamp_min(1e-3).to(x.dtype)
     on = _coin(B, p, x, generator)[:, None, None, None]
+    if sigma_scale is None and min(H, W) < min_size: return x
     ker = gaussian_kernels(s, k).repeat_interleave(C, 0)                      # (B*C, k)
     y = x.reshape(1, B * C, H, W)
     pad = k // 2

@@ -17,15 +17,17 @@ from fastai.callback.core import Callback
 from .registry import MethodSpec, register_method, OutputMean, VIT_ARGS, load_model
 from .core import grid_size, sincos_2d, global_sum
 from .masking import check_ratio, block_masking
-from .vit import create_vit, encode_image, init_mae_weights_
+from .vit import create_vit, encode_image, init_mae_weights_, set_pos_embed_
+from .augment import beit_color_jitter
 from .checkpoint import (unwrap, check_checkpoint_file, read_metadata, load_state_dict_file, load_encoder,
                                    check_state_dict, load_fitting, encoder_key)
 
 # %% auto #0
-__all__ = ['BEIT_SHAPES', 'VQKD_OFFICIAL', 'VQKD_LAPTOP', 'BEITV2_OFFICIAL', 'BEITV2_LAPTOP', 'l2norm', 'code_lookup',
-           'cosine_kmeans', 'NormEMAQuantizer', 'FrozenTeacher', 'task_layer', 'VQKD', 'CodebookStat', 'CodebookUsage',
-           'beit_config', 'create_beit', 'beit_export_meta', 'load_beit_encoder', 'BEiTV2', 'official_beitv2_key',
-           'beitv2_official_config', 'beitv2_from_official']
+__all__ = ['VQKD_POS', 'BEIT_SHAPES', 'BEIT_INITS', 'DECAY_GROUPS', 'VQKD_OFFICIAL', 'VQKD_LAPTOP', 'BEITV2_OFFICIAL',
+           'BEITV2_LAPTOP', 'l2norm', 'code_lookup', 'cosine_kmeans', 'NormEMAQuantizer', 'FrozenTeacher', 'task_layer',
+           'VQKD', 'CodebookStat', 'CodebookUsage', 'beit_config', 'official_trunc_normal_', 'rescale_blocks_',
+           'official_beit_init_', 'create_beit', 'beit_export_meta', 'load_beit_encoder', 'beit_no_decay', 'BEiTV2',
+           'official_beitv2_key', 'beitv2_official_config', 'beitv2_from_official']
 
 # %% ../nbs/13_beitv2.ipynb #684a9d48
 def l2norm(x:torch.Tensor) -> torch.Tensor:
@@ -221,6 +223,8 @@ class FrozenTeacher(nn.Module):
         return f.float()
 
 # %% ../nbs/13_beitv2.ipynb #c227ae01
+VQKD_POS = ('learned', 'sincos')   # official: learned position embeddings and a decoder [CLS]; ours before: sin-cos
+
 def task_layer(i:int, o:int, hidden:int|None=None) -> nn.Sequential:
     "The official `Linear - Tanh - Linear` between the ViT width and the code space (or the teacher width)."
     return nn.Sequential(nn.Linear(i, hidden or i), nn.Tanh(), nn.Linear(hidden or i, o))
@@ -232,10 +236,13 @@ class VQKD(nn.Module):
                  codebook_dim:int=32, decay:float=0.99, beta:float=1., decoder_depth:int=1, decoder_dim:int|None=None,
                  decoder_heads:int|None=None, teacher:str|None=None, teacher_arch:str|None=None,
                  teacher_dim:int|None=None, dead_code:str='restart', restart_every:int=20, kmeans_init:bool=True,
-                 drop_path_rate:float=0., **vit_kwargs):
+                 drop_path_rate:float=0., vqkd_pos:str='sincos', **vit_kwargs):
         super().__init__()
-        self.grid = grid_size(img_size, patch_size)
+        if vqkd_pos not in VQKD_POS:
+            raise ValueError(f"vqkd_pos must be one of {', '.join(VQKD_POS)}, got {vqkd_pos!r}")
+        self.grid, self.vqkd_pos = grid_size(img_size, patch_size), vqkd_pos
         self.encoder = create_vit(arch, img_size, patch_size, in_chans, drop_path_rate=drop_path_rate, **vit_kwargs)
+        if vqkd_pos == 'learned': set_pos_embed_(self.encoder, 'learned')      # trainable, trunc-normal std .02
         D = self.encoder.embed_dim
         self.encode_task_layer = task_layer(D, codebook_dim)
         self.quantizer = NormEMAQuantizer(codebook_size, codebook_dim, decay, beta, kmeans_init, dead_code,
@@ -244,8 +251,14 @@ class VQKD(nn.Module):
         heads = decoder_heads or self.encoder.blocks[0].attn.num_heads
         if dd % heads: raise ValueError(f"decoder width {dd} is not divisible by {heads} heads")
         self.decoder_embed = nn.Linear(codebook_dim, dd)          # a patch embedding of patch size 1 on the code grid
-        self.decoder_pos_embed = nn.Parameter(torch.from_numpy(sincos_2d(dd, self.grid))[None].float(),
-                                              requires_grad=False)
+        if vqkd_pos == 'learned':      # the official decoder is a ViT of patch size 1: a [CLS] and learned positions
+            self.decoder_cls_token = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, 1, dd), std=.02))
+            n_pos = 1 + self.grid ** 2
+            self.decoder_pos_embed = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, n_pos, dd), std=.02))
+        else:
+            self.register_parameter('decoder_cls_token', None)
+            self.decoder_pos_embed = nn.Parameter(torch.from_numpy(sincos_2d(dd, self.grid))[None].float(),
+                                                  requires_grad=False)
         self.decoder_blocks = nn.ModuleList([Block(dd, heads, 4., qkv_bias=True, norm_layer=partial(nn.LayerNorm,
                                                                                                     eps=1e-6))
                                              for _ in range(decoder_depth)])
@@ -289,9 +302,13 @@ class VQKD(nn.Module):
 
     def forward_decoder(self, zq:torch.Tensor) -> torch.Tensor:
         "Predicted teacher features (B, N, D_teacher) from the code vectors `zq` (B, N, d)."
-        x = self.decoder_embed(zq) + self.decoder_pos_embed
+        x = self.decoder_embed(zq)
+        cls = self.decoder_cls_token
+        if cls is not None: x = torch.cat([cls.expand(len(x), -1, -1), x], dim=1)
+        x = x + self.decoder_pos_embed
         for blk in self.decoder_blocks: x = blk(x)
-        return self.decode_task_layer(self.decoder_norm(x))
+        x = self.decoder_norm(x)
+        return self.decode_task_layer(x[:, 1:] if cls is not None else x)
 
     def teacher_features(self, imgs:torch.Tensor) -> torch.Tensor:
         "The frozen teacher's patch features (B, N, D_teacher) on the same images, under no-grad, on our token grid."
@@ -366,6 +383,35 @@ def beit_config(arch:str='vit_tiny', img_size:int=32, patch_size:int=8, in_chans
                 init_values=layer_scale or None, use_abs_pos_emb=False, use_rel_pos_bias=not shared_rel_pos,
                 use_shared_rel_pos_bias=shared_rel_pos, drop_path_rate=drop_path_rate)
 
+BEIT_INITS = ('official', 'timm')
+
+def official_trunc_normal_(t:torch.Tensor, std:float=.02) -> torch.Tensor:
+    """The official BEiT v2 `trunc_normal_`: a normal of std `std` cut at +-1 std (`a=-std, b=std`).
+    Its effective std is 0.54 x `std` (0.0108 at .02), not timm's default cut at +-2 (absolute), i.e. no cut."""
+    return nn.init.trunc_normal_(t, std=std, a=-std, b=std)
+
+def rescale_blocks_(blocks, first_layer:int=1):
+    "`attn.proj` and `mlp.fc2` weights of `blocks` divided by sqrt(2 x layer id), ids from `first_layer` (official)."
+    with torch.no_grad():
+        for i, blk in enumerate(blocks):
+            blk.attn.proj.weight.div_(math.sqrt(2. * (first_layer + i)))
+            blk.mlp.fc2.weight.div_(math.sqrt(2. * (first_layer + i)))
+
+def official_beit_init_(beit:Beit, std:float=.02) -> Beit:
+    """`modeling_pretrain.py`'s init of the encoder, in place: every linear and conv weight (the patch projection too)
+    from `official_trunc_normal_`, zero biases, unit LayerNorms, the [CLS] token likewise, then `fix_init_weight`."""
+    for m in beit.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            official_trunc_normal_(m.weight, std)
+            if m.bias is not None: nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    official_trunc_normal_(beit.cls_token, std)
+    if beit.pos_embed is not None: official_trunc_normal_(beit.pos_embed, std)
+    rescale_blocks_(beit.blocks)
+    return beit
+
 def create_beit(**cfg) -> Beit:
     "A timm `Beit` from `beit_config` keyword arguments (also what `beit_export_meta` stores)."
     return Beit(**cfg)
@@ -408,6 +454,17 @@ def _load_tokenizer(tokenizer):
     if isinstance(tokenizer, nn.Module): tokenizer.requires_grad_(False).eval()
     return tokenizer
 
+DECAY_GROUPS = ('official', 'fastai')
+
+def beit_no_decay(model:nn.Module, config:dict) -> set|None:
+    """The parameters the official BEiT v2 and VQ-KD optimizers keep out of weight decay, when `config['decay_groups']`
+    is 'official' (`optim_factory.get_parameter_groups`): every 1-D parameter (norms, biases, layer-scale gammas,
+    q/v biases), every `.bias`, and the model's `no_weight_decay()` names, the [CLS] tokens and position embeddings
+    (the mask token is decayed). `None` ('fastai'): the learner's default rule."""
+    if config.get('decay_groups', 'fastai') != 'official': return None
+    skip = {'encoder.cls_token', 'encoder.pos_embed', 'decoder_cls_token', 'decoder_pos_embed'}
+    return {n for n, p in model.named_parameters() if p.ndim <= 1 or n.endswith('.bias') or n in skip}
+
 class BEiTV2(nn.Module):
     """BEiT v2 pretraining: block-masked patches replaced by a mask token, all tokens through a timm `Beit`.
     CE over the tokenizer's codes on masked patches, plus the patch-aggregation head (early patch tokens + final
@@ -415,8 +472,13 @@ class BEiTV2(nn.Module):
     def __init__(self, arch:str='vit_tiny', img_size:int=32, patch_size:int=8, in_chans:int=3, tokenizer=None,
                  vocab_size:int|None=None, mask_ratio:float=0.4, min_block:int|None=None, layer_scale:float=0.1,
                  aggregation:bool=True, early_layers:int|None=None, head_layers:int=2, drop_path_rate:float=0.,
-                 depth:int|None=None, embed_dim:int|None=None, num_heads:int|None=None):
+                 depth:int|None=None, embed_dim:int|None=None, num_heads:int|None=None, init:str='timm',
+                 color_jitter:float=0.):
         super().__init__()
+        if init not in BEIT_INITS: raise ValueError(f"init must be one of {', '.join(BEIT_INITS)}, got {init!r}")
+        if not 0 <= color_jitter <= 1:
+            raise ValueError(f"color_jitter must be in [0, 1] (official 0.4), got {color_jitter}")
+        self.init, self.color_jitter = init, float(color_jitter)
         self.mask_ratio = check_ratio(mask_ratio, 'mask_ratio')
         self.beit_config = beit_config(arch, img_size, patch_size, in_chans, depth, embed_dim, num_heads, layer_scale,
                                        True, drop_path_rate)
@@ -435,6 +497,7 @@ class BEiTV2(nn.Module):
         if vocab_size and tok is not None and vocab_size != K:
             raise ValueError(f"vocab_size={vocab_size} but the tokenizer has {K} codes")
         self.encoder = create_beit(**self.beit_config)
+        if init == 'official': official_beit_init_(self.encoder)
         D, L, H = self.encoder.embed_dim, len(self.encoder.blocks), self.beit_config['num_heads']
         self.mask_token = nn.Parameter(torch.zeros(1, 1, D))
         self.lm_head = nn.Linear(D, K)
@@ -447,15 +510,18 @@ class BEiTV2(nn.Module):
             self.cls_pt_layers = nn.ModuleList([BeitBlock(D, H, qkv_bias=True, init_values=layer_scale or None,
                                                           drop_path=dpr[i])
                                                 for i in range(self.early_layers, self.early_layers + head_layers)])
-            for i, blk in enumerate(self.cls_pt_layers):   # official fix_init_cls_pt_weight
-                for m in blk.modules():
-                    if isinstance(m, nn.Linear):
-                        nn.init.trunc_normal_(m.weight, std=.02)
-                        nn.init.zeros_(m.bias) if m.bias is not None else None
-                blk.attn.proj.weight.data.div_(math.sqrt(2. * (self.early_layers + i + 1)))
-                blk.mlp.fc2.weight.data.div_(math.sqrt(2. * (self.early_layers + i + 1)))
-        nn.init.trunc_normal_(self.mask_token, std=.02)
-        nn.init.trunc_normal_(self.lm_head.weight, std=.02)
+            if init == 'timm':   # the init before issue 29: re-drawn with std .02 and zero biases, then rescaled
+                for blk in self.cls_pt_layers:
+                    for m in blk.modules():
+                        if isinstance(m, nn.Linear):
+                            nn.init.trunc_normal_(m.weight, std=.02)
+                            nn.init.zeros_(m.bias) if m.bias is not None else None
+            # official fix_init_cls_pt_weight: the blocks keep PyTorch's default init (built after `_init_weights`
+            # ran), only rescaled by their layer ids early_layers + 1, + 2
+            rescale_blocks_(self.cls_pt_layers, self.early_layers + 1)
+        tn = official_trunc_normal_ if init == 'official' else nn.init.trunc_normal_
+        tn(self.mask_token, std=.02)
+        tn(self.lm_head.weight, std=.02)
         nn.init.zeros_(self.lm_head.bias)
         self.generator = None
 
@@ -522,6 +588,10 @@ class BEiTV2(nn.Module):
                     acc_agg=(logits_agg[mask].argmax(-1) == t).float().mean())
 
     def forward(self, imgs:torch.Tensor, mask:torch.Tensor|None=None, target:torch.Tensor|None=None) -> dict:
+        """Masked-code loss of `imgs` (ImageNet-normalised). In training with `color_jitter` > 0 the images are first
+        jittered (BEiT's `ColorJitter(s, s, s)`), and the ViT and the tokenizer see the same jittered images."""
+        if self.training and self.color_jitter > 0 and target is None:
+            imgs = beit_color_jitter(imgs.as_subclass(torch.Tensor), self.color_jitter)
         mask = self.masks(len(imgs), imgs.device) if mask is None else mask
         target = self.targets(imgs) if target is None else target
         enc = self.forward_encoder(imgs, mask)
@@ -580,19 +650,26 @@ def _on_off(s) -> bool:
 
 VQKD_OFFICIAL = dict(arch='vit_base', img_size=224, patch_size=16, epochs=100, bs=512, blr=5e-5 * 256 / 128,
                      min_lr=1e-5, warmup_epochs=10., wd=1e-4, betas=(0.9, 0.99), clip='none', drop_path=0.,
-                     min_scale=0.08, codebook_size=8192, codebook_dim=32, decoder_depth=3, dead_code='none')
+                     min_scale=0.08, codebook_size=8192, codebook_dim=32, decoder_depth=3, dead_code='none',
+                     vqkd_pos='learned', decay_groups='official')
 VQKD_LAPTOP = dict(arch='vit_tiny', depth=4, embed_dim=192, num_heads=3, img_size=32, patch_size=8, epochs=10, bs=64,
                    lr=1e-3, min_lr=1e-5, warmup_epochs=1., wd=1e-4, betas=(0.9, 0.99), clip='none', drop_path=0.,
                    min_scale=0.2, codebook_size=128, codebook_dim=32, decoder_depth=1, dead_code='restart',
-                   restart_every=20)
+                   restart_every=20, vqkd_pos='sincos', decay_groups='fastai')   # the sweep (issue 29) decides these
 
 BEITV2_OFFICIAL = dict(arch='vit_base', img_size=224, patch_size=16, epochs=1600, bs=2048, lr=1.5e-3, min_lr=1e-5,
                        warmup_epochs=10., wd=0.05, betas=(0.9, 0.999), clip='global:3', drop_path=0.1, min_scale=0.2,
-                       mask_ratio=75 / 196, layer_scale=0.1, early_layers=9, aggregation=True)
+                       mask_ratio=75 / 196, layer_scale=0.1, early_layers=9, aggregation=True, beit_init='official',
+                       color_jitter=0.4, decay_groups='official')
 BEITV2_LAPTOP = dict(arch='vit_tiny', depth=4, embed_dim=192, num_heads=3, img_size=32, patch_size=8, epochs=10, bs=64,
                      lr=1e-3, min_lr=1e-5, warmup_epochs=1., wd=0.05, betas=(0.9, 0.999), clip='global:3',
-                     drop_path=0., min_scale=0.2, mask_ratio=0.4, layer_scale=0.1, early_layers=None, aggregation=True)
+                     drop_path=0., min_scale=0.2, mask_ratio=0.4, layer_scale=0.1, early_layers=None, aggregation=True,
+                     beit_init='timm', color_jitter=0., decay_groups='fastai')   # the sweep (issue 29) decides these
 # early_layers None: 3/4 of the depth (3 of 4 blocks here; the official 9 of 12), so `--depth` alone changes it too
+
+_decay_option = (('--decay-groups',), dict(choices=DECAY_GROUPS, help="weight-decay groups: the method's official "
+                                         "ones (BEiT v2 and VQ-KD: 1-D, biases, [CLS] and positions spared; MoCo v3: "
+                                         "none spared) or fastai's (norms and biases spared)"))
 
 register_method(MethodSpec(
     'vqkd', VQKD, "BEiT v2 stage 1: a VQ-KD tokenizer whose codes reconstruct a frozen teacher's features",
@@ -605,9 +682,13 @@ register_method(MethodSpec(
              (('--codebook-dim',), dict(type=int, range='[1, inf)', help="code dimension (32)")),
              (('--dead-code',), dict(choices=['restart', 'none'], help="re-seed unused codes with batch encodings "
                                      "(restart) or not (none: official)")),
-             (('--restart-every',), dict(type=int, range='[1, inf)', help="steps between dead-code checks"))],
+             (('--restart-every',), dict(type=int, range='[1, inf)', help="steps between dead-code checks")),
+             (('--vqkd-pos',), dict(choices=VQKD_POS, help="position embeddings of encoder and decoder: learned, with "
+                                    "a decoder [CLS] (official), or fixed sin-cos without")),
+             _decay_option],
     model_args=(*VIT_ARGS, 'codebook_size', 'codebook_dim', 'decoder_depth', 'decoder_dim', 'decoder_heads', 'teacher',
-                'teacher_arch', 'dead_code', 'restart_every'),
+                'teacher_arch', 'dead_code', 'restart_every', 'vqkd_pos'),
+    no_decay=beit_no_decay,
     cbs=lambda model, config: [CodebookUsage()],
     metrics=lambda: [OutputMean('loss_rec'), OutputMean('loss_commit'), OutputMean('rec_cos'),
                      OutputMean('batch_codes_used'), CodebookStat('codes_used'), CodebookStat('dead_codes'),
@@ -622,8 +703,15 @@ register_method(MethodSpec(
              (('--aggregation',), dict(type=_on_off, help="patch aggregation head: on (default) or off")),
              (('--early-layers',), dict(type=int, range='[1, inf)',
                                         help="block whose patch tokens feed the aggregation head (official 9 "
-                                        "of 12)"))],
-    model_args=(*VIT_ARGS, 'tokenizer', 'mask_ratio', 'layer_scale', 'aggregation', 'early_layers'),
+                                        "of 12)")),
+             (('--beit-init',), dict(choices=BEIT_INITS, help="weight init: official (normal cut at +-1 std, "
+                                     "aggregation blocks only rescaled) or timm's Beit init")),
+             (('--color-jitter',), dict(type=float, range='[0, 1]', help="ColorJitter(s, s, s) strength of every "
+                                        "training image (official 0.4; 0: none)")),
+             _decay_option],
+    model_args=(*VIT_ARGS, 'tokenizer', 'mask_ratio', 'layer_scale', 'aggregation', 'early_layers',
+                ('beit_init', 'init'), 'color_jitter'),
+    no_decay=beit_no_decay,
     metrics=lambda: [OutputMean('loss_mim'), OutputMean('loss_agg'), OutputMean('acc_mim')],
     official=BEITV2_OFFICIAL, laptop=BEITV2_LAPTOP, export='beit',
     export_meta=beit_export_meta, load_encoder=load_beit_encoder, from_official=beitv2_from_official))

@@ -23,7 +23,7 @@ from .scale import ResumableCSVLogger, GlobalLossNorm
 
 # %% auto #0
 __all__ = ['model_loss', 'ClipGradPerParam', 'SeededMasks', 'EpochClock', 'logged_values', 'clip_callbacks', 'adamw',
-           'PretrainLearner', 'pretrain_learner', 'scaled_lr', 'warmup_cos', 'SaveModelEveryEpoch']
+           'PretrainLearner', 'pretrain_learner', 'decay_names', 'scaled_lr', 'warmup_cos', 'SaveModelEveryEpoch']
 
 # %% ../nbs/20_learner.ipynb #727fd183
 def model_loss(out:dict, *yb):
@@ -100,6 +100,15 @@ class PretrainLearner(Learner):
     """A fastai `Learner` with `fit_warmup_cos` and an epoch loop that starts at `resume_epoch`.
     `resume_epoch` is set by `resume_` and cleared after `fit`."""
     resume_epoch, resume_elapsed = 0, 0.   # the epoch a resumed fit starts at, and the seconds its earlier epochs took
+    no_decay = None                        # names of the parameters without weight decay (None: fastai's rule)
+    def create_opt(self):
+        """fastai's optimizer; when `no_decay` names the parameters a method keeps out of weight decay, those exactly.
+        Every other trainable parameter is then decayed (fastai's rule, `wd_bn_bias=False`, spares norms and biases)."""
+        super().create_opt()
+        if self.no_decay is None: return
+        for n, p in unwrap(self.model).named_parameters():
+            if p.requires_grad: self.opt.state[p]['do_wd'] = n not in self.no_decay
+
     def _do_fit(self):
         try:
             for epoch in range(self.resume_epoch, self.n_epoch):
@@ -120,7 +129,7 @@ def pretrain_learner(dls, method:str=DEFAULT_METHOD, model:nn.Module|None=None, 
                      config:dict|None=None, **model_kwargs) -> Learner:
     """A `PretrainLearner` for registered `method` on `dls`, its model built from `model_kwargs` unless given.
     `betas` and `clip` default to the method's `recipe`; the method's callbacks see `config` (the run's settings) and
-    `model_kwargs`."""
+    `model_kwargs`. A spec's `no_decay` (model, settings) chooses the parameters without weight decay."""
     spec = get_method(method)
     rec = spec.recipe(recipe)
     betas, clip = tuple(betas or rec.get('betas', (0.9, 0.95))), clip if clip is not None else rec.get('clip', 'none')
@@ -132,7 +141,18 @@ def pretrain_learner(dls, method:str=DEFAULT_METHOD, model:nn.Module|None=None, 
                             cbs=cbs, path=path, wd_bn_bias=False, model_dir='.')
     learn.metrics += logged_values(learn)
     learn.method, learn.betas, learn.clip = method, betas, clip
+    if spec.no_decay is not None:
+        learn.no_decay = spec.no_decay(unwrap(model), {**rec, **(config or {}), **model_kwargs})
     return learn
+
+# %% ../nbs/20_learner.ipynb #2d484f8d
+def decay_names(learn:Learner) -> tuple:
+    "`(decayed, spared)`: sorted names of the trainable parameters the optimizer of `learn` decays and spares."
+    if learn.opt is None: learn.create_opt()
+    st = learn.opt.state
+    named = [(n, p) for n, p in unwrap(learn.model).named_parameters() if p.requires_grad]
+    return (sorted(n for n, p in named if st[p].get('do_wd', True)), sorted(n for n, p in named
+                                                                              if not st[p].get('do_wd', True)))
 
 # %% ../nbs/20_learner.ipynb #9d5266db
 def scaled_lr(blr:float, batch:int) -> float:

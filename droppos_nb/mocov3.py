@@ -16,9 +16,9 @@ from .vit import create_vit, encode_image, set_pos_embed_, POS_EMBEDS
 from .augment import color_jitter, random_grayscale, gaussian_blur, solarize
 
 # %% auto #0
-__all__ = ['VIT_INITS', 'MOCOV3_OFFICIAL', 'MOCOV3_LAPTOP', 'concat_all_gather', 'GlobalBatchNorm1d', 'build_mlp',
+__all__ = ['VIT_INITS', 'MOCOV3_OFFICIAL', 'MOCOV3_LAPTOP', 'DECAY_GROUPS', 'concat_all_gather', 'GlobalBatchNorm1d', 'build_mlp',
            'init_mocov3_vit_', 'mocov3_vit', 'contrastive_loss', 'MoCoV3', 'momentum_at', 'MomentumSchedule',
-           'mocov3_views']
+           'mocov3_views', 'mocov3_no_decay']
 
 # %% ../nbs/14_mocov3.ipynb #a86b2fa8
 @torch.no_grad()
@@ -226,9 +226,17 @@ def mocov3_views(generator=None) -> list:
 MOCOV3_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0.,
                        warmup_epochs=8 * 40 / 300, wd=0.1, betas=(0.9, 0.999), clip='none', drop_path=0.,
                        min_scale=0.08, temperature=0.2, momentum=0.99, stop_grad_conv1=True, pos_embed='sincos',
-                       vit_init='mocov3', proj_dim=256, mlp_dim=4096)
+                       vit_init='mocov3', proj_dim=256, mlp_dim=4096, decay_groups='official')
 MOCOV3_LAPTOP = dict(MOCOV3_OFFICIAL, depth=4, embed_dim=192, num_heads=3, patch_size=8, proj_dim=128, mlp_dim=512,
-                     blr=2e-3, epochs=16, warmup_epochs=2., min_scale=0.3, momentum=0.9, precision='auto')
+                     blr=2e-3, epochs=16, warmup_epochs=2., min_scale=0.3, momentum=0.9, precision='auto',
+                     decay_groups='fastai')   # the equal-budget sweep (issue 29) decides the laptop value
+
+DECAY_GROUPS = ('official', 'fastai')
+
+def mocov3_no_decay(model:nn.Module, config:dict) -> set|None:
+    """`main_moco.py`'s AdamW over `model.parameters()` decays every parameter: no name spared ('official').
+    `None` ('fastai'): the learner's rule, which spares norms and biases."""
+    return set() if config.get('decay_groups', 'fastai') == 'official' else None
 
 register_method(MethodSpec(
     'mocov3', MoCoV3, "contrast two augmented views against a momentum encoder "
@@ -245,9 +253,12 @@ register_method(MethodSpec(
              (('--proj-dim',), dict(type=int, range='[1, inf)',
                                     help="output width of projector and predictor (256)")),
              (('--mlp-dim',), dict(type=int, range='[1, inf)',
-                                   help="hidden width of projector and predictor (4096)"))],
+                                   help="hidden width of projector and predictor (4096)")),
+             (('--decay-groups',), dict(choices=DECAY_GROUPS, help="weight-decay groups: the method's official "
+                                        "ones (BEiT v2 and VQ-KD: 1-D, biases, [CLS] and positions spared; MoCo v3: "
+                                        "none spared) or fastai's (norms and biases spared)"))],
     model_args=(*VIT_ARGS, 'temperature', 'momentum', 'stop_grad_conv1', 'pos_embed', ('vit_init', 'init'), 'proj_dim',
                 'mlp_dim'),
-    cbs=lambda model, config: [MomentumSchedule(unwrap(model).base_momentum)],
+    cbs=lambda model, config: [MomentumSchedule(unwrap(model).base_momentum)], no_decay=mocov3_no_decay,
     metrics=lambda: [OutputMean('loss_ctr'), OutputMean('acc', 'ctr_acc'), OutputMean('momentum')],
     views=mocov3_views(), official=MOCOV3_OFFICIAL, laptop=MOCOV3_LAPTOP))

@@ -13,9 +13,9 @@ from .data import denormalize
 from .augment import color_jitter, random_grayscale, gaussian_blur, gaussian_kernels
 
 # %% auto #0
-__all__ = ['MSCN_DEFAULTS', 'PATH_OFF', 'MSCN_PATH', 'MSCN_ARTICLE', 'MSCN_LAPTOP', 'MSCN_SETTING_ARGS', 'mscn_settings',
-           'split_generator', 'high_pass', 'grid_masks', 'focal_masks', 'mask_images', 'normalize', 'branch_views',
-           'mscn_views', 'path_config', 'nt_xent', 'MSCN']
+__all__ = ['MSCN_DEFAULTS', 'MULTI_VIEWS', 'PATH_OFF', 'MSCN_PATH', 'MSCN_ARTICLE', 'MSCN_LAPTOP', 'MSCN_SETTING_ARGS',
+           'mscn_settings', 'split_generator', 'high_pass', 'grid_masks', 'focal_masks', 'mask_images', 'normalize',
+           'branch_views', 'mscn_views', 'path_config', 'nt_xent', 'MSCN']
 
 # %% ../nbs/15_mscn.ipynb #c9cea1e1
 MSCN_DEFAULTS = dict(
@@ -31,7 +31,10 @@ MSCN_DEFAULTS = dict(
     color=False,              # colour jitter (0.4, 0.4, 0.2, 0.1) p 0.8 and grayscale p 0.2 before masking
     blur_p=(0., 0.),          # Gaussian blur probability per branch (sigma 0.1-2 at 224 px, scaled to the image)
     mask_p=(0., 0.),          # masking probability per branch
-    n_masks=1)                # masked views of the second branch's crop
+    n_masks=1,                # masked views of the second branch
+    multi_view='separate')    # those views: from separately augmented views (the article) or one view masked n times
+
+MULTI_VIEWS = ('separate', 'same')
 
 def _pair(v, name:str) -> tuple:
     v = (v, v) if isinstance(v, (int, float)) else tuple(v)
@@ -64,6 +67,8 @@ def mscn_settings(settings:dict|None=None, **kw) -> dict:
         raise ValueError(f"noise_std must be >= 0 (0: zeros in the masked area), got {s['noise_std']}")
     if not (isinstance(s['n_masks'], int) and s['n_masks'] >= 1):
         raise ValueError(f"n_masks must be a whole number >= 1, got {s['n_masks']}")
+    if s['multi_view'] not in MULTI_VIEWS:
+        raise ValueError(f"multi_view must be one of {', '.join(MULTI_VIEWS)}, got {s['multi_view']!r}")
     for k in ('high_pass', 'crops', 'color'): s[k] = bool(s[k])
     s['hp_sigma'], s['noise_std'], s['focal_p'], s['channel_p'] = map(float, (s['hp_sigma'], s['noise_std'],
                                                                               s['focal_p'], s['channel_p']))
@@ -165,14 +170,25 @@ def branch_views(x:torch.Tensor, settings:dict|None=None, branch:int=0, n:int=1,
         masks.append(m)
     return views, masks
 
-def mscn_views(x1:torch.Tensor, x2:torch.Tensor|None=None, settings:dict|None=None, generator=None) -> dict:
+def mscn_views(x1:torch.Tensor, x2:torch.Tensor|None=None, settings:dict|None=None, generator=None,
+               more:tuple=()) -> dict:
     """Both branches' views of crops `x1`, `x2` (`x2` unused when `crops` is off).
-    Returns `views1` (one), `views2` (`n_masks`), and their masks."""
+    Returns `views1` (one), `views2` (`n_masks`), and their masks. With `multi_view='separate'` each of branch 2's views
+    is augmented on its own (colour, blur, masks; its own crop from `more` when `crops` is on and there is one left),
+    with 'same' one augmented view of `x2` is masked `n_masks` times."""
     s = mscn_settings(settings)
     if not s['crops'] or x2 is None: x2 = x1
     g1, g2 = split_generator(generator, 2, x1.device)
     v1, m1 = branch_views(x1, s, 0, 1, g1)
-    v2, m2 = branch_views(x2, s, 1, s['n_masks'], g2)
+    if s['multi_view'] == 'same' or s['n_masks'] == 1:
+        v2, m2 = branch_views(x2, s, 1, s['n_masks'], g2)
+        return dict(views1=v1, views2=v2, masks1=m1, masks2=m2)
+    crops = [x2, *(more if s['crops'] else ())]
+    v2, m2 = [], []
+    for j in range(s['n_masks']):                 # each call draws fresh generators from g2: its own augmentations
+        v, m = branch_views(crops[j] if j < len(crops) else x2, s, 1, 1, g2)
+        v2 += v
+        m2 += m
     return dict(views1=v1, views2=v2, masks1=m1, masks2=m2)
 
 # %% ../nbs/15_mscn.ipynb #1c62ec20
@@ -219,7 +235,7 @@ class MSCN(nn.Module):
                  temperature:float=0.2, drop_path_rate:float=0., grid_size:int=8, mask_ratio=(0.3, 0.3),
                  high_pass:bool=False, hp_kernel:int=5, hp_sigma:float=1., focal_p:float=0., focal_scale=(0.2, 0.6),
                  crops:bool=False, noise_std:float=0., channel_p:float=0., color:bool=False, blur_p=(0., 0.),
-                 mask_p=(0., 0.), n_masks:int=1):
+                 mask_p=(0., 0.), n_masks:int=1, multi_view:str='separate'):
         super().__init__()
         if loss != 'simclr': raise ValueError(f"unknown loss {loss!r}: MSCN here trains with 'simclr' (NT-Xent)")
         if not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -227,7 +243,7 @@ class MSCN(nn.Module):
                                            hp_kernel=hp_kernel, hp_sigma=hp_sigma, focal_p=focal_p,
                                            focal_scale=focal_scale, crops=crops, noise_std=noise_std,
                                            channel_p=channel_p, color=color, blur_p=blur_p, mask_p=mask_p,
-                                           n_masks=n_masks))
+                                           n_masks=n_masks, multi_view=multi_view))
         if grid_size > img_size:
             raise ValueError(f"grid_size {grid_size} px is larger than the {img_size}-px images: "
                              "use a smaller --grid-size")
@@ -248,7 +264,8 @@ class MSCN(nn.Module):
 
     def views(self, *crops) -> dict:
         "The masked views of both branches (`mscn_views`) from the data loader's crops, drawn from `self.generator`."
-        return mscn_views(crops[0], crops[1] if len(crops) > 1 else None, self.settings, self.generator)
+        return mscn_views(crops[0], crops[1] if len(crops) > 1 else None, self.settings, self.generator,
+                          more=crops[2:])
 
     def forward_encoder(self, imgs:torch.Tensor) -> dict:
         "`x`: the encoder's pooled features (B, F)."
@@ -277,11 +294,11 @@ _SIZES_224 = dict(grid_size=32, hp_kernel=11, hp_sigma=5.)
 MSCN_ARTICLE = dict(arch='resnet50', img_size=224, epochs=100, bs=4096, blr=1.5e-4, min_lr=0., warmup_epochs=10.,
                     wd=0.1, betas=(0.9, 0.999), clip='none', drop_path=0., min_scale=0.08, proj_hidden=2048,
                     proj_dim=128, loss='simclr', temperature=0.1, mask_ratio=(0.15, 0.15), focal_scale=(0.2, 0.6),
-                    **_SIZES_224)
+                    multi_view='separate', **_SIZES_224)
 MSCN_LAPTOP = dict(arch='resnet18', img_size=32, epochs=4, bs=128, blr=4e-3, min_lr=0., warmup_epochs=0.5, wd=0.05,
                    betas=(0.9, 0.999), clip='none', drop_path=0., min_scale=0.2, proj_hidden=512, proj_dim=128,
                    loss='simclr', temperature=0.2, mask_ratio=(0.3, 0.3), focal_scale=(0.2, 0.6), grid_size=4,
-                   hp_kernel=5, hp_sigma=1.)
+                   hp_kernel=5, hp_sigma=1., multi_view='separate')
 # the final model: every step of the path on
 MSCN_ARTICLE.update(path_config(len(MSCN_PATH), MSCN_ARTICLE))
 MSCN_LAPTOP.update(path_config(len(MSCN_PATH), MSCN_LAPTOP))
@@ -308,6 +325,8 @@ def _options() -> list:
             (('--mask-p',), dict(type=float, range='[0, 1]', nargs=2, metavar=('P1', 'P2'),
                                  help="masking probability per branch")),
             (('--n-masks',), dict(type=int, range='[1, inf)', help="masked views of branch 2 (multi-mask)")),
+            (('--multi-view',), dict(choices=MULTI_VIEWS, help="branch 2's masked views: separately augmented "
+                                     "(the article) or one augmented view masked n times (same)")),
             (('--temperature',), dict(type=float, range='(0, inf)', help="NT-Xent temperature")),
             (('--proj-hidden',), dict(type=int, range='[1, inf)', help="projector hidden width")),
             (('--proj-dim',), dict(type=int, range='[1, inf)', help="projector output width")),
@@ -320,4 +339,4 @@ register_method(MethodSpec(
     model_args=('arch', 'img_size', ('drop_path', 'drop_path_rate'), 'proj_hidden', 'proj_dim', 'loss', 'temperature',
                 *MSCN_SETTING_ARGS),
     metrics=lambda: [OutputMean('pos_sim'), OutputMean('mask_share')],
-    views=2, export='timm', official=MSCN_ARTICLE, laptop=MSCN_LAPTOP))
+    views=3, export='timm', official=MSCN_ARTICLE, laptop=MSCN_LAPTOP))   # branch 1's crop, one per masked view

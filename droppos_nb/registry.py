@@ -129,6 +129,8 @@ class MethodSpec:
                                                  # release
     schedule_note: Callable|None = None          # (config, start, epochs) -> what extending a run does to its own
                                                  # schedules
+    no_decay: Callable|None = None               # (model, config) -> names of the parameters without weight decay,
+                                                 # or None: fastai's rule (norm layers and biases), `PretrainLearner`
 
     def recipe(self, name:str='laptop') -> dict:
         "The recipe `name` ('laptop' or 'paper'/'official') as a new dict."

@@ -318,10 +318,16 @@ def test_registration_and_recipes():
         spec = get_method(name)
         assert spec.model_cls is cls
         args = {a[0] if isinstance(a, tuple) else a for a in spec.model_args}
+        args |= {f[0].lstrip('-').replace('-', '_') for f, kw in spec.options}      # e.g. --decay-groups
         for rec in (spec.official, spec.laptop):
             assert set(rec) <= set(TRAIN_FIELDS) | args, set(rec) - set(TRAIN_FIELDS) - args
     b = get_method('beitv2').official
     assert b['lr'] == 1.5e-3 and b['bs'] == 2048 and b['betas'] == (0.9, 0.999) and b['clip'] == 'global:3'
+    # issue 29: the official init, jitter and decay groups in the paper recipe; the laptop keeps the earlier ones
+    assert (b['beit_init'], b['color_jitter'], b['decay_groups']) == ('official', 0.4, 'official')
+    lb = get_method('beitv2').laptop
+    assert (lb['beit_init'], lb['color_jitter'], lb['decay_groups']) == ('timm', 0., 'fastai')
+    assert (get_method('vqkd').official['vqkd_pos'], get_method('vqkd').laptop['vqkd_pos']) == ('learned', 'sincos')
     assert b['mask_ratio'] == 75 / 196 and b['early_layers'] == 9 and b['layer_scale'] == 0.1
     v = get_method('vqkd').official
     assert v['codebook_size'] == 8192 and v['codebook_dim'] == 32 and v['dead_code'] == 'none' and v['betas'] == (0.9, 0.99)
@@ -392,3 +398,18 @@ def test_official_checkpoint_gets_attention_maps_position_probe_and_finetune(tmp
     assert moved, "fine-tuning saved the weights it started from"
     assert all(torch.equal(v, e2.state_dict()[k].cpu()) for k, v in e3.state_dict().items()), "the saved weights are not the trained ones"
     assert position_probe(e3, data, epochs=1, bs=64)['n_positions'] == 16
+
+def test_decay_groups_reach_the_optimizer():
+    "Issue 29: the paper recipe's optimizer spares exactly the official BEiT v2 groups; the laptop's, fastai's."
+    from droppos_nb.data import get_dls
+    from droppos_nb.learner import pretrain_learner, decay_names
+    dls = get_dls('mnist5k', img_size=32, bs=8, max_items=16)
+    kw = dict(img_size=32, patch_size=8, depth=2, vocab_size=16, early_layers=1)
+    dec, spare = decay_names(pretrain_learner(dls, 'beitv2', csv=None, recipe='paper', **kw))
+    assert {'encoder.blocks.0.gamma_1', 'encoder.blocks.0.attn.q_bias', 'encoder.cls_token'} <= set(spare)
+    assert {'mask_token', 'lm_head.weight', 'encoder.rel_pos_bias.relative_position_bias_table'} <= set(dec)
+    learn = pretrain_learner(dls, 'beitv2', csv=None, recipe='paper', **kw)
+    shapes = {n: p.ndim for n, p in learn.model.named_parameters()}
+    assert set(decay_names(learn)[1]) == {n for n, d in shapes.items() if d <= 1} | {'encoder.cls_token'}
+    dec, spare = decay_names(pretrain_learner(dls, 'beitv2', csv=None, recipe='laptop', **kw))
+    assert 'encoder.cls_token' in dec and 'encoder.blocks.0.gamma_1' in dec            # fastai's rule decays them

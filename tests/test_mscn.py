@@ -132,8 +132,18 @@ def test_step_off_equals_previous_step(k, digits):
     for key in ('views1', 'views2', 'masks1', 'masks2'):
         assert len(a[key]) == len(b[key]) and all(torch.equal(u, v) for u, v in zip(a[key], b[key]))
     c = views_of(cur, x1, x2)
+    if MSCN_PATH[k - 1][0] == 'blur':          # at 32 px the scaled blur is off (augment.BLUR_MIN_SIZE): no change
+        assert all(torch.equal(u, v) for u, v in zip(a['views1'] + a['views2'], c['views1'] + c['views2']))
+        return
     assert any(not torch.equal(u, v) for u, v in zip(a['views1'] + a['views2'], c['views1'] + c['views2'])) \
         or len(c['views2']) != len(a['views2'])                       # and switching it on changes the views
+
+def test_blur_step_blurs_from_64_px(digits):
+    "The blur step changes branch 1's view (p .5 per image) of 64-px images, where the rule turns blur on."
+    k = [n for n, _, _ in MSCN_PATH].index('blur') + 1
+    x = torch.nn.functional.interpolate(digits[:32], size=64, mode='bilinear')
+    a, c = views_of(path_config(k - 1), x, x), views_of(path_config(k), x, x)
+    assert (a['views1'][0] - c['views1'][0]).abs().max() > 0.05
 
 @pytest.mark.parametrize('name', ['high-pass', 'crops', 'noise', 'colour', 'blur'])
 def test_steps_leave_masks_alone(name, digits):

@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch, torch.nn as nn
 from safetensors.torch import save_file, load_file
+from .cmdline import range_problem
 
 # %% auto #0
-__all__ = ['META_TYPES', 'ENCODER_PREFIXES', 'unwrap', 'atomic_save', 'export_encoder', 'save_model', 'check_checkpoint_file',
-           'pickle_globals', 'pickled_code', 'code_refusal', 'load_state_dict_file', 'read_metadata',
-           'check_model_config', 'check_state_dict', 'encoder_key', 'load_encoder', 'LoadReport', 'load_fitting']
+__all__ = ['META_TYPES', 'MODEL_RANGES', 'ENCODER_PREFIXES', 'unwrap', 'atomic_save', 'export_encoder', 'save_model',
+           'check_checkpoint_file', 'pickle_globals', 'pickled_code', 'code_refusal', 'check_pos_embed',
+           'check_tensors', 'load_state_dict_file', 'check_meta_ranges', 'memory_bytes', 'check_model_shapes',
+           'read_metadata', 'check_model_config', 'check_state_dict', 'encoder_key', 'load_encoder', 'LoadReport',
+           'load_fitting']
 
 # %% ../nbs/04_checkpoint.ipynb #4bdc6613
 def unwrap(model:nn.Module) -> nn.Module:
@@ -131,6 +134,31 @@ def _safe_torch_load(path):
         except Exception as e: raise _torch_load_error(path, e) from None
 
 
+# %% ../nbs/04_checkpoint.ipynb #3b7957eb
+def _is_pos_embed(k:str) -> bool: return k.split('.')[-1] == 'pos_embed'
+
+def check_pos_embed(name:str, shape, path):
+    "Refuse position embedding `name` of `shape` in file `path` unless it is `(1, tokens, width)` with a patch token."
+    shape = tuple(shape)
+    if len(shape) != 3 or shape[0] != 1 or shape[1] < 2 or shape[2] < 1:
+        raise ValueError(f"checkpoint {path}: its position embedding {name} has shape {shape}, not (1, tokens, width) "
+                         "with [CLS] and at least one patch token: the file was edited or written by another tool; "
+                         "re-export it")
+
+def check_tensors(sd:dict, path):
+    "Refuse a state dict `sd` (read from `path`) with an entry that is not a tensor, NaN or infinite weights."
+    for k, v in sd.items():
+        if not torch.is_tensor(v):
+            raise ValueError(f"checkpoint {path}: its entry {k} is a {type(v).__name__}, not a tensor: the file was "
+                             "edited or written by another tool; re-export its weights")
+        if (v.is_floating_point() or v.is_complex()) and v.numel() and not bool(torch.isfinite(v).all()):
+            bad = int((~torch.isfinite(v)).sum())
+            raise ValueError(f"checkpoint {path}: tensor {k} holds {bad} NaN or infinite value(s) of {v.numel()}: "
+                             "the run that wrote it diverged (or the file is damaged); use an earlier checkpoint "
+                             "or train again with a smaller learning rate")
+        if _is_pos_embed(k): check_pos_embed(k, v.shape, path)
+    return sd
+
 # %% ../nbs/04_checkpoint.ipynb #c4e1a7d4
 def load_state_dict_file(path) -> dict:
     "A state dict from `.safetensors` or a weights-only `.pth`/`.pt`; unwraps `model`/`state_dict`/`module` entries."
@@ -142,12 +170,19 @@ def load_state_dict_file(path) -> dict:
     for k in ('model', 'state_dict', 'module'):
         if isinstance(sd, dict) and k in sd and isinstance(sd[k], dict): sd = sd[k]
     if not isinstance(sd, dict): raise ValueError(f"{path} does not hold a state dict")
+    check_tensors(sd, path)
     return sd
 
 
 # %% ../nbs/04_checkpoint.ipynb #c4e1a7d6
 META_TYPES = dict(format=str, method=str, config=dict, arch=str, img_size=int, patch_size=int, depth=int, embed_dim=int,
                   num_heads=int, num_features=int)
+# the interval of each model-shape setting, declared once: a file's metadata is held to them here, and
+# `train.TRAIN_RANGES` (the command line's flags) takes them from here
+MODEL_RANGES = dict(img_size=('[1, inf)', 'int'), patch_size=('[1, inf)', 'int'), depth=('[1, inf)', 'int'),
+                    embed_dim=('[1, inf)', 'int'), num_heads=('[1, inf)', 'int'), num_features=('[1, inf)', 'int'),
+                    decoder_dim=('[1, inf)', 'int'), decoder_depth=('[1, inf)', 'int'),
+                    decoder_heads=('[1, inf)', 'int'), mask_ratio=('(0, 1)', 'float'), drop_path=('[0, 1)', 'float'))
 
 def _bad_meta(path, k, v, why): return ValueError(f"checkpoint {path}: its metadata {k}={v[:60]!r} {why}: the file was "
                                                   "edited or written by another tool; re-save it with save_model / "
@@ -167,15 +202,66 @@ def _meta_value(path, k:str, v:str):
         raise _bad_meta(path, k, v, "is not a JSON object of plain settings")
     return cfg
 
+def check_meta_ranges(path, values:dict, ranges:dict|None=None, where:str='metadata'):
+    "Refuse a setting in `values` (metadata of file `path`) outside the interval `ranges` declares (`MODEL_RANGES`)."
+    for k, (interval, kind) in (MODEL_RANGES if ranges is None else ranges).items():
+        need = None if values.get(k) is None else range_problem(values[k], interval, kind)
+        if not need: continue
+        raise ValueError(f"checkpoint {path}: its {where} sets {k}={values[k]!r}, which is not allowed: it must "
+                         f"be {need}: the file was edited or written by another tool; re-save it with "
+                         "save_model / export_encoder")
+
+def memory_bytes() -> int:
+    "The physical memory of this machine in bytes (64 GiB where the system does not say)."
+    try: return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (ValueError, OSError, AttributeError): return 64 * 2 ** 30
+
+def _size(b:float) -> str:
+    for unit in ('bytes', 'KB', 'MB', 'GB', 'TB', 'PB'):
+        if b < 1000 or unit == 'PB': return f"{b:.3g} {unit}"
+        b /= 1000
+
+def check_model_shapes(path, cfg:dict, shapes:dict):
+    """Refuse model settings `cfg` (from the metadata of file `path`) whose model could not be built or loaded:
+    no patch token, weights larger than this machine's memory (estimated before anything is allocated), or a grid
+    of patches that the file's own position embeddings (`shapes`: name -> shape) do not have."""
+    img, p = cfg.get('img_size'), cfg.get('patch_size')
+    if img is None or p is None: return
+    g = img // p
+    if g < 1: raise ValueError(f"checkpoint {path}: its metadata sets img_size={img} and patch_size={p}: no patch fits "
+                               "in the image (0 patch tokens): the file was edited or written by another tool")
+    widths = [v[-1] for k, v in shapes.items() if _is_pos_embed(k) and len(v) == 3]
+    D = cfg.get('embed_dim') or max(widths, default=192)
+    dd, depth, dec = cfg.get('decoder_dim') or D, cfg.get('depth') or 12, cfg.get('decoder_depth') or 0
+    need = 4 * ((g * g + 1) * (D + dd) + 12 * depth * D * D + 12 * dec * dd * dd)     # float32 weights, roughly
+    if need > memory_bytes():
+        raise ValueError(f"checkpoint {path}: its metadata asks for a model of about {_size(need)} (img_size={img}, "
+                         f"patch_size={p}: {g * g} patch tokens), more than this machine's {_size(memory_bytes())} of "
+                         "memory: the file was edited or written by another tool")
+    for k, s in shapes.items():
+        if k in ('pos_embed', 'encoder.pos_embed') and s[1] not in (g * g, g * g + 1):
+            raise ValueError(f"checkpoint {path}: its position embedding {k} holds {s[1]} tokens, but its metadata "
+                             f"(img_size={img}, patch_size={p}) gives a {g}x{g} grid of {g * g} patches: the file was "
+                             "edited or written by another tool; re-save it with save_model / export_encoder")
+
 def read_metadata(path) -> dict:
-    """The metadata of safetensors file `path`, checked.
-    The keys in `META_TYPES` converted to their types, others left as strings."""
+    """The metadata of safetensors file `path`, checked like the command line's flags before any model is built.
+    The keys in `META_TYPES` converted to their types (others left as strings), held to `MODEL_RANGES` (the top
+    level and the `config` of a whole model), a size that fits in memory, and position embeddings of that grid."""
     from safetensors import safe_open
     path = check_checkpoint_file(path)
     try:
-        with safe_open(str(path), 'pt') as f: meta = f.metadata() or {}
+        with safe_open(str(path), 'pt') as f:
+            meta = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys() if _is_pos_embed(k)}
     except Exception as e: raise _unreadable(path, e) from None
-    return {k: _meta_value(path, k, v) if k in META_TYPES else v for k, v in meta.items()}
+    meta = {k: _meta_value(path, k, v) if k in META_TYPES else v for k, v in meta.items()}
+    config = meta.get('config') if isinstance(meta.get('config'), dict) else {}
+    check_meta_ranges(path, meta)
+    check_meta_ranges(path, config, where='config')
+    for k, s in shapes.items(): check_pos_embed(k, s, path)
+    check_model_shapes(path, {**{k: v for k, v in meta.items() if k in MODEL_RANGES}, **config}, shapes)
+    return meta
 
 
 # %% ../nbs/04_checkpoint.ipynb #c4e1a7d7

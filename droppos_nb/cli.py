@@ -18,13 +18,15 @@ from .data import SkippedImages
 from .registry import get_method, method_names, check_model_file, DEFAULT_METHOD
 from .evaluation import (POOLS, PROTOCOLS, PROTOCOL_DEFAULTS, eval_data, finetune, knn_eval, layer_decay_lrs,
                                    linear_probe, load_eval_encoder, position_drop_mask, position_probe, is_vit)
-from .cmdline import OneLineParser, describe, source_hash, package_dir, MANIFEST_NAME, check_ranges
+from .cmdline import (OneLineParser, describe, source_hash, package_dir, MANIFEST_NAME, check_ranges,
+                                check_unused, check_divides)
 from .train import (TRAIN_RANGES, pretrain, resolve_args, model_kwargs, method_options, check_out_folder, made_folder,
                               choose_hardware, process_device, _write_json)
 
 # %% auto #0
-__all__ = ['VIZ_RANGES', 'VIZ_FIGURES', 'EVAL_RANGES', 'pretrain_parser', 'given_options', 'viz_parser', 'viz', 'build_parser',
-           'write_manifest', 'main', 'eval_parser', 'check_eval_numbers', 'run_eval']
+__all__ = ['VIZ_RANGES', 'VIZ_FIGURES', 'EVAL_RANGES', 'pretrain_parser', 'given_options', 'viz_parser', 'check_decoder_trained',
+           'viz', 'build_parser', 'manifest', 'write_manifest', 'os_error_words', 'main', 'eval_parser',
+           'check_eval_numbers', 'run_eval']
 
 # %% ../nbs/90_cli.ipynb #ac8d6a9d
 def pretrain_parser(p:argparse.ArgumentParser):
@@ -134,6 +136,19 @@ def viz_parser(p:argparse.ArgumentParser):
     for act in p._actions: act.range = VIZ_RANGES.get(act.dest, (None,))[0]   # checked by the front door too
     return p
 
+def check_decoder_trained(path, model, rep, figures:list):
+    """Refuse to draw the method's own `figures` (DropPos's positions, MAE's reconstructions) with a model whose parts
+    outside the encoder stayed at their initialisation: `rep` (the `LoadReport` of an official or encoder-only file)
+    loaded nothing but encoder tensors. They would show an untrained decoder, not the file."""
+    if rep is None or not figures or any(not k.startswith('encoder.') for k in rep.loaded): return
+    untrained = [k for k in rep.missing if not k.startswith('encoder.')]
+    if not untrained: return
+    method = getattr(model, 'method', None) or type(model).__name__
+    raise ValueError(f"{path} holds an encoder only (none of the {len(untrained)} tensors of the {method} model "
+                     f"outside its encoder, e.g. {untrained[0]}): the {', '.join(figures)} figure(s) would be drawn by "
+                     f"an untrained decoder; pass the run's model.safetensors, or --what "
+                     "attention,rollout for the encoder's own figures")
+
 def viz(args) -> list:
     "Run `droppos_nb viz` with parsed `args`; returns the written paths."
     import matplotlib
@@ -141,15 +156,19 @@ def viz(args) -> list:
     import matplotlib.pyplot as plt
     from droppos_nb import viz as V
     from droppos_nb.data import get_dls, denormalize
-    from droppos_nb.official import load_any
+    from droppos_nb.official import from_official
+    from droppos_nb.registry import load_model
     check_ranges(vars(args), VIZ_RANGES)
     what = [w.strip() for w in args.what.split(',') if w.strip()]
+    if not what: raise ValueError(f"--what {args.what!r} names no figure: choose from all, {', '.join(VIZ_FIGURES)}")
     bad = [w for w in what if w not in (*VIZ_FIGURES, 'all')]
     if bad: raise ValueError(f"unknown figure(s) {', '.join(bad)}: choose from {', '.join(VIZ_FIGURES)}")
     out_dir = check_out_folder(args.out)
     device = choose_device(args.device)[0]
-    model = load_any(args.model,
-                     **({'decoder_heads': args.decoder_heads} if args.decoder_heads else {})).to(device).eval()
+    kw = {'decoder_heads': args.decoder_heads} if args.decoder_heads else {}
+    if 'method' in check_model_file(args.model): model, rep = load_model(args.model, **kw), None
+    else: model, rep = from_official(args.model, **kw)      # an official release, or an encoder alone
+    model = model.to(device).eval()
     enc = getattr(model, 'encoder', model)
     depth = len(getattr(enc, 'blocks', []))
     if depth and not -depth <= args.layer < depth:
@@ -161,6 +180,7 @@ def viz(args) -> list:
     x = dls.valid.one_batch()[0][:args.n].as_subclass(torch.Tensor)
     own = get_method(model.method).figures if getattr(model, 'method', None) else ()
     if what == ['all']: what = [*own, *V.GENERIC_FIGURES]
+    check_decoder_trained(args.model, model, rep, [w for w in what if w in own])
     if args.mask_ratio is not None or args.pos_mask_ratio is not None:
         V.set_ratios(model, args.mask_ratio, args.pos_mask_ratio)
     opts = dict(seed=args.seed, layer=args.layer, sigma=args.sigma, tau=args.tau)
@@ -194,12 +214,27 @@ def build_parser() -> tuple:
     viz_parser(sub.add_parser('viz', help="draw the figures of a checkpoint as PNGs (no Jupyter needed)"))
     return parser, pp
 
+def manifest() -> dict:
+    """The command line's description (`cmdline.describe`) and the declarations its front door checks without torch:
+    each method's own options and backbone family, and the options each evaluation protocol reads."""
+    return dict(describe(build_parser()[0]), method_options={k: sorted(v) for k, v in method_options().items()},
+                method_archs={k: get_method(k).arch_family for k in method_names()},
+                protocol_options={p: sorted(d) for p, d in PROTOCOL_DEFAULTS.items()})
+
 def write_manifest(pkg=None) -> Path:
-    "Write the command line's description (`cmdline.describe`) beside the modules, for `cmdline.main`'s fast answers."
+    "Write `manifest()` beside the modules, for `cmdline.main`'s fast answers."
     path = Path(pkg or package_dir()) / MANIFEST_NAME
-    desc = dict(describe(build_parser()[0]), method_options={k: sorted(v) for k, v in method_options().items()})
+    desc = manifest()
     path.write_text(json.dumps(dict(desc, source=source_hash(pkg)), indent=1) + '\n')
     return path
+
+def os_error_words(e:Exception) -> str:
+    """The one line that says error `e`: our own message, or for an error of the system about a path (a read-only
+    or forbidden folder, a full disk) the path, the system's reason and what to check."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        return (f"{e.filename}: {e.strerror.lower()} (errno {e.errno}): check that the path is right and that this "
+                "user may write there (pass another --out)")
+    return str(e)
 
 def main(argv=None):
     "Run the `droppos_nb` command `argv` with the full parsers (the console script comes in through `cmdline.main`)."
@@ -214,9 +249,8 @@ def main(argv=None):
         if args.command == 'pretrain': pretrain(args)
         elif args.command == 'eval': run_eval(args)
         elif args.command == 'viz': viz(args)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
-            PermissionError) as e:
-        print(f"droppos_nb {args.command}: error: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:
+        print(f"droppos_nb {args.command}: error: {os_error_words(e)}", file=sys.stderr)
         sys.exit(2)
     except NonFiniteLoss as e:
         print(f"droppos_nb {args.command}: stopped: {e}", file=sys.stderr)
@@ -262,20 +296,21 @@ def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     a('--wd', type=float, default=None, help="AdamW weight decay (default: 0 for the probes, 0.05 for finetune)")
     a('--warmup-epochs', type=float, default=None, help="default: a tenth of the epochs")
     a('--seed', type=int, default=0)
-    a('--drop-ratio', type=float, default=0.75,
-      help="position: share of patches whose position embedding is dropped, in [0, 1)")
+    a('--drop-ratio', type=float, default=None,
+      help="position: share of patches whose position embedding is dropped, in [0, 1) (default 0.75)")
     a('--pool', default=None, choices=POOLS, help="linear, knn: default cls; finetune: default mean (MAE)")
-    a('--k', type=int, default=20, help="knn: neighbours")
-    a('--temperature', type=float, default=0.07, help="knn: vote temperature T")
-    a('--layer-decay', type=float, default=0.75, help="finetune: layer-wise learning-rate decay (1: none)")
-    a('--drop-path', type=float, default=0.1, help="finetune: stochastic depth rate")
-    a('--label-smoothing', type=float, default=0.1, help="finetune")
-    a('--mixup', type=float, default=0., help="finetune: mixup alpha (0: off)")
-    a('--cutmix', type=float, default=0., help="finetune: cutmix alpha (0: off)")
+    a('--k', type=int, default=None, help="knn: neighbours (default 20)")
+    a('--temperature', type=float, default=None, help="knn: vote temperature T (default 0.07)")
+    a('--layer-decay', type=float, default=None,
+      help="finetune: layer-wise learning-rate decay (default 0.75; 1: none)")
+    a('--drop-path', type=float, default=None, help="finetune: stochastic depth rate (default 0.1)")
+    a('--label-smoothing', type=float, default=None, help="finetune (default 0.1)")
+    a('--mixup', type=float, default=None, help="finetune: mixup alpha (default 0: off)")
+    a('--cutmix', type=float, default=None, help="finetune: cutmix alpha (default 0: off)")
     a('--flip-p', type=float, default=None, help="finetune: horizontal flip probability (default 0.5, 0 on mnist5k)")
-    a('--min-scale', type=float, default=0.8,
-      help="finetune: smallest area share of the random resized crop (1: no crop)")
-    a('--precision', default='auto', choices=('auto', *PRECISIONS),
+    a('--min-scale', type=float, default=None,
+      help="finetune: smallest area share of the random resized crop (default 0.8; 1: no crop)")
+    a('--precision', default=None, choices=('auto', *PRECISIONS),
       help="finetune: auto (default: bf16 autocast where the hardware "
       "runs it natively, else fp32), fp32, bf16 (CPU or CUDA) or fp16 (CUDA)")
     a('--save-encoder', action='store_true',
@@ -293,8 +328,11 @@ def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
 # %% ../nbs/90_cli.ipynb #acfc9433
 def check_eval_numbers(args):
     """Refuse numeric `eval` settings outside the range each declares (`EVAL_RANGES`), before anything is read.
-    A 0 is a given value, never 'the default'."""
+    A 0 is a given value, never 'the default'. Then heads that do not divide the width, and an option that the
+    protocol does not read (`PROTOCOL_DEFAULTS` declares which it reads), with the front door's words."""
     check_ranges(vars(args), EVAL_RANGES)
+    check_divides(vars(args), (('embed_dim', 'num_heads'),))
+    check_unused(vars(args), {p: sorted(d) for p, d in PROTOCOL_DEFAULTS.items()}, args.protocol, 'protocol')
 
 
 # %% ../nbs/90_cli.ipynb #55ec5343
@@ -311,26 +349,19 @@ def run_eval(args) -> dict:
     t0 = time.perf_counter()
     if args.protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {args.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
-    d = PROTOCOL_DEFAULTS[args.protocol]
     check_eval_numbers(args)
-    s = dict(epochs=args.epochs if args.epochs is not None else d['epochs'],
-             lr=args.lr if args.lr is not None else d['lr'],
-             bs=args.bs if args.bs is not None else d['bs'],
-             wd=args.wd if args.wd is not None else d['wd'], pool=args.pool or d['pool'], seed=args.seed,
-             warmup_epochs=args.warmup_epochs, max_items=args.max_items, max_valid=args.max_valid)
-    if args.protocol == 'position':
-        position_drop_mask(1, 1, args.drop_ratio)
-        s.update(drop_ratio=args.drop_ratio)
-        s.pop('pool')
-    if args.protocol == 'knn':
-        s = dict(k=args.k, T=args.temperature, pool=s['pool'], bs=s['bs'], max_items=args.max_items,
-                 max_valid=args.max_valid)
+    # the protocol's own settings: given, else its default; `args` itself is left as it was given
+    s = {k: getattr(args, k, None) if getattr(args, k, None) is not None else v
+         for k, v in PROTOCOL_DEFAULTS[args.protocol].items()}
+    s.update(seed=args.seed, max_items=args.max_items, max_valid=args.max_valid)
+    args = argparse.Namespace(**{**vars(args), **s})
+    args.precision = args.precision or 'auto'     # the frozen protocols run in fp32 whatever the hardware offers
+    if args.protocol == 'position': position_drop_mask(1, 1, args.drop_ratio)
     # an absent device, fp16 without CUDA: refused before any work
     device, precision, hardware = choose_hardware(args)
     if args.protocol == 'finetune':
         flip = args.flip_p if args.flip_p is not None else 0. if str(args.data) == 'mnist5k' else 0.5
-        s.update(layer_decay=args.layer_decay, drop_path=args.drop_path, label_smoothing=args.label_smoothing,
-                 mixup=args.mixup, cutmix=args.cutmix, flip_p=flip, min_scale=args.min_scale, precision=precision)
+        s.update(flip_p=flip, precision=precision)
         layer_decay_lrs(1., 1, args.layer_decay)
         if args.mixup and args.cutmix: raise ValueError("use --mixup or --cutmix, not both")
     else: hardware = hardware.split(';')[0] + "; frozen protocols run in fp32"

@@ -8,8 +8,9 @@ import argparse, hashlib, importlib, json, math, re, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MANIFEST_NAME', 'ACTIONS', 'TYPES', 'INT_MAX', 'package_dir', 'source_hash', 'OneLineParser', 'describe_action',
-           'describe', 'parser_from', 'parse_interval', 'range_words', 'check_range', 'check_ranges', 'read_manifest',
+__all__ = ['MANIFEST_NAME', 'ACTIONS', 'TYPES', 'INT_MAX', 'ARCH_FAMILIES', 'package_dir', 'source_hash', 'OneLineParser',
+           'describe_action', 'describe', 'parser_from', 'parse_interval', 'range_words', 'range_problem',
+           'check_range', 'check_ranges', 'check_divides', 'check_unused', 'check_arch', 'read_manifest',
            'check_parsed', 'main']
 
 # %% ../nbs/09_cmdline.ipynb #6df16b06
@@ -105,23 +106,61 @@ def range_words(interval:str, kind:str='float') -> str:
     if math.isinf(hi) and not hc: return f"{'>=' if lc else '>'} {n(lo)}"
     return f"in {interval.strip()}"
 
-def check_range(flag:str, value, interval:str, kind:str='float'):
-    """Refuse `value` of option `--flag` (each element of a list) outside `interval`.
-    Also NaN, an infinity the interval does not hold, and a fraction or a number over 32 bits where `kind` is 'int'."""
+def range_problem(value, interval:str, kind:str='float') -> str|None:
+    """What `value` (each element of a list) must be when it lies outside `interval` ('a whole number of at least 1'),
+    or None when it fits. Also a value that is not a number (a string read from a file), NaN, an infinity the interval
+    does not hold, and a fraction or a number over 32 bits where `kind` is 'int'."""
+    lo, hi, lc, hc = parse_interval(interval)
     for v in (value if isinstance(value, (list, tuple)) else [value]):
-        lo, hi, lc, hc = parse_interval(interval)
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
         if ok and kind == 'int': ok = float(v).is_integer() and abs(v) <= INT_MAX
         ok = ok and (v >= lo if lc else v > lo) and (v <= hi if hc else v < hi)
-        if not ok:
-            shown = ' '.join(map(str, value)) if isinstance(value, (list, tuple)) else value
-            need = range_words(interval, kind)
-            raise ValueError(f"--{flag.replace('_', '-')} {shown} is not allowed: it must be {need}")
+        if not ok: return range_words(interval, kind)
+    return None
+
+def check_range(flag:str, value, interval:str, kind:str='float'):
+    "Refuse `value` of option `--flag` outside `interval` (`range_problem`), naming the flag and the rule."
+    need = range_problem(value, interval, kind)
+    if need is not None:
+        shown = ' '.join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        raise ValueError(f"--{flag.replace('_', '-')} {shown} is not allowed: it must be {need}")
 
 def check_ranges(values:dict, ranges:dict):
     "`check_range` on each set value of `values` (name: value) that `ranges` declares (name: (interval, kind))."
     for k, (interval, kind) in ranges.items():
         if values.get(k) is not None: check_range(k, values[k], interval, kind)
+
+def check_divides(values:dict, pairs=(('decoder_dim', 'decoder_heads'), ('embed_dim', 'num_heads'))):
+    "Refuse a number of attention heads (set in `values`) that does not divide its width: `pairs` of (width, heads)."
+    for dim, heads in pairs:
+        d, h = values.get(dim), values.get(heads)
+        if d is not None and h is not None and d % h:
+            raise ValueError(f"--{heads.replace('_', '-')} {h} does not divide --{dim.replace('_', '-')} {d}: "
+                             "attention splits the width evenly over the heads; "
+                             f"use a divisor of {d} (e.g. {max(x for x in range(1, min(d, 16) + 1) if d % x == 0)})")
+
+# %% ../nbs/09_cmdline.ipynb #62afeafa
+def check_unused(values:dict, owners:dict, chosen:str, kind:str=''):
+    """Refuse an option set in `values` (neither None nor False) that `owners` (`{owner: option names}`) gives to
+    owners other than `chosen` only: one line naming the flag, who reads it, and what to do."""
+    mine = set(owners.get(chosen, ()))
+    for k in sorted({o for opts in owners.values() for o in opts} - mine):
+        if values.get(k) is None or values.get(k) is False: continue
+        users = [n for n, opts in owners.items() if k in opts]
+        what = f"{kind}{'s' if kind and len(users) > 1 else ''} " if kind else ''
+        raise ValueError(f"--{k.replace('_', '-')} is an option of {what}{', '.join(users)}, which "
+                         f"{kind + ' ' if kind else ''}{chosen} does not use: leave it out")
+
+# the backbones a method can take: a regular expression over `--arch` and the words that say it
+ARCH_FAMILIES = dict(vit=(r'(vit|deit)\w*', "a ViT: vit_tiny, vit_small, vit_base, vit_large, vit_huge or a timm ViT "
+                                            "name such as vit_base_patch16_224"),
+                     cnn=(r'(?!vit|deit)\w+', "a ConvNet: a timm name such as resnet18 or resnet50"))
+
+def check_arch(method:str, arch, family:str):
+    "Refuse `--arch arch` for `method` unless it is of the backbone `family` (`ARCH_FAMILIES`) that the method takes."
+    pattern, words = ARCH_FAMILIES[family]
+    if arch is not None and not (isinstance(arch, str) and re.fullmatch(pattern, arch)):
+        raise ValueError(f"--arch {arch} does not fit {method}: it takes {words}")
 
 # %% ../nbs/09_cmdline.ipynb #9ba096e4
 def read_manifest(pkg=None) -> dict|None:
@@ -133,18 +172,19 @@ def read_manifest(pkg=None) -> dict|None:
 
 def check_parsed(desc:dict, args):
     """Refuse (status 2, one line) what the parsed `args` hold that no run can take, as the library would say it.
-    An option of another method than `args.method`, and a value outside the range its option declares in `desc`."""
+    An option of another method than `args.method`, an `--arch` the method cannot take, a value outside the range
+    its option declares in `desc`, and an `eval` option the protocol does not read."""
     try:
-        own = desc.get('method_options', {}) if args.command == 'pretrain' else {}
-        for name, opts in own.items():                      # another method's option, as `train.resolve_args` says it
-            for k in sorted(set(opts) - set(own.get(args.method, []))):
-                if getattr(args, k, None) is not None:
-                    raise ValueError(f"--{k.replace('_', '-')} is an option of {name}, which {args.method} does not "
-                                     "use: leave it out")
+        if args.command == 'pretrain':                      # as `train.resolve_args` says it
+            check_unused(vars(args), desc.get('method_options', {}), args.method)
+            family = desc.get('method_archs', {}).get(args.method)
+            if family: check_arch(args.method, args.arch, family)
         for a in desc['commands'][args.command]['actions']:
             v = getattr(args, a['dest'], None)                  # None: not given, the recipe's value is checked later
             if v is None or not a.get('range') or a.get('method') not in (None, getattr(args, 'method', None)): continue
             check_range(a['dest'], v, a['range'], a['type'])
+        if args.command == 'eval':                          # as `cli.run_eval` says it
+            check_unused(vars(args), desc.get('protocol_options', {}), args.protocol, 'protocol')
     except ValueError as e:
         print(f"{desc['prog']} {args.command}: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -593,8 +593,13 @@ def pixel_floors(data:TensorData, k:int=20, T:float=0.07, C:float=1.0, max_iter:
 
 # %% ../nbs/30_evaluation.ipynb #cfdf3dae
 PROTOCOLS = ('position', 'linear', 'knn', 'finetune')
-PROTOCOL_DEFAULTS = dict(position=dict(epochs=5, lr=1e-2, bs=128, wd=0., pool=None),
-                         linear=dict(epochs=30, lr=1e-2, bs=256, wd=0., pool='cls'),
-                         knn=dict(epochs=None, lr=None, bs=256, wd=None, pool='cls'),
-                         finetune=dict(epochs=10, lr=1e-3, bs=64, wd=0.05, pool='mean'))
+# the options each protocol reads, with their defaults (None: worked out from the others): one declaration, from
+# which `droppos_nb eval` also refuses an option the chosen protocol does not read (`cmdline.check_unused`)
+PROTOCOL_DEFAULTS = dict(
+    position=dict(epochs=5, lr=1e-2, bs=128, wd=0., warmup_epochs=None, drop_ratio=0.75),
+    linear=dict(epochs=30, lr=1e-2, bs=256, wd=0., warmup_epochs=None, pool='cls'),
+    knn=dict(bs=256, pool='cls', k=20, temperature=0.07),
+    finetune=dict(epochs=10, lr=1e-3, bs=64, wd=0.05, warmup_epochs=None, pool='mean', layer_decay=0.75, drop_path=0.1,
+                  label_smoothing=0.1, mixup=0., cutmix=0., flip_p=None, min_scale=0.8, precision='auto',
+                  save_encoder=False))
 

@@ -12,7 +12,7 @@ import torch, torch.nn as nn
 from fastai.learner import Metric
 from .core import global_sum
 from .checkpoint import (load_state_dict_file, check_state_dict, check_checkpoint_file, read_metadata,
-                                   check_model_config, unwrap)
+                                   check_model_config, unwrap, check_meta_ranges, MODEL_RANGES)
 
 # %% auto #0
 __all__ = ['VIT_ARGS', 'TRAIN_FIELDS', 'METHODS', 'DEFAULT_METHOD', 'BUILTIN_METHODS', 'seeded_masks', 'evaluating',
@@ -131,6 +131,25 @@ class MethodSpec:
                                                  # schedules
     no_decay: Callable|None = None               # (model, config) -> names of the parameters without weight decay,
                                                  # or None: fastai's rule (norm layers and biases), `PretrainLearner`
+    archs: str|None = None                       # the backbones `--arch` may name (`cmdline.ARCH_FAMILIES`): 'vit',
+                                                 # 'cnn'; None: 'cnn' for a timm-backbone export, else 'vit'
+
+    @property
+    def arch_family(self) -> str:
+        "The family of backbones (`cmdline.ARCH_FAMILIES`) whose names `--arch` may give for this method."
+        return self.archs or ('cnn' if self.export == 'timm' else 'vit')
+
+    def option_ranges(self) -> dict:
+        "`{setting: (interval, kind)}` that the method's own options declare with `range=` beside argparse's arguments."
+        return {kw.get('dest') or flags[0].lstrip('-').replace('-', '_'): (kw['range'], 'int' if kw.get('type') is int
+                                                                           else 'float')
+                for flags, kw in self.options if 'range' in kw}
+
+    def config_ranges(self) -> dict:
+        "`{constructor argument: (interval, kind)}`: `MODEL_RANGES` and `option_ranges` under the model's own names."
+        ranges = {**MODEL_RANGES, **self.option_ranges()}
+        pairs = [a if isinstance(a, tuple) else (a, a) for a in self.model_args]
+        return {kw: ranges[k] for k, kw in pairs if k in ranges}
 
     def recipe(self, name:str='laptop') -> dict:
         "The recipe `name` ('laptop' or 'paper'/'official') as a new dict."
@@ -197,6 +216,7 @@ def check_model_file(path) -> dict:
                          "it with save_model")
     check_model_config(spec.model_cls, meta['config'], path, allowed={a[1] if isinstance(a, tuple) else a
                                                                       for a in spec.model_args})
+    check_meta_ranges(path, meta['config'], spec.config_ranges(), 'config')   # the same intervals as the flags
     return meta
 
 def load_model(path, **overrides) -> nn.Module:
@@ -210,8 +230,8 @@ def load_model(path, **overrides) -> nn.Module:
         raise ValueError(f"{path} has no method metadata: it was not written by save_model (an official checkpoint "
                          "loads with official.load_any)")
     config = {**meta['config'], **overrides}
+    sd = load_state_dict_file(path)                # NaN weights, non-tensors: refused before any model is built
     model = get_method(meta['method']).model_cls(**config)
-    sd = load_state_dict_file(path)
     check_state_dict(model, sd, f"model file {path.name}")
     model.load_state_dict(sd)
     model.config, model.method = config, meta['method']

@@ -16,8 +16,8 @@ from .scale import (precision_callbacks, accumulation_callbacks, NonFiniteGuard,
                               ResumableCSVLogger, load_checkpoint, resume_, choose_precision, cpu_name, Interrupted)
 from .vit import timm_arch
 from .data import BUILTIN_DATASETS
-from .checkpoint import export_encoder, save_model, unwrap
-from .cmdline import check_ranges
+from .checkpoint import export_encoder, save_model, unwrap, MODEL_RANGES
+from .cmdline import check_ranges, check_unused, check_arch, range_problem, check_divides
 from .runs import repo_root, runs_dir, run_name, read_config, run_finished, epoch_seconds, attach_provenance
 from .registry import get_method, method_names, resolve_config, load_model, TRAIN_FIELDS, DEFAULT_METHOD
 from .learner import pretrain_learner, scaled_lr, warmup_cos, SaveModelEveryEpoch
@@ -26,12 +26,12 @@ from .viz import run_figure, model_label
 # %% auto #0
 __all__ = ['FALLBACK', 'RUN_DEFAULTS', 'MODEL_FIELDS', 'RUN_KEYS', 'TRAIN_RANGES', 'NOT_RECORDED', 'REPRO_SKIP', 'RUN_FILES',
            'OUTPUT_FILES', 'LOCK', 'ASIDE', 'KEEP_ON_RESUME', 'NOT_SETTINGS', 'option_dest', 'method_options',
-           'setting_names', 'pretrain_settings', 'resolve_args', 'option_range', 'setting_ranges', 'check_numbers',
-           'model_kwargs', 'run_settings', 'command_overrides', 'git_commit', 'recipe_command', 'save_run_figure',
-           'check_out_folder', 'read_lock', 'check_lock', 'check_run_folder', 'made_folder', 'run_lock', 'run_outputs',
-           'set_aside', 'ReleaseOverwritten', 'resume_changes', 'resume_args', 'extension_note', 'choose_hardware',
-           'process_device', 'path_settings', 'absolute_paths_', 'pretrain', 'encoder_meta', 'train_run',
-           'train_cached', 'trained_model']
+           'setting_names', 'pretrain_settings', 'resolve_args', 'setting_ranges', 'check_numbers', 'model_kwargs',
+           'run_settings', 'command_overrides', 'git_commit', 'recipe_command', 'save_run_figure', 'check_out_folder',
+           'read_lock', 'check_lock', 'check_run_folder', 'made_folder', 'run_lock', 'run_outputs', 'set_aside',
+           'ReleaseOverwritten', 'resume_changes', 'check_run_config', 'resume_args', 'extension_note',
+           'choose_hardware', 'process_device', 'path_settings', 'absolute_paths_', 'pretrain', 'encoder_meta',
+           'train_run', 'train_cached', 'trained_model']
 
 # %% ../nbs/50_train.ipynb #e4b02898
 FALLBACK = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0., warmup_epochs=1.,
@@ -70,11 +70,8 @@ def resolve_args(args, method_options:dict|None=None):
     """Fill every setting left `None` in `args` from the method's recipe (`args.recipe`), then the fallbacks.
     Refuse another method's options."""
     spec = get_method(args.method)
-    for name, opts in (method_options or {}).items():
-        for k in sorted(opts - (method_options or {}).get(args.method, set())):
-            if getattr(args, k, None) is not None:
-                raise ValueError(f"--{k.replace('_', '-')} is an option of {name}, which {args.method} does not use: "
-                                 "leave it out")
+    check_unused(vars(args), method_options or {}, args.method)      # the front door's words (`cmdline.check_parsed`)
+    check_arch(args.method, getattr(args, 'arch', None), spec.arch_family)
     given = {k: v for k, v in vars(args).items() if k not in RUN_KEYS}
     for k, v in resolve_config(spec, args.recipe, given, FALLBACK).items(): setattr(args, k, v)
     args.betas = tuple(args.betas)
@@ -84,24 +81,17 @@ def resolve_args(args, method_options:dict|None=None):
 def _bad(flag:str, value, need:str): raise ValueError(f"--{flag} {value} is not allowed: it must be {need}")
 
 # each shared numeric setting's interval, declared once: the command line, its front door and `check_numbers` read it
+# (the model's shape settings come from `checkpoint.MODEL_RANGES`, which a checkpoint's metadata is held to as well)
 TRAIN_RANGES = dict(
-    img_size=('[1, inf)', 'int'), patch_size=('[1, inf)', 'int'), depth=('[1, inf)', 'int'),
-    embed_dim=('[1, inf)', 'int'), num_heads=('[1, inf)', 'int'), epochs=('[1, inf)', 'int'), bs=('[1, inf)', 'int'),
+    **MODEL_RANGES, epochs=('[1, inf)', 'int'), bs=('[1, inf)', 'int'),
     blr=('(0, inf)', 'float'), lr=('(0, inf)', 'float'), min_lr=('[0, inf)', 'float'),
     warmup_epochs=('[0, inf)', 'float'), wd=('[0, inf)', 'float'), betas=('[0, 1)', 'float'),
-    drop_path=('[0, 1)', 'float'), min_scale=('(0, 1]', 'float'), mask_ratio=('(0, 1)', 'float'),
-    decoder_dim=('[1, inf)', 'int'), decoder_depth=('[1, inf)', 'int'), decoder_heads=('[1, inf)', 'int'),
-    max_items=('[1, inf)', 'int'), seed=('[0, inf)', 'int'), accum=('[1, inf)', 'int'), num_workers=('[0, inf)', 'int'))
-
-def option_range(kw:dict) -> tuple|None:
-    "`(interval, kind)` that a method option declares with `range=` beside its argparse arguments (None without one)."
-    if 'range' not in kw: return None
-    return kw['range'], 'int' if kw.get('type') is int else 'float'
+    min_scale=('(0, 1]', 'float'), max_items=('[1, inf)', 'int'), seed=('[0, inf)', 'int'), accum=('[1, inf)', 'int'),
+    num_workers=('[0, inf)', 'int'))
 
 def setting_ranges(method:str) -> dict:
     "{setting: (interval, kind)}: the shared settings' `TRAIN_RANGES` and the ranges `method`'s own options declare."
-    own = {option_dest(f, kw): option_range(kw) for f, kw in get_method(method).options if option_range(kw)}
-    return {**TRAIN_RANGES, **own}
+    return {**TRAIN_RANGES, **get_method(method).option_ranges()}
 
 def check_numbers(args):
     """Refuse numeric settings that cannot train, before anything is written: each outside its declared range
@@ -111,12 +101,7 @@ def check_numbers(args):
     if a.get('lr') is not None and a.get('min_lr') is not None and a['min_lr'] > a['lr']:
         raise ValueError(f"--min-lr {a['min_lr']} is above --lr {a['lr']}: the schedule decays from --lr down to "
                          "--min-lr; pass a smaller --min-lr")
-    for dim, heads in (('decoder_dim', 'decoder_heads'), ('embed_dim', 'num_heads')):
-        d, h = a.get(dim), a.get(heads)
-        if d is not None and h is not None and d % h:
-            raise ValueError(f"--{heads.replace('_', '-')} {h} does not divide --{dim.replace('_', '-')} {d}: "
-                             "attention splits the width evenly over the heads; "
-                             f"use a divisor of {d} (e.g. {max(x for x in range(1, min(d, 16) + 1) if d % x == 0)})")
+    check_divides(a)
 
 
 # %% ../nbs/50_train.ipynb #aa3303c4
@@ -329,6 +314,23 @@ def resume_changes(args, config:dict) -> dict:
 
 
 # %% ../nbs/50_train.ipynb #04e0478f
+def check_run_config(config:dict, path) -> dict:
+    """Refuse a run's `config` (read from `path`) that the flags could not have given: an unknown method, a setting
+    outside the range its flag declares (`setting_ranges`: the same declarations), a number written as a string,
+    and a text setting that is not text. One line naming the key and the file."""
+    bad = lambda k, need: ValueError(f"{path} holds \"{k}\": {json.dumps(config[k])}, which is not allowed: it must "
+                                     f"be {need}: the file was edited by hand or damaged; restore it from a copy, or "
+                                     "start a new run with another --out")
+    if not isinstance(config.get('method', DEFAULT_METHOD), str): raise bad('method', 'the name of a method')
+    try: ranges = setting_ranges(config.get('method', DEFAULT_METHOD))
+    except ValueError as e: raise ValueError(f"{path} names a method that does not exist here: {e}") from None
+    for k, (interval, kind) in ranges.items():
+        need = None if config.get(k) is None else range_problem(config[k], interval, kind)
+        if need: raise bad(k, need)
+    for k, v in {**FALLBACK, **RUN_DEFAULTS}.items():
+        if isinstance(v, str) and config.get(k) is not None and not isinstance(config[k], str): raise bad(k, 'text')
+    return config
+
 def resume_args(args) -> dict:
     """Fill `args` from the config of the run in `args.resume`; returns its training checkpoint.
     It refuses other settings typed with it except a larger `--epochs` (which extends the run) and `--data` for an
@@ -344,6 +346,7 @@ def resume_args(args) -> dict:
     if not isinstance(config, dict) or 'epochs' not in config:
         raise ValueError(f"{run / 'config.json'} is not a run's configuration (no epochs): "
                          "pass the --out folder of a droppos_nb pretrain run")
+    check_run_config(config, run / 'config.json')
     changes = resume_changes(args, config)
     data = changes.pop('data', None)
     # the same folder

@@ -17,9 +17,8 @@ FIX = "the manifest is stale: write it again with `.venv/bin/python -c 'from dro
 def test_manifest_is_current():
     m = read_manifest()
     assert m is not None, FIX
-    from droppos_nb.train import method_options
-    want = dict(describe(build_parser()[0]), method_options={k: sorted(v) for k, v in method_options().items()},
-                source=source_hash())
+    from droppos_nb.cli import manifest
+    want = dict(manifest(), source=source_hash())
     assert m == json.loads(json.dumps(want)), FIX
 
 def answer(parser, argv) -> tuple:

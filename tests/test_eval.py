@@ -133,11 +133,12 @@ def test_folder_of_images(tmp_path):
 
 # ---- the command line ----
 
-TINY = ['--img-size', '16', '--depth', '1', '--max-items', '128', '--max-valid', '64', '--epochs', '1', '--quiet']
+TINY = ['--img-size', '16', '--depth', '1', '--max-items', '128', '--max-valid', '64', '--quiet']
 
-@pytest.mark.parametrize('protocol,metric', [('position', 'pos_acc'), ('linear', 'acc'), ('knn', 'acc')])
-def test_cli_writes_json(run_cli, tmp_path, protocol, metric):
-    r = run_cli('eval', '--protocol', protocol, '--checkpoint', 'random', *TINY, '--k', '5', '--bs', '32', '--out', tmp_path)
+@pytest.mark.parametrize('protocol,metric,own', [('position', 'pos_acc', ['--epochs', '1']), ('linear', 'acc', ['--epochs', '1']),
+                                                 ('knn', 'acc', ['--k', '5'])])     # each protocol's own options only
+def test_cli_writes_json(run_cli, tmp_path, protocol, metric, own):
+    r = run_cli('eval', '--protocol', protocol, '--checkpoint', 'random', *TINY, *own, '--bs', '32', '--out', tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     rec = json.loads((tmp_path / f'eval-{protocol}.json').read_text())
     assert rec['protocol'] == protocol and rec['checkpoint'] == 'random' and rec['data'] == 'mnist5k'
@@ -148,7 +149,8 @@ def test_cli_writes_json(run_cli, tmp_path, protocol, metric):
 @pytest.mark.slow
 def test_cli_finetune_then_position_probe(run_cli, tmp_path):
     "Fine-tune, save the encoder, and position-probe it with nothing but --checkpoint: its settings come from the file."
-    r = run_cli('eval', '--protocol', 'finetune', '--checkpoint', 'random', *TINY, '--bs', '32', '--save-encoder', '--out', tmp_path)
+    r = run_cli('eval', '--protocol', 'finetune', '--checkpoint', 'random', *TINY, '--epochs', '1', '--bs', '32', '--save-encoder',
+                '--out', tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     rec = json.loads((tmp_path / 'eval-finetune.json').read_text())
     assert rec['settings']['layer_decay'] == 0.75 and rec['settings']['flip_p'] == 0. and len(rec['metrics']['lrs']) == 3

@@ -261,3 +261,20 @@ def test_recipes_lie_in_their_ranges(name):
     from droppos_nb.cmdline import check_ranges
     from droppos_nb.train import setting_ranges
     for recipe in ('laptop', 'paper'): check_ranges(get_method(name).recipe(recipe), setting_ranges(name))
+    # the recipe's backbone is one its method declares that it takes (`MethodSpec.arch_family`)
+    from droppos_nb.cmdline import check_arch
+    for recipe in ('laptop', 'paper'): check_arch(name, get_method(name).recipe(recipe).get('arch'), get_method(name).arch_family)
+
+def test_every_eval_option_of_one_protocol_is_declared():
+    "An eval option that only some protocols read is named in `PROTOCOL_DEFAULTS`, so that the others refuse it; the rest are common."
+    import argparse
+    from droppos_nb.cli import eval_parser
+    from droppos_nb.evaluation import PROTOCOL_DEFAULTS
+    COMMON = {'help', 'protocol', 'checkpoint', 'data', 'arch', 'img_size', 'patch_size', 'depth', 'embed_dim', 'num_heads',
+              'pos_embed', 'seed', 'max_items', 'max_valid', 'device', 'out', 'overwrite', 'quiet'}
+    p = eval_parser(argparse.ArgumentParser())
+    dests = {a.dest for a in p._actions}
+    declared = {k for d in PROTOCOL_DEFAULTS.values() for k in d}
+    assert dests - COMMON == declared, (dests - COMMON - declared, declared - dests)
+    given = {k: p.get_default(k) for k in declared if p.get_default(k) not in (None, False)}
+    assert not given, f"a protocol's option must default to None (its default is in PROTOCOL_DEFAULTS), else it is always 'given': {given}"

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_checkpoint.ipynb #afb3689b
 from __future__ import annotations
-import json, math, os, re, argparse, inspect
+import json, math, os, re, argparse, inspect, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch, torch.nn as nn
@@ -129,7 +129,9 @@ def _safe_torch_load(path):
     """`torch.load` of `path` with nothing unpickled but tensors.
     Plain containers and `argparse.Namespace` (official releases store their args so)."""
     path = check_checkpoint_file(path)
-    with torch.serialization.safe_globals([argparse.Namespace]):
+    with torch.serialization.safe_globals([argparse.Namespace]), warnings.catch_warnings():
+        # a bare pickle makes torch warn about its protocol before refusing it: the refusal below says all there is
+        warnings.filterwarnings('ignore', message='Detected pickle protocol')
         try: return torch.load(path, map_location='cpu', weights_only=True)
         except Exception as e: raise _torch_load_error(path, e) from None
 

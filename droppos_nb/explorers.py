@@ -4,195 +4,19 @@
 
 # %% ../nbs/41_explorers.ipynb #cc02146c
 from __future__ import annotations
-import html
-from pathlib import Path
 import torch
 import ipywidgets as W
 from .data import denormalize
-from .official import load_any, from_official
-from .checkpoint import read_metadata
-from .masking import n_keep
-from .viz import (set_ratios, droppos_outputs, droppos_metrics, plot_droppos_panels, attention_maps,
-                            plot_attention_panels, cls_attention, attention_summary, object_fraction, plot_mae,
-                            plot_alignment_reconstruction, fig_to_png, sample_images, model_label)
-from .runs import attach_provenance
+from .registry import spec_of
+from .explore import Explorer, image_picker, slider, TOP, load_for_explorer, header_html
+from .viz import (attention_maps, plot_attention_panels, cls_attention, attention_summary, object_fraction,
+                            plot_mae, plot_alignment_reconstruction, fig_to_png, model_label)
 
 # %% auto #0
-__all__ = ['KEY_HTML', 'load_for_explorer', 'header_html', 'ratio_steps', 'DropPosExplorer', 'AttentionExplorer',
-           'MaskedModelExplorer', 'CodeExplorer']
-
-# %% ../nbs/41_explorers.ipynb #f9a5c35f
-def _image_picker(n:int, value:int=0):
-    return W.Dropdown(options=[(f"image {i}", i) for i in range(n)], value=value, description='image',
-                      layout=W.Layout(width='180px'))
-
-def _slider(cls, desc, value, lo, hi, step, **kw):
-    return cls(value=value, min=lo, max=hi, step=step, description=desc, continuous_update=False,
-               style=dict(description_width='70px'), layout=W.Layout(width='320px'), **kw)
-
-_TOP = W.Layout(align_items='flex-start')   # pictures keep their own size instead of stretching to the row
-
-def load_for_explorer(src, who:str='This explorer', **load_kw):
-    """`(model, note)` from a model or checkpoint path.
-    `note` says in one line what a file without a whole model held (no list of keys)."""
-    if src is None:
-        raise ValueError(f"{who} draws the model it is given: pass one, e.g. {who}(trained_model('droppos')) with "
-                         "`from droppos_nb.train import trained_model` (the trained laptop run), or a checkpoint path")
-    if isinstance(src, torch.nn.Module): return src, None
-    path = Path(src)
-    meta = read_metadata(path) if path.suffix == '.safetensors' and path.exists() else {}
-    if 'method' in meta or path.suffix == '.safetensors' and not path.exists():
-        return attach_provenance(load_any(path, **load_kw), path), None
-    from droppos_nb.evaluation import method_encoder_loader
-    if (loader := method_encoder_loader(path)) is not None:     # an encoder only its method rebuilds (BEiT v2's timm
-                                                                # Beit)
-        enc = attach_provenance(loader(path), path)
-        return enc, f"{path.name}: a {meta.get('arch')} encoder; the file holds the encoder only"
-    model, rep = from_official(path, verbose=False, **load_kw)
-    attach_provenance(model, path)
-    enc_missing = [k for k in rep.missing if k.startswith('encoder.')]
-    note = f"{path.name}: {len(rep.loaded)} tensors loaded"
-    if enc_missing: note += (f"; {len(enc_missing)} encoder tensors are NOT in the file (e.g. {enc_missing[0]}): "
-                              "the encoder is partly untrained")
-    elif rep.missing: note += ("; the file holds the encoder only (no position decoder), so the decoder's "
-                               f"{len(rep.missing)} tensors are freshly initialised: attention and attentive weights "
-                               "are trained, position predictions are not")
-    return model, note
-
-KEY_HTML = ("<div class='explorer-key' style='font-size:13px'><b>Key</b>: "
-            "<span style='color:#0a0'>▬ green solid</span>: true cell of the chosen patch &nbsp; "
-            "<span style='color:#d00'>┅ red dashed</span>: its predicted cell (drawn inside, so both show when right) "
-            "&nbsp; black: masked &nbsp; white: visible, placed wrong &nbsp; grey frame: visible patch &nbsp; dimmed: "
-            "position dropped. Maps: fixed 0-1 scales (colour bars).</div>")
-
-def header_html(label:str, note:str|None=None) -> str:
-    "The line above an explorer's widgets: which model it shows (and a note on what its file held)."
-    cls = 'untrained' if 'untrained' in label else 'trained'
-    res = f"<div class='explorer-model {cls}'><b>Model</b>: {html.escape(label)}</div>"
-    return res + (f"<div class='explorer-note' style='color:#8a5a00'>{html.escape(note)}</div>" if note else '')
-
-class _Explorer:
-    "Shared parts: a model, images, the widget tree, the notebook display and a static copy (`figure`)."
-    dpi = 90
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
-    def snapshot(self):
-        """Display the current state as a static PNG.
-        Stored with the notebook, it shows the widget's picture on a page without a kernel."""
-        from IPython.display import Image, display
-        display(Image(fig_to_png(self.figure(), self.dpi)))
-    def _set_error(self, msg:str|None):
-        self.status.value = '' if not msg else f"<span style='color:#c00'>{html.escape(msg)}</span>"
-    def _images(self, imgs, img_size:int):
-        imgs = sample_images(8, img_size=img_size) if imgs is None else imgs
-        return imgs.as_subclass(torch.Tensor) if isinstance(imgs, torch.Tensor) else torch.as_tensor(imgs)
-
-# %% ../nbs/41_explorers.ipynb #d42538a2
-def ratio_steps(n:int, value:float, lo:float=0.05, hi:float=0.95, step:float=0.05) -> list:
-    """`(label, ratio)` options for a ratio slider over `n` items: only the ratios that change how many are kept.
-    `int(n (1 - r))` items keep: one ratio per count from 0 to n-1 (the smallest; `value` for its own count)."""
-    grid = [round(lo + i * step, 6) for i in range(int(round((hi - lo) / step)) + 1)]
-    by = {}
-    for r in grid: by.setdefault(n_keep(n, r), r)
-    if n_keep(n, value) < n: by[n_keep(n, value)] = value
-    return sorted(((f"{r:.2f}: {k} of {n} keep it", r) for k, r in by.items() if k < n), key=lambda o: o[1])
-
-class DropPosExplorer(_Explorer):
-    """Widgets to explore a DropPos `model` (e.g. `train.trained_model('droppos')`) or checkpoint path.
-    They show normalised `imgs` (default: 8 validation digits)."""
-    def __init__(self, model=None, imgs:torch.Tensor|None=None, seed:int=0, label:str|None=None, **load_kw):
-        self.model, note = load_for_explorer(model, 'DropPosExplorer', **load_kw)
-        m = self.model.eval()
-        self.patch_size = m.encoder.patch_embed.patch_size[0]
-        self.imgs = self._images(imgs, m.encoder.patch_embed.img_size[0])
-        self.shown = denormalize(self.imgs).cpu()
-        self.label = label or model_label(m)
-        self.header = W.HTML(header_html(self.label, note))
-        self.image = _image_picker(len(self.imgs))
-        self.gamma = _slider(W.FloatSlider, 'γ', m.mask_ratio, 0.05, 0.95, 0.05)
-        self.gamma_pos = W.SelectionSlider(options=ratio_steps(m.n_vis, m.pos_mask_ratio), value=m.pos_mask_ratio,
-                                           description='γ_pos', continuous_update=False,
-                                           style=dict(description_width='70px'), layout=W.Layout(width='320px'))
-        self.sigma = _slider(W.FloatSlider, 'σ', m.sigma, 0., 2., 0.125)
-        self.tau = _slider(W.FloatLogSlider, 'τ', m.tau if m.tau != float('inf') else 10., -2, 1, 0.1, base=10)
-        self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='seed',
-                                     layout=W.Layout(width='180px'))
-        self.resample = W.Button(description='resample masks', icon='refresh')
-        self.patch = W.Dropdown(description='patch', layout=W.Layout(width='340px'))
-        self.info, self.status, self.key = W.HTML(), W.HTML(), W.HTML(KEY_HTML)
-        self.info.add_class('explorer-info')
-        self.status.add_class('explorer-status')
-        self.view = W.Image(format='png', layout=W.Layout(max_width='100%'))
-        self.resample.on_click(lambda _: setattr(self.seed, 'value', self.seed.value + 1))
-        for w in (self.image, self.gamma, self.gamma_pos, self.sigma, self.tau, self.seed):
-            w.observe(self.update, names='value')
-        self.patch.observe(self.redraw, names='value')
-        self._busy = False
-        self.widget = W.VBox([self.header, W.HBox([self.image, self.seed, self.resample, self.patch]),
-                              W.HBox([W.VBox([self.gamma, self.gamma_pos]), W.VBox([self.sigma, self.tau])]),
-                              self.info, self.status, self.key, self.view], layout=_TOP)
-        self.widget.add_class('droppos-explorer')
-        self.update()
-
-    def snap_gamma_pos(self):
-        "Offer γ_pos only the values that change how many of the visible patches keep their position (those of γ)."
-        n_vis = n_keep(self.model.num_patches, self.gamma.value)
-        if n_vis < 1: return                                   # γ leaves nothing visible: `update` says so
-        opts = ratio_steps(n_vis, self.gamma_pos.value)
-        want = min((r for _, r in opts), key=lambda r: abs(r - self.gamma_pos.value))
-        self._snapping = True
-        try: self.gamma_pos.options, self.gamma_pos.value = opts, want
-        finally: self._snapping = False
-
-    def update(self, change=None):
-        "Recompute the model's output with the widgets' settings, refill the patch picker and redraw."
-        if getattr(self, '_snapping', False): return
-        if change is not None and change.owner is self.gamma: self.snap_gamma_pos()
-        try: set_ratios(self.model, self.gamma.value, self.gamma_pos.value)
-        except ValueError as e:
-            self._set_error(str(e))
-            return
-        self._set_error(None)
-        self.out = droppos_outputs(self.model, self.imgs, self.seed.value, sigma=self.sigma.value, tau=self.tau.value)
-        b, g, out = self.image.value, self.model.grid, self.out
-        order = sorted(torch.nonzero(out['mask_pos'][b]).flatten().tolist(), key=lambda i: -float(out['weights'][b, i]))
-        total = sum(float(out['weights'][b, i]) for i in order) or 1.
-        opts = [(f"row {int(out['ids_keep'][b, i]) // g}, col {int(out['ids_keep'][b, i]) % g} (weight "
-                 f"{float(out['weights'][b, i]) / total:.2f})", i)
-                for i in order]
-        keep = (self.patch.value
-                if self.patch.value in order and change is not None and change.owner in (self.sigma, self.tau)
-                else order[0])
-        self._busy = True
-        try: self.patch.options, self.patch.value = opts, keep
-        finally: self._busy = False
-        self.redraw()
-
-    def redraw(self, change=None):
-        "Redraw the picture and the accuracy line for the picked image and patch."
-        if self._busy or self.patch.value is None: return
-        b, n = self.image.value, len(self.imgs)
-        m, mb = droppos_metrics(self.out, b), droppos_metrics(self.out)
-        self.metrics = dict(image=m, batch=mb)
-        self.info.value = (f"<b>weighted position accuracy</b> (τ = {self.tau.value:.2g}, the training metric): this "
-                           f"image {m['weighted']:.1%}, batch of {n} {mb['weighted']:.1%} &nbsp;|&nbsp; <b>unweighted "
-                           f"top-1</b>: this image {m['right']}/{m['dropped']} = {m['top1']:.1%}, batch "
-                           f"{mb['right']}/{mb['dropped']} = {mb['top1']:.1%} &nbsp;|&nbsp; <b>chance</b> 1/{m['N']} = "
-                           f"{m['chance']:.1%} &nbsp;|&nbsp; <b>loss</b> at σ = {self.sigma.value:g}: "
-                           f"{self.out['loss'].item():.3f} &nbsp; ({self.model.n_vis} visible patches, "
-                           f"{self.model.n_vis - self.model.n_pos} positions dropped; γ_pos moves in steps that change "
-                           "how many of the visible patches keep their position)")
-        self.view.value = fig_to_png(self.figure(), self.dpi)
-
-    def figure(self):
-        "The current picture as a matplotlib figure (a static copy of the widget's state)."
-        b = self.image.value
-        return plot_droppos_panels(self.shown[b], self.out, b, self.patch.value, self.patch_size,
-                                   sigma=self.sigma.value, tau=self.tau.value)
+__all__ = ['AttentionExplorer', 'MaskedModelExplorer']
 
 # %% ../nbs/41_explorers.ipynb #1b26b9fe
-class AttentionExplorer(_Explorer):
+class AttentionExplorer(Explorer):
     """Widgets to explore the [CLS] attention of a model's ViT encoder, a checkpoint path.
     Or several models ({name: model or path}: a model picker), on normalised `imgs`."""
     def __init__(self, model=None, imgs:torch.Tensor|None=None, label:str|None=None, **load_kw):
@@ -214,17 +38,17 @@ class AttentionExplorer(_Explorer):
         self.header = W.HTML()
         self.pick = W.Dropdown(options=list(self.models), value=list(self.models)[0], description='model',
                                layout=W.Layout(width='260px', display=None if len(self.models) > 1 else 'none'))
-        self.image = _image_picker(len(self.imgs))
+        self.image = image_picker(len(self.imgs))
         self.layer, self.head = W.Dropdown(description='layer',
                                            layout=W.Layout(width='200px')), W.Dropdown(description='head',
                                                                                        layout=W.Layout(width='200px'))
-        self.alpha = _slider(W.FloatSlider, 'opacity', 0.6, 0., 1., 0.05)
+        self.alpha = slider(W.FloatSlider, 'opacity', 0.6, 0., 1., 0.05)
         self.status, self.info, self.view = W.HTML(), W.HTML(), W.Image(format='png', layout=W.Layout(max_width='100%'))
         self._model_changed()
         self.pick.observe(self._model_changed, names='value')
         for w in (self.image, self.layer, self.head, self.alpha): w.observe(self.update, names='value')
         self.widget = W.VBox([self.header, W.HBox([self.pick, self.image, self.layer, self.head]), self.alpha,
-                              self.info, self.status, self.view], layout=_TOP)
+                              self.info, self.status, self.view], layout=TOP)
         self.widget.add_class('attention-explorer')
         self.update()
 
@@ -279,7 +103,7 @@ class AttentionExplorer(_Explorer):
         self.view.value = fig_to_png(self.figure(), self.dpi)
 
 # %% ../nbs/41_explorers.ipynb #8b6480a2
-class MaskedModelExplorer(_Explorer):
+class MaskedModelExplorer(Explorer):
     """ipywidgets: choose an image of `imgs` and a model of `models` ({name: model or path}).
     See reconstruction, alignment path and attention."""
     def __init__(self, models:dict, imgs:torch.Tensor|None=None, seed:int=0, labels:dict|None=None):
@@ -290,23 +114,24 @@ class MaskedModelExplorer(_Explorer):
         self.notes = {k: n for k, (_, n) in loaded.items()}
         first = next(iter(self.models.values()))
         self.imgs = self._images(imgs, first.encoder.patch_embed.img_size[0])
-        self.image = _image_picker(len(self.imgs))
+        self.image = image_picker(len(self.imgs))
         self.model = W.Dropdown(options=list(self.models), value=list(self.models)[0], description='model')
         self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='mask seed')
         self.rec, self.align, self.attn = [W.Image(format='png') for _ in range(3)]
         self.header, self.info = W.HTML(), W.HTML()
         for w in (self.image, self.model, self.seed): w.observe(self.update, names='value')
         self.widget = W.VBox([self.header, W.HBox([self.image, self.model, self.seed]), self.info,
-                              W.HBox([self.rec, self.align], layout=_TOP), self.attn], layout=_TOP)
+                              W.HBox([self.rec, self.align], layout=TOP), self.attn], layout=TOP)
         self.widget.add_class('masked-model-explorer')
         self.update()
 
     def _figs(self) -> dict:
         m, x = self.models[self.model.value], self.imgs[self.image.value:self.image.value + 1]
         figs = {}
-        if hasattr(m, 'reconstruct') and getattr(m, 'tokenizer', None) is None:
-            figs['rec'] = plot_mae(m, x, seed=self.seed.value, n=1)
-        if hasattr(m, 'encode_decode') and getattr(m, 'tokenizer', None) is None:
+        spec = spec_of(m)
+        views = spec.explorer_views(m) if spec is not None and spec.explorer_views is not None else ()
+        if 'reconstruction' in views: figs['rec'] = plot_mae(m, x, seed=self.seed.value, n=1)
+        if 'alignment' in views:
             figs['align'] = plot_alignment_reconstruction({self.model.value: m}, x, n=1, size=1.8)
         figs['attn'] = plot_attention_panels(denormalize(x).cpu()[0], attention_maps(m.encoder, x), size=2.2)
         return figs
@@ -340,124 +165,3 @@ class MaskedModelExplorer(_Explorer):
         self.header.value = header_html(f"{k}: {self.labels[k]}", self.notes.get(k))
         self.info.value = (f"<b>{k}</b>: {type(self.models[k]).__name__}, image {self.image.value}, "
                            f"mask seed {self.seed.value}")
-
-# %% ../nbs/41_explorers.ipynb #673485f6
-import matplotlib.pyplot as plt
-from .viz import (image_codes, code_usage, code_gallery, draw_code_map, plot_code_gallery,
-                            plot_mim_predictions, to_hwc, FONT)
-
-# %% ../nbs/41_explorers.ipynb #8aaecaba
-class CodeExplorer(_Explorer):
-    """Widgets to explore a VQ-KD `tokenizer` (model or model.safetensors path) on normalised `imgs`.
-    Pick an image and a code, see the code's gallery and where it sits on the image; with a BEiT v2 `model`, its
-    masked predictions for a mask seed."""
-    def __init__(self, tokenizer=None, imgs:torch.Tensor|None=None, model=None, seed:int=0, k:int=8,
-                 gallery_imgs:torch.Tensor|None=None, label:str|None=None):
-        if model is not None: model = load_for_explorer(model)[0].eval()
-        if tokenizer is None:
-            if model is None: raise ValueError("give a VQ-KD tokenizer (model or model.safetensors of a --method vqkd "
-                                               "run) or a BEiT v2 model")
-            tokenizer = model.tokenizer
-        self.tokenizer, note = load_for_explorer(tokenizer)
-        self.tokenizer.eval()
-        self.model, self.k = model, k
-        enc = self.tokenizer.encoder
-        self.imgs = self._images(imgs, enc.patch_embed.img_size[0])
-        self.gallery_imgs = self.imgs if gallery_imgs is None else gallery_imgs.as_subclass(torch.Tensor)
-        self.shown = denormalize(self.imgs).cpu()
-        self.codes = image_codes(self.tokenizer, self.imgs)
-        # ids and usage of the gallery set
-        self.gallery = code_gallery(self.tokenizer, self.gallery_imgs, k=k, n_codes=0)
-        self.label = label or model_label(self.tokenizer)
-        mlabel = f" | BEiT v2: {model_label(model)}" if model is not None else ''
-        self.header = W.HTML(header_html(self.label + mlabel, note))
-        self.image = _image_picker(len(self.imgs))
-        self.code = W.Dropdown(description='code', layout=W.Layout(width='360px'))
-        self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='mask seed',
-                                     layout=W.Layout(width='200px', display=None if model is not None else 'none'))
-        self.info, self.status = W.HTML(), W.HTML()
-        self.map_view, self.gallery_view, self.mim_view = [W.Image(format='png', layout=W.Layout(max_width='100%'))
-                                                           for _ in range(3)]
-        self.mim_view.layout.display = None if model is not None else 'none'
-        self._quiet = False
-        self.image.observe(self._image_changed, names='value')
-        self.code.observe(self.update, names='value')
-        self.seed.observe(self.update, names='value')
-        self.widget = W.VBox([self.header, W.HBox([self.image, self.code, self.seed]), self.info, self.status,
-                              W.HBox([self.map_view, self.gallery_view], layout=_TOP), self.mim_view], layout=_TOP)
-        self.widget.add_class('code-explorer')
-        self._image_changed()
-
-    def _code_options(self) -> list:
-        """Codes of the picked image first (most frequent in the data set first).
-        Then the other used codes of the gallery set."""
-        cnt = self.gallery['usage']['counts']
-        tot = cnt.sum()
-        here = torch.bincount(self.codes[self.image.value].flatten(), minlength=len(cnt))
-        order = sorted(range(len(cnt)), key=lambda c: (-int(here[c] > 0), -float(cnt[c])))
-        return [(f"code {c}: {100 * cnt[c] / tot:.1f}% of patches" + (f", {int(here[c])} on this image" if here[c]
-                                                                      else ''), c)
-                for c in order if cnt[c] > 0 or here[c] > 0]
-
-    def _image_changed(self, change=None):
-        self._quiet = True
-        try:
-            opts = self._code_options()
-            keep = self.code.value if self.code.value in [v for _, v in opts] else opts[0][1]
-            self.code.options = opts
-            self.code.value = keep
-        finally: self._quiet = False
-        self.update()
-
-    def figures(self) -> dict:
-        """The current pictures: 'map' (image + code map, the picked code framed).
-        'gallery' (the picked code's patches), 'mim' (BEiT v2 only)."""
-        i, c = self.image.value, self.code.value
-        figs = {}
-        fig, axs = plt.subplots(1, 2, figsize=(5., 2.9))
-        axs[0].imshow(to_hwc(self.shown[i]), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
-        axs[0].set_xticks([])
-        axs[0].set_yticks([])
-        axs[0].set_title(f"image {i}", fontsize=FONT)
-        draw_code_map(axs[1], self.shown[i], self.codes[i], highlight=c)
-        axs[1].set_title(f"codes (framed: code {c}, {int((self.codes[i] == c).sum())}x)", fontsize=FONT)
-        fig.tight_layout()
-        figs['map'] = fig
-        figs['gallery'] = plot_code_gallery(self.tokenizer, self.gallery_imgs, [c], k=self.k, size=1.1,
-                                            title=f"code {c}: the {self.k} most typical of its patches in "
-                                            f"{len(self.gallery_imgs)} images")
-        if self.model is not None:
-            figs['mim'] = plot_mim_predictions(self.model, self.imgs[i:i + 1], n=1, seed=self.seed.value, size=2.)
-        return figs
-
-    def figure(self):
-        "The current pictures in one matplotlib figure (a static copy of the widget's state)."
-        import io
-        from PIL import Image
-        pngs = [Image.open(io.BytesIO(fig_to_png(f, self.dpi))) for f in self.figures().values()]
-        ws = [p.width for p in pngs]
-        fig, axs = plt.subplots(1, len(pngs), figsize=(sum(ws) / self.dpi, max(p.height for p in pngs) / self.dpi),
-                                gridspec_kw=dict(width_ratios=ws), squeeze=False)
-        for ax, p in zip(axs[0], pngs):
-            ax.imshow(p)
-            ax.set_axis_off()
-        fig.subplots_adjust(left=0, right=1, bottom=0, top=1, wspace=.02)
-        return fig
-
-    def update(self, change=None):
-        """Redraw the code map, the gallery and (BEiT v2) the masked predictions for the picked image.
-        Code and mask seed."""
-        if self._quiet or self.code.value is None: return
-        i, c = self.image.value, self.code.value
-        u = code_usage(self.codes[i], self.tokenizer.num_tokens)
-        self.info.value = (f"<div class='code-measures' style='font-size:13px'>image {i}: <b>{u['used']}</b> different "
-                           f"codes on its {self.codes[i].numel()} patches; code {c} covers "
-                           f"<b>{int((self.codes[i] == c).sum())}</b> of them here and "
-                           f"{100 * self.gallery['usage']['counts'][c] / self.gallery['usage']['counts'].sum():.1f}% "
-                           f"of the patches of the {len(self.gallery_imgs)} gallery images (codes used there: "
-                           f"{self.gallery['usage']['used']} of {self.tokenizer.num_tokens}, perplexity "
-                           f"{self.gallery['usage']['perplexity']:.1f})</div>")
-        figs = self.figures()
-        self.map_view.value = fig_to_png(figs['map'], self.dpi)
-        self.gallery_view.value = fig_to_png(figs['gallery'], self.dpi)
-        if 'mim' in figs: self.mim_view.value = fig_to_png(figs['mim'], self.dpi)

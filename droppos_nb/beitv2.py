@@ -33,7 +33,8 @@ __all__ = ['BEIT_SHAPES', 'VQKD_OFFICIAL', 'VQKD_LAPTOP', 'BEITV2_OFFICIAL', 'BE
            'beit_config', 'create_beit', 'beit_export_meta', 'load_beit_encoder', 'BEiTV2', 'official_beitv2_key',
            'beitv2_official_config', 'beitv2_from_official', 'code_colors', 'image_codes', 'code_usage',
            'plot_codebook_usage', 'plot_code_histogram', 'draw_code_map', 'plot_code_map', 'code_similarity',
-           'code_gallery', 'patch_crop', 'plot_code_gallery', 'mim_outputs', 'plot_mim_predictions', 'CodeExplorer']
+           'code_gallery', 'patch_crop', 'plot_code_gallery', 'is_mim_model', 'mim_outputs', 'plot_mim_predictions',
+           'CodeExplorer']
 
 # %% ../nbs/13_beitv2.ipynb #684a9d48
 def l2norm(x:torch.Tensor) -> torch.Tensor:
@@ -825,12 +826,17 @@ def plot_code_gallery(tokenizer, imgs:torch.Tensor, codes:list|None=None, k:int=
     return fig
 
 # %% ../nbs/13_beitv2.ipynb #d1455017
+def is_mim_model(model) -> bool:
+    """Whether `model` is a BEiT v2 masked-image model: its own attributes, so that a model of this module's class
+    (loaded by the library, or built in a notebook that redefines the class) is recognised."""
+    return all(hasattr(model, a) for a in ('masks', 'targets', 'forward_encoder', 'lm_head'))
+
 @torch.no_grad()
 def mim_outputs(model, imgs:torch.Tensor, seed:int=0) -> dict:
     """A BEiT v2 model's masked image modelling on `imgs` in eval mode, masks from `seed`.
     `mask` (B, N), `target` codes (B, N) of its tokenizer, `pred` (B, N) argmax of its `lm_head`, `acc` per image on
     masked patches."""
-    if not isinstance(model, BEiTV2):
+    if not is_mim_model(model):
         raise ValueError(f"{type(model).__name__} is not a BEiT v2 model (masks, targets, forward_encoder, lm_head): "
                          "pass a --method beitv2 model")
     dev = next(model.parameters()).device
@@ -900,7 +906,7 @@ class CodeExplorer(Explorer):
                                                "run) or a BEiT v2 model")
             tokenizer = model.tokenizer
         self.tokenizer, note = load_for_explorer(tokenizer)
-        if isinstance(self.tokenizer, BEiTV2):          # a BEiT v2 model given first (the spec's `explorer(model)`)
+        if is_mim_model(self.tokenizer):                # a BEiT v2 model given first (the spec's `explorer(model)`)
             model = model if model is not None else self.tokenizer.eval()
             self.tokenizer = self.tokenizer.tokenizer
         self.tokenizer.eval()

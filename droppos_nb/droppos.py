@@ -202,7 +202,7 @@ def plot_position_reconstruction(imgs:torch.Tensor, out:dict, patch_size:int, n:
 def set_ratios(model, gamma:float|None=None, gamma_pos:float|None=None):
     """Set a DropPos model's `mask_ratio` (γ) and `pos_mask_ratio` (γ_pos) and the counts derived from them.
     Returns the model."""
-    if not isinstance(model, DropPos):
+    if not hasattr(model, 'pos_mask_ratio'):          # DropPos's own attribute (a model of this module, loaded or not)
         raise ValueError(f"{type(model).__name__} drops no positions: γ_pos (--pos-mask-ratio) and this γ apply to "
                          "DropPos models only")
     gamma = model.mask_ratio if gamma is None else check_ratio(gamma, 'mask_ratio (gamma)')

@@ -180,12 +180,20 @@ def get_method(name:str) -> MethodSpec:
                          f"{', '.join(dict.fromkeys([*BUILTIN_METHODS, *METHODS]))}")
     return METHODS[name]
 
+def _builds(spec:MethodSpec, cls:type) -> bool:
+    "Whether `spec` builds `cls`: the class itself, or one a notebook redefined under its name (`__main__`)."
+    m = spec.model_cls
+    return m is cls or (m.__qualname__ == cls.__qualname__ and cls.__module__ in ('__main__', m.__module__))
+
 def spec_of(model) -> MethodSpec|None:
     """The spec of `model`'s method: the one its `method` attribute names (a loaded model), else the registered spec
-    whose `model_cls` built it; None for a model of no method (a bare encoder)."""
+    that builds its nearest class (a CAE, a subclass of MAE, is CAE's); None for a model of no method (an encoder)."""
     while hasattr(model, 'module'): model = model.module
     if getattr(model, 'method', None): return get_method(model.method)
-    return next((s for s in METHODS.values() if isinstance(model, s.model_cls)), None)
+    find = lambda: next((s for cls in type(model).__mro__ for s in METHODS.values() if _builds(s, cls)), None)
+    if (spec := find()) is not None: return spec
+    method_names()                                 # a notebook's own class whose built-in spec is not imported yet
+    return find()
 
 def method_encoder_loader(path):
     """The `load_encoder` of the registered method whose exported encoders record the `arch` in `path`'s metadata.

@@ -1,5 +1,10 @@
 """Worker of bench/scaling.py: time DropPos training steps through the real fastai Learner (DDP when launched by
-`torchrun` with several processes) and write images/s to --out from the first process."""
+`torchrun` with several processes) and write images/s to --out from the first process.
+
+It builds the Learner with `learner.pretrain_learner` instead of going through `train.pretrain`, on purpose: it times
+a dozen training steps and stops (CancelFitException), keeps no model and needs no run folder; the one training path's
+lock, checkpoints after every epoch, export and figure would only add file writes to the steps it measures.
+Everything that trains a model *and keeps it* goes through `train.pretrain` (50_train says so too)."""
 import argparse, json, os, time
 os.environ.setdefault('ACCELERATE_USE_CPU', 'true')
 import torch

@@ -92,7 +92,7 @@ def main():
 def figures(t_enc, vq:dict, bt:dict):
     import pandas as pd
     import matplotlib; matplotlib.use('Agg')
-    from droppos_nb import viz
+    from droppos_nb import viz, beitv2 as B      # BEiT v2's own figures live with the method (13_beitv2)
     OUT.mkdir(parents=True, exist_ok=True)
     res = dict(teacher=dict(path=str(t_enc.relative_to(ROOT)) if t_enc.is_relative_to(ROOT) else str(t_enc),
                             kind='supervised fine-tune of a random laptop-shape ViT (the results table random-init finetune row, seed 0)',
@@ -116,18 +116,18 @@ def figures(t_enc, vq:dict, bt:dict):
                                  restarted_total=int(df['restarted'].sum()), valid_images_codes_used=int((cnt > 0).sum()),
                                  valid_images_perplexity=round(float((-(pr[pr > 0] * pr[pr > 0].log()).sum()).exp()), 2),
                                  train_seconds=round(float(df['seconds'].sum()), 1), run=run.name)
-        for name, fig in ((f'vqkd-{rule}-usage', viz.plot_codebook_usage(df, title=f"VQ-KD codebook, dead codes: {rule}")),
-                          (f'vqkd-{rule}-histogram', viz.plot_code_histogram(tok, imgs)),
-                          (f'vqkd-{rule}-codemap', viz.plot_code_map(tok, imgs, n=8)),
-                          (f'vqkd-{rule}-gallery', viz.plot_code_gallery(tok, imgs, k=8))):
+        for name, fig in ((f'vqkd-{rule}-usage', B.plot_codebook_usage(df, title=f"VQ-KD codebook, dead codes: {rule}")),
+                          (f'vqkd-{rule}-histogram', B.plot_code_histogram(tok, imgs)),
+                          (f'vqkd-{rule}-codemap', B.plot_code_map(tok, imgs, n=8)),
+                          (f'vqkd-{rule}-gallery', B.plot_code_gallery(tok, imgs, k=8))):
             (OUT / f'{name}.png').write_bytes(viz.fig_to_png(fig))
-    fig = viz.plot_codebook_usage({r: pd.read_csv(run / 'metrics.csv') for r, run in vq.items()}, title="dead-code restart vs the official rule")
+    fig = B.plot_codebook_usage({r: pd.read_csv(run / 'metrics.csv') for r, run in vq.items()}, title="dead-code restart vs the official rule")
     (OUT / 'vqkd-usage-compare.png').write_bytes(viz.fig_to_png(fig))
     for agg, run in bt.items():
         shutil.copy(run / 'metrics.csv', OUT / f'beitv2-agg-{agg}-metrics.csv')
         df = pd.read_csv(run / 'metrics.csv'); last = df.iloc[-1]
         m = load_model(run / 'model.safetensors').eval()
-        fig = viz.plot_mim_predictions(m, imgs, n=8, seed=0)
+        fig = B.plot_mim_predictions(m, imgs, n=8, seed=0)
         (OUT / f'beitv2-agg-{agg}-mim.png').write_bytes(viz.fig_to_png(fig))
         res['beitv2'][f'aggregation_{agg}'] = dict(acc_mim=round(float(last['acc_mim']), 4), loss_mim=round(float(last['loss_mim']), 4),
                                                  valid_loss=round(float(last['valid_loss']), 4), epochs=int(len(df)),

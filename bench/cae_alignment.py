@@ -10,18 +10,26 @@ plus MAE and DropPos for the attention-map comparison, all on the same data with
     python bench/cae_alignment.py --epochs 2 --max-items 512 --out /tmp/x   # a quick trial
 
 Writes OUT/results.json, OUT/alignment.png and OUT/attention.png (OUT: bench/results/cae_alignment) and the trained
-models to --models (bench/out/cae_alignment, not committed), which the 12_cae notebook's explorer can load.
+runs to --models (bench/out/cae_alignment, not committed; each a run folder with its model.safetensors, which the
+12_cae notebook's explorer can load).
+
+Each model is trained by the one training path, `train.pretrain(train.pretrain_settings(...))`, into its own run
+folder (lock, provenance, metrics.csv, checkpoints, export), with every setting that the bench used before it went
+through that path pinned (crop 0.2-1, weight decay 0.05, no drop-path, a final lr of 0, fp32, one warm-up epoch):
+the settings `bench/results/cae_alignment` was measured with (before the bench went through `train.pretrain`; not
+measured again since).
 """
 import argparse, json, platform, time
+import pandas as pd
 from pathlib import Path
 import torch
 import matplotlib; matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 from droppos_nb.core import set_seed, patchify
 from droppos_nb.data import get_dls
-from droppos_nb.learner import pretrain_learner
-from droppos_nb.checkpoint import save_model
 from droppos_nb.registry import load_model
+from droppos_nb.runs import run_finished, read_config
+from droppos_nb.train import pretrain, pretrain_settings
 from droppos_nb.viz import mae_outputs
 from droppos_nb.viz import encoder_decoder_error, plot_alignment_reconstruction, plot_attention_comparison
 
@@ -44,24 +52,28 @@ RUNS = {'CAE align 2': ('cae', dict(decoder_depth=2, regressor_depth=2, align_we
         'DropPos': ('droppos', dict(decoder_dim=128, decoder_heads=4), 3e-4)}
 old = json.loads((out / 'results.json').read_text()) if args.reuse and (out / 'results.json').exists() else dict(runs={})
 models, res = {}, dict(config=vars(args), model=base, machine=platform.platform(), torch=torch.__version__, runs={})
+# what the bench trained with before it went through `train.pretrain` (learner defaults, get_dls' crop), pinned
+PINNED = dict(min_scale=0.2, wd=0.05, min_lr=0., drop_path=0., precision='fp32', warmup_epochs=1.)
 for name, (method, kw, lr) in RUNS.items():
     lr = lr or args.lr
-    set_seed(0)
-    dls = get_dls(args.data, img_size=32, bs=args.bs, seed=0, max_items=args.max_items)
-    path = mdir / f"{name.replace(' ', '_').lower()}.safetensors"
-    if args.reuse and path.exists():
-        models[name] = load_model(path).eval()
-        res['runs'][name] = dict(old['runs'].get(name, {}), method=method, kwargs=kw, reused=str(path)); continue
-    t = time.time()
-    learn = pretrain_learner(dls, method, csv=None, **base, **kw)
-    with learn.no_bar(), learn.no_logging(): learn.fit_warmup_cos(args.epochs, lr, warmup_epochs=1)
-    names = learn.recorder.metric_names[1:-1]
-    res['runs'][name] = dict(method=method, kwargs=kw, lr=lr, seconds=round(time.time() - t, 1),
-                             last_epoch={k: v for k, v in zip(names, learn.recorder.values[-1]) if isinstance(v, float)})
-    models[name] = learn.model.eval()
-    save_model(learn.model, path, method, {**base, **kw})
+    run = mdir / name.replace(' ', '_').lower()
+    if args.reuse and run_finished(run):
+        models[name] = load_model(run / 'model.safetensors').eval()
+        res['runs'][name] = dict(old['runs'].get(name, {}), method=method, kwargs=kw, reused=str(run))
+        continue
+    settings = pretrain_settings(method=method, data=args.data, seed=0, epochs=args.epochs, bs=args.bs, lr=lr,
+                                 max_items=args.max_items, **base, **kw, **PINNED)
+    settings.out, settings.overwrite, settings.quiet, settings.silent = str(run), True, True, True
+    pretrain(settings)
+    last = pd.read_csv(run / 'metrics.csv').iloc[-1]
+    res['runs'][name] = dict(method=method, kwargs=kw, lr=lr, seconds=round(read_config(run)['train_seconds'], 1),
+                             run=str(run), last_epoch={k: float(v) for k, v in last.items()
+                                                       if isinstance(v, float) and k not in ('epoch', 'lr', 'seconds')})
+    models[name] = load_model(run / 'model.safetensors').eval()
     print(name, res['runs'][name], flush=True)
 
+set_seed(0)
+dls = get_dls(args.data, img_size=32, bs=args.bs, seed=0, max_items=args.max_items)      # the held-out images
 xs = torch.cat([b[0].as_subclass(torch.Tensor) for b in dls.valid]).cpu()
 res['n_heldout'] = len(xs)
 res['mean_image_mse'] = torch.nn.functional.mse_loss(xs.mean(0, keepdim=True).expand_as(xs), xs).item()

@@ -11,19 +11,27 @@ Resumable: each finished run (step, seed) is stored in OUT/results.json as soon 
 script runs again with the same settings (--overwrite measures everything again). Writes OUT/results.json and
 OUT/results.md (OUT: bench/results/mscn_ablation), and each run's first-layer filters in OUT/conv1/.
 
+Each pretraining goes through the one training path, `train.pretrain(train.pretrain_settings(...))`, into a run folder
+OUT/runs/K-SEED (lock, provenance, metrics.csv, model.safetensors; not committed), with the step's settings
+(`mscn.path_config`) and fp32, as before it went through that path; `build` makes the same Learner without training
+only to keep its initial first-layer filters.
+
 The linear probe is `evaluation.linear_probe_learner` with its BatchNorm's running statistics as a cumulative average
 (momentum None): ResNet features vary little (std ~1e-3), and with the default momentum 0.1 the running variance is
 still near its initial 1 after the probe's few steps, which leaves the probe at chance (measured: 10% -> 82% on the
 same features).
 """
 import argparse, json, os, platform, time
+import pandas as pd
 from pathlib import Path
 import torch
 from droppos_nb.core import set_seed
 from droppos_nb.data import get_dls
-from droppos_nb.learner import pretrain_learner, scaled_lr
+from droppos_nb.learner import pretrain_learner
 from droppos_nb.evaluation import eval_data, knn_eval, linear_probe_learner
-from droppos_nb.registry import get_method
+from droppos_nb.registry import get_method, load_model
+from droppos_nb.runs import read_config
+from droppos_nb.train import pretrain, pretrain_settings
 from droppos_nb.mscn import MSCN_PATH, MSCN_LAPTOP, PATH_OFF, path_config
 
 p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -78,17 +86,21 @@ def build(k, seed):
     return cfg, pretrain_learner(dls, 'mscn', csv=None, seed=seed, recipe='laptop', **spec.model_kwargs(cfg))
 
 def run(k, seed):
-    cfg, learn = build(k, seed)
+    cfg, learn = build(k, seed)                          # its initial weights only: `pretrain` draws the same ones
     save_conv1(learn.model.encoder, k, seed, 'init')
-    t0 = time.perf_counter()
-    with learn.no_bar(), learn.no_logging():
-        learn.fit_warmup_cos(setup['epochs'], scaled_lr(cfg['blr'], bs), warmup_epochs=cfg['warmup_epochs'], min_lr=cfg['min_lr'], wd=cfg['wd'])
-    secs = time.perf_counter() - t0
-    enc = learn.model.encoder
+    folder = out / 'runs' / f"{k}-{seed}"
+    settings = pretrain_settings(**{**cfg, 'method': 'mscn', 'data': 'mnist5k', 'seed': seed, 'epochs': setup['epochs'],
+                                    'bs': bs, 'max_items': args.max_items, 'precision': 'fp32'})
+    settings.out, settings.overwrite, settings.quiet, settings.silent = str(folder), True, True, True
+    pretrain(settings)                                   # the one training path: a run folder per step and seed
+    secs = read_config(folder)['train_seconds']
+    model = load_model(folder / 'model.safetensors').eval()
+    enc = model.encoder
+    last = pd.read_csv(folder / 'metrics.csv').iloc[-1]
     save_conv1(enc, k, seed)
     data = eval_data('mnist5k', cfg['img_size'], max_items=args.eval_items)
     return dict(step=k, name=step_name(k), seed=seed, knn=knn_eval(enc, data)['acc'], linear=linear_acc(enc, data, args.probe_epochs, seed),
-                train_loss=float(learn.recorder.values[-1][0]) if learn.recorder.values else None, train_seconds=round(secs, 1),
+                train_loss=float(last['train_loss']), train_seconds=round(secs, 1),
                 article=MSCN_PATH[k - 1][2] if k else None, settings={n: cfg[n] for n in PATH_OFF})
 
 path = out / 'results.json'

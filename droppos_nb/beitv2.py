@@ -21,13 +21,22 @@ from .vit import create_vit, encode_image, init_mae_weights_, set_pos_embed_
 from .augment import beit_color_jitter
 from .checkpoint import (unwrap, check_checkpoint_file, read_metadata, load_state_dict_file, load_encoder,
                                    check_state_dict, load_fitting, encoder_key)
+import matplotlib.pyplot as plt
+import ipywidgets as W
+from .data import denormalize
+from .registry import evaluating
+from .draw import FONT, to_hwc, fig_to_png, model_label
+from .explore import Explorer, image_picker, TOP, load_for_explorer, header_html
 
 # %% auto #0
 __all__ = ['VQKD_POS', 'BEIT_SHAPES', 'BEIT_INITS', 'DECAY_GROUPS', 'VQKD_OFFICIAL', 'VQKD_LAPTOP', 'BEITV2_OFFICIAL',
            'BEITV2_LAPTOP', 'l2norm', 'code_lookup', 'cosine_kmeans', 'NormEMAQuantizer', 'FrozenTeacher', 'task_layer',
            'VQKD', 'CodebookStat', 'CodebookUsage', 'beit_config', 'official_trunc_normal_', 'rescale_blocks_',
            'official_beit_init_', 'create_beit', 'beit_export_meta', 'load_beit_encoder', 'beit_no_decay', 'BEiTV2',
-           'official_beitv2_key', 'beitv2_official_config', 'beitv2_from_official']
+           'official_beitv2_key', 'beitv2_official_config', 'beitv2_from_official', 'code_colors', 'image_codes',
+           'code_usage', 'plot_codebook_usage', 'plot_code_histogram', 'draw_code_map', 'plot_code_map',
+           'code_similarity', 'code_gallery', 'patch_crop', 'plot_code_gallery', 'is_mim_model', 'mim_outputs',
+           'plot_mim_predictions', 'CodeExplorer']
 
 # %% ../nbs/13_beitv2.ipynb #684a9d48
 def l2norm(x:torch.Tensor) -> torch.Tensor:
@@ -640,6 +649,446 @@ def beitv2_from_official(src, early_layers:int|None=None, verbose:bool=False, **
     if verbose: print(rep)
     return model, rep
 
+# %% ../nbs/13_beitv2.ipynb #c7d5745a
+def code_colors(ids) -> 'np.ndarray':
+    """A fixed RGB colour (n, 3) in [0, 1] for every code id in `ids`.
+    It depends on the id only, so a code has the same colour in every image, figure and codebook size."""
+    import numpy as np, colorsys
+    ids = np.asarray(torch.as_tensor(ids).cpu().long()).reshape(-1)
+    out = np.zeros((len(ids), 3))
+    for j, i in enumerate(ids.tolist()):
+        h = (i * 0.6180339887) % 1.                         # golden-ratio hues: neighbouring ids look different
+        s, v = (0.85, 0.95) if i % 3 == 0 else (0.55, 0.9) if i % 3 == 1 else (0.9, 0.65)
+        out[j] = colorsys.hsv_to_rgb(h, s, v)
+    return out
+
+@torch.no_grad()
+def image_codes(tokenizer, imgs:torch.Tensor, bs:int=256) -> torch.Tensor:
+    """Code ids (B, g, g) on the CPU of normalised `imgs` from `tokenizer.get_codebook_indices`, in batches of `bs`.
+    `tokenizer` is a VQ-KD model, or anything with that method."""
+    if not hasattr(tokenizer, 'get_codebook_indices'):
+        raise ValueError(f"{type(tokenizer).__name__} has no get_codebook_indices(imgs): pass a VQ-KD tokenizer")
+    imgs = imgs.as_subclass(torch.Tensor)
+    dev = next(tokenizer.parameters()).device if isinstance(tokenizer, torch.nn.Module) else imgs.device
+    ids = torch.cat([tokenizer.get_codebook_indices(x.to(dev)).long().flatten(1).cpu() for x in imgs.split(bs)])
+    g = math.isqrt(ids.shape[1])
+    return ids.view(len(ids), g, g)
+
+def code_usage(codes:torch.Tensor, num_tokens:int) -> dict:
+    """`counts` (K,) of the code ids `codes`, `used` (how many codes occur).
+    `perplexity` (exp of the entropy of their frequencies: K when all are used evenly, 1 for one code)."""
+    c = torch.bincount(torch.as_tensor(codes).flatten().long(), minlength=num_tokens).float()
+    p = c[c > 0] / c.sum()
+    return dict(counts=c, used=int((c > 0).sum()), perplexity=float((-(p * p.log()).sum()).exp()))
+
+# %% ../nbs/13_beitv2.ipynb #2aa14823
+def _metrics_frame(m):
+    "A metrics.csv path, run folder or DataFrame as a DataFrame with the codebook columns."
+    import pandas as pd
+    if isinstance(m, pd.DataFrame): df = m
+    else:
+        p = Path(m)
+        p = p / 'metrics.csv' if p.is_dir() else p
+        if not p.exists(): raise FileNotFoundError(f"{p} does not exist: pass the metrics.csv (or the folder) of a "
+                                                   "`--method vqkd` run")
+        df = pd.read_csv(p)
+    need = {'codes_used', 'dead_codes', 'perplexity'}
+    if not need <= set(df.columns):
+        raise ValueError(f"no codebook columns {sorted(need - set(df.columns))} in these metrics: pass the metrics.csv "
+                         "of a `--method vqkd` run")
+    return df
+
+def plot_codebook_usage(metrics, title:str|None=None, num_tokens:int|None=None, size:float=2.6):
+    """Codes used (% of the codebook).
+    Dead codes and perplexity per training epoch of one VQ-KD run's metrics (metrics.csv path, run folder or
+    DataFrame), or of several ({name: metrics}) in one figure; `num_tokens` draws the codebook size (the perplexity
+    of an evenly used codebook)."""
+    runs = metrics if isinstance(metrics, dict) else {None: metrics}
+    runs = {k: _metrics_frame(v) for k, v in runs.items()}
+    fig, axs = plt.subplots(1, 3, figsize=(3 * size + 0.6, size + 0.5), squeeze=False)
+    axs = axs[0]
+    for k, df in runs.items():
+        ep = df['epoch'] + 1 if 'epoch' in df else range(1, len(df) + 1)
+        lab = dict(label=k) if k is not None else {}
+        axs[0].plot(ep, 100 * df['codes_used'], marker='o', ms=3, **lab)
+        axs[1].plot(ep, df['dead_codes'], marker='o', ms=3, **lab)
+        axs[2].plot(ep, df['perplexity'], marker='o', ms=3, **lab)
+    for ax, t, yl in zip(axs, ('codes used', 'dead codes', 'perplexity'),
+                         ('% of the codebook', 'codes never picked in the epoch', 'exp(entropy of code use)')):
+        ax.set_title(t, fontsize=FONT)
+        ax.set_xlabel('epoch', fontsize=FONT)
+        ax.set_ylabel(yl, fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
+        ax.grid(alpha=.3)
+    if num_tokens:
+        axs[2].axhline(num_tokens, color='0.5', lw=1, ls=':')
+        axs[2].text(0.02, num_tokens, f'codebook size {num_tokens}', transform=axs[2].get_yaxis_transform(),
+                    va='bottom', fontsize=FONT - 1, color='0.35')
+        axs[2].set_ylim(0, num_tokens * 1.15)
+    axs[0].set_ylim(0, 105)
+    axs[1].set_ylim(0, max(1, max(df['dead_codes'].max() for df in runs.values())) * 1.1)
+    axs[2].set_ylim(bottom=0) if not num_tokens else None
+    if any(k is not None for k in runs): axs[0].legend(fontsize=FONT, frameon=False, loc='lower left')
+    fig.suptitle(title or "VQ-KD codebook use per training epoch", fontsize=FONT + 1)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/13_beitv2.ipynb #b40f1236
+def plot_code_histogram(tokenizer, imgs:torch.Tensor, top:int|None=None, size:tuple=(7., 2.8)):
+    """Frequencies of the codes `tokenizer` gives the patches of `imgs`, sorted, each bar in its code's colour.
+    The title says how many codes are used and the perplexity."""
+    codes = image_codes(tokenizer, imgs)
+    K = getattr(tokenizer, 'num_tokens', int(codes.max()) + 1)
+    u = code_usage(codes, K)
+    c, order = u['counts'].sort(descending=True)
+    n = min(top or u['used'], u['used']) or 1
+    share = 100 * c[:n] / c.sum()
+    fig, ax = plt.subplots(figsize=size)
+    ax.bar(range(n), share.numpy(), color=code_colors(order[:n]), width=.9)
+    ax.set_xlabel('codes, most frequent first' + ('' if n > 24 else ' (code id below)'), fontsize=FONT)
+    ax.set_ylabel('% of the patches', fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
+    if n <= 24: ax.set_xticks(range(n), [str(int(i)) for i in order[:n]], fontsize=FONT - 1)
+    ax.set_xlim(-.8, max(n, 8) - .2)
+    ax.grid(axis='y', alpha=.3)
+    ax.set_title(f"{u['used']} of {K} codes used on {len(codes)} images ({codes.numel()} patches), perplexity "
+                 f"{u['perplexity']:.1f} (max {K})", fontsize=FONT)
+    fig.tight_layout()
+    fig.usage = u
+    return fig
+
+# %% ../nbs/13_beitv2.ipynb #b3d35793
+def draw_code_map(ax, img:torch.Tensor, codes:torch.Tensor, alpha:float=0.7, ids:bool|None=None,
+                  cells:torch.Tensor|None=None, highlight:int|None=None):
+    """On axes `ax`: image `img` (C, H, W in [0, 1]) under its code map `codes` (g, g).
+    Each cell in its code's fixed colour (only `cells` (g, g) bool, when given), code ids written in the cells when
+    `ids` (default: grids of at most 8 x 8), cells of code `highlight` framed."""
+    from matplotlib.patches import Rectangle
+    import numpy as np
+    H, W = img.shape[-2:]
+    g = codes.shape[-1]
+    ph, pw = H / g, W / g
+    ax.imshow(to_hwc(img), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+    rgba = np.zeros((g, g, 4))
+    rgba[..., :3] = code_colors(codes.flatten()).reshape(g, g, 3)
+    rgba[..., 3] = alpha if cells is None else np.where(np.asarray(cells.cpu()), alpha, 0.)
+    ax.imshow(rgba, extent=(-.5, W - .5, H - .5, -.5), interpolation='nearest')
+    show = (cells if cells is not None else torch.ones(g, g, dtype=torch.bool)).cpu()
+    if ids if ids is not None else g <= 8:
+        for r in range(g):
+            for c in range(g):
+                if not show[r, c]: continue
+                col = rgba[r, c, :3]
+                dark = 0.299 * col[0] + 0.587 * col[1] + 0.114 * col[2] < 0.55
+                ax.text((c + .5) * pw - .5, (r + .5) * ph - .5, str(int(codes[r, c])), ha='center', va='center',
+                        fontsize=FONT if g <= 6 else FONT - 1, color='white' if dark else 'black')
+    if highlight is not None:
+        for r, c in (codes == highlight).nonzero().tolist():
+            ax.add_patch(Rectangle((c * pw - .5, r * ph - .5), pw, ph, fill=False, ec='black', lw=2.5))
+            ax.add_patch(Rectangle((c * pw - .5, r * ph - .5), pw, ph, fill=False, ec='white', lw=1., ls='--'))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+def plot_code_map(tokenizer, imgs:torch.Tensor, n:int=8, size:float=1.5, alpha:float=0.7, ids:bool|None=None,
+                  highlight:int|None=None, title:str|None=None):
+    """The first `n` (normalised) `imgs` above their code maps.
+    Every patch coloured by its code id (one fixed colour per id, the same in every image), ids written in the cells
+    of small grids."""
+    imgs = imgs[:n].as_subclass(torch.Tensor)
+    codes = image_codes(tokenizer, imgs)
+    shown = denormalize(imgs).cpu()
+    fig, axs = plt.subplots(2, len(imgs), figsize=(len(imgs) * size + 0.9, 2 * size + 0.6), squeeze=False)
+    for j in range(len(imgs)):
+        axs[0, j].imshow(to_hwc(shown[j]), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+        axs[0, j].set_xticks([])
+        axs[0, j].set_yticks([])
+        draw_code_map(axs[1, j], shown[j], codes[j], alpha, ids, highlight=highlight)
+    axs[0, 0].set_ylabel('image', fontsize=FONT)
+    axs[1, 0].set_ylabel('code map', fontsize=FONT)
+    K = getattr(tokenizer, 'num_tokens', None)
+    u = code_usage(codes, K or int(codes.max()) + 1)
+    fig.suptitle(title or f"codes of {codes.shape[-1]}x{codes.shape[-1]} patches: {u['used']} different codes on these "
+                 f"{len(imgs)} images"
+                 + (f" (codebook {K})" if K else '') + "\ncolour = code id, the same in every image", fontsize=FONT + 1)
+    fig.tight_layout()
+    fig.codes = codes
+    return fig
+
+# %% ../nbs/13_beitv2.ipynb #4703c823
+@torch.no_grad()
+def code_similarity(tokenizer, imgs:torch.Tensor, bs:int=256) -> torch.Tensor|None:
+    """Cosine (B, N) between each patch's code-space vector and its assigned code.
+    For a VQ-KD tokenizer (`forward_encoder` giving `z` and `idx`, `quantizer.weight`); None for another tokenizer."""
+    q = getattr(tokenizer, 'quantizer', None)
+    if q is None or not hasattr(tokenizer, 'forward_encoder'): return None
+    was = tokenizer.training
+    tokenizer.eval()
+    try:
+        dev = next(tokenizer.parameters()).device
+        out = []
+        for x in imgs.as_subclass(torch.Tensor).split(bs):
+            e = tokenizer.forward_encoder(x.to(dev))
+            out.append((e['z'] * q.weight[e['idx']]).sum(-1).flatten(1).float().cpu())
+        return torch.cat(out)
+    finally: tokenizer.train(was)
+
+def code_gallery(tokenizer, imgs:torch.Tensor, codes:list|None=None, k:int=8, n_codes:int=6) -> dict:
+    """For each of `codes` (default: the `n_codes` most frequent), up to `k` patches of `imgs` assigned to it.
+    The most typical first (highest cosine to the code): {code: [(image, patch), ...]}; also the ids (B, g, g) and
+    usage."""
+    ids = image_codes(tokenizer, imgs)
+    B, g, _ = ids.shape
+    flat = ids.flatten(1)
+    K = getattr(tokenizer, 'num_tokens', int(ids.max()) + 1)
+    u = code_usage(ids, K)
+    if codes is None: codes = u['counts'].argsort(descending=True)[:min(n_codes, u['used'])].tolist()
+    bad = [c for c in codes if not 0 <= int(c) < K]
+    if bad: raise ValueError(f"codes {bad} are not in the codebook of {K} codes: pick ids in [0, {K})")
+    sim = code_similarity(tokenizer, imgs)
+    rows = {}
+    for c in codes:
+        where = (flat == int(c)).nonzero()                                   # (m, 2): image, patch
+        if sim is not None and len(where): where = where[sim[where[:, 0], where[:, 1]].argsort(descending=True)]
+        rows[int(c)] = [tuple(w) for w in where[:k].tolist()]
+    return dict(rows=rows, ids=ids, usage=u, num_tokens=K)
+
+def patch_crop(img:torch.Tensor, i:int, g:int, context:int=1) -> torch.Tensor:
+    """Patch `i` of a (C, H, W) image on a `g` x `g` grid with `context` patches around it (zero-padded at the border).
+    (C, (2 context + 1) p, ...)."""
+    C, H, W = img.shape
+    p = H // g
+    r, c = divmod(i, g)
+    pad = F.pad(img, (context * p,) * 4)
+    return pad[:, r * p:(r + 2 * context + 1) * p, c * p:(c + 2 * context + 1) * p]
+
+def plot_code_gallery(tokenizer, imgs:torch.Tensor, codes:list|None=None, k:int=8, n_codes:int=6, context:int=1,
+                      size:float=1.0, title:str|None=None):
+    """One row per code (default: the most frequent).
+    The `k` patches of `imgs` assigned to it, most typical first, each with `context` patches around it and framed in
+    the code's colour. Do codes mean something?"""
+    from matplotlib.patches import Rectangle
+    gal = code_gallery(tokenizer, imgs, codes, k, n_codes)
+    shown = denormalize(imgs.as_subclass(torch.Tensor)).cpu()
+    g, u = gal['ids'].shape[-1], gal['usage']
+    rows = gal['rows']
+    fig, axs = plt.subplots(len(rows), k, figsize=(k * size + 1.6, len(rows) * size + 0.6), squeeze=False)
+    p = shown.shape[-1] // g
+    for r, (c, cells) in enumerate(rows.items()):
+        col = code_colors([c])[0]
+        for j in range(k):
+            ax = axs[r, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for s in ax.spines.values(): s.set_visible(False)
+            if j >= len(cells): continue
+            b, i = cells[j]
+            ax.imshow(to_hwc(patch_crop(shown[b], i, g, context)), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+            ax.add_patch(Rectangle((context * p - .5, context * p - .5), p, p, fill=False, ec=col, lw=2.5))
+        share = 100 * u['counts'][c] / u['counts'].sum()
+        axs[r, 0].set_ylabel(f"code {c}\n{share:.1f}% of\npatches", fontsize=FONT, color='black', rotation=0,
+                             ha='right', va='center', labelpad=8,
+                             bbox=dict(boxstyle='round,pad=0.3', fc=col, ec='none', alpha=.6))
+    fig.suptitle(title or f"patches assigned to each code over {len(shown)} images, most typical first\n(framed: the "
+                 f"patch; around it {context} patch of context)", fontsize=FONT)
+    fig.tight_layout()
+    fig.gallery = rows
+    return fig
+
+# %% ../nbs/13_beitv2.ipynb #d1455017
+def is_mim_model(model) -> bool:
+    """Whether `model` is a BEiT v2 masked-image model: its own attributes, so that a model of this module's class
+    (loaded by the library, or built in a notebook that redefines the class) is recognised."""
+    return all(hasattr(model, a) for a in ('masks', 'targets', 'forward_encoder', 'lm_head'))
+
+@torch.no_grad()
+def mim_outputs(model, imgs:torch.Tensor, seed:int=0) -> dict:
+    """A BEiT v2 model's masked image modelling on `imgs` in eval mode, masks from `seed`.
+    `mask` (B, N), `target` codes (B, N) of its tokenizer, `pred` (B, N) argmax of its `lm_head`, `acc` per image on
+    masked patches."""
+    if not is_mim_model(model):
+        raise ValueError(f"{type(model).__name__} is not a BEiT v2 model (masks, targets, forward_encoder, lm_head): "
+                         "pass a --method beitv2 model")
+    dev = next(model.parameters()).device
+    imgs = imgs.as_subclass(torch.Tensor).to(dev)
+    with evaluating(model, seed) as m:
+        mask = m.masks(len(imgs), dev)
+        target = m.targets(imgs)
+        pred = m.lm_head(m.forward_encoder(imgs, mask)['x'][:, 1:]).argmax(-1)
+    right = (pred == target) & mask
+    acc = right.sum(1).float() / mask.sum(1).clamp(min=1)
+    return dict(mask=mask.cpu(), target=target.cpu(), pred=pred.cpu(), acc=acc.cpu(), right=right.cpu())
+
+def plot_mim_predictions(model, imgs:torch.Tensor, n:int=8, seed:int=0, size:float=1.5, alpha:float=0.75,
+                         ids:bool|None=None):
+    """For the first `n` images: the masked input (masked patches grey).
+    The tokenizer's codes (targets; masked cells framed) and the model's predicted codes on the masked cells (green
+    frame: right, red: wrong), with each image's masked accuracy in its title."""
+    from matplotlib.patches import Rectangle
+    from matplotlib.lines import Line2D
+    imgs = imgs[:n].as_subclass(torch.Tensor)
+    out = mim_outputs(model, imgs, seed)
+    shown = denormalize(imgs).cpu()
+    B = len(imgs)
+    g = math.isqrt(out['mask'].shape[1])
+    H = shown.shape[-1]
+    p = H / g
+    fig, axs = plt.subplots(3, B, figsize=(B * size + 1.0, 3 * size + 1.2), squeeze=False)
+    for j in range(B):
+        m = out['mask'][j].view(g, g)
+        cover = m.repeat_interleave(int(p), 0).repeat_interleave(int(p), 1)
+        axs[0, j].imshow(to_hwc(torch.where(cover, 0.45, shown[j])), cmap='gray', vmin=0, vmax=1,
+                         interpolation='nearest')
+        axs[0, j].set_xticks([])
+        axs[0, j].set_yticks([])
+        draw_code_map(axs[1, j], shown[j], out['target'][j].view(g, g), alpha, ids)
+        draw_code_map(axs[2, j], shown[j] * 0.35, out['pred'][j].view(g, g), alpha, ids, cells=m)
+        for r, c in m.nonzero().tolist():
+            ok = bool(out['right'][j].view(g, g)[r, c])
+            axs[1, j].add_patch(Rectangle((c * p - .5, r * p - .5), p, p, fill=False, ec='black', lw=1.2))
+            axs[2, j].add_patch(Rectangle((c * p - .5 + .6, r * p - .5 + .6), p - 1.2, p - 1.2, fill=False,
+                                          ec='#0a0' if ok else '#d00', lw=2, ls='-' if ok else '--'))
+        axs[0, j].set_title(f"{int(out['right'][j].sum())}/{int(m.sum())} = {out['acc'][j]:.0%}", fontsize=FONT)
+    for r, t in enumerate(('masked input', 'target codes\n(tokenizer)', 'predicted codes\n(masked cells)')):
+        axs[r, 0].set_ylabel(t, fontsize=FONT)
+    tot = out['right'].sum().item() / max(out['mask'].sum().item(), 1)
+    head = f"{tot:.1%} of the {int(out['mask'].sum())} masked patches get their code right"
+    fig.suptitle(f"masked image modelling (mask seed {seed}):\n{head}" + (" (per image: the titles)" if B > 2 else ''),
+                 fontsize=FONT + 1)
+    fig.legend(handles=[Line2D([], [], color='#0a0', lw=2, label='right code'), Line2D([], [], color='#d00', lw=2,
+                                                                                       ls='--', label='wrong code'),
+                        Line2D([], [], color='black', lw=1.2, label='masked cell (target row)')],
+               loc='lower center', ncol=3 if B >= 4 else 1, fontsize=FONT, frameon=False)
+    fig.tight_layout(rect=(0, 0.07 if B >= 4 else 0.16, 1, 1))
+    fig.mim = out
+    return fig
+
+# %% ../nbs/13_beitv2.ipynb #40e2acf5
+class CodeExplorer(Explorer):
+    """Widgets to explore a VQ-KD `tokenizer` (model or model.safetensors path) on normalised `imgs`.
+    Pick an image and a code, see the code's gallery and where it sits on the image; with a BEiT v2 `model`, its
+    masked predictions for a mask seed."""
+    def __init__(self, tokenizer=None, imgs:torch.Tensor|None=None, model=None, seed:int=0, k:int=8,
+                 gallery_imgs:torch.Tensor|None=None, label:str|None=None):
+        if model is not None: model = load_for_explorer(model)[0].eval()
+        if tokenizer is None:
+            if model is None: raise ValueError("give a VQ-KD tokenizer (model or model.safetensors of a --method vqkd "
+                                               "run) or a BEiT v2 model")
+            tokenizer = model.tokenizer
+        self.tokenizer, note = load_for_explorer(tokenizer)
+        if is_mim_model(self.tokenizer):                # a BEiT v2 model given first (the spec's `explorer(model)`)
+            model = model if model is not None else self.tokenizer.eval()
+            self.tokenizer = self.tokenizer.tokenizer
+        self.tokenizer.eval()
+        self.model, self.k = model, k
+        enc = self.tokenizer.encoder
+        self.imgs = self._images(imgs, enc.patch_embed.img_size[0])
+        self.gallery_imgs = self.imgs if gallery_imgs is None else gallery_imgs.as_subclass(torch.Tensor)
+        self.shown = denormalize(self.imgs).cpu()
+        self.codes = image_codes(self.tokenizer, self.imgs)
+        # ids and usage of the gallery set
+        self.gallery = code_gallery(self.tokenizer, self.gallery_imgs, k=k, n_codes=0)
+        self.label = label or model_label(self.tokenizer)
+        mlabel = f" | BEiT v2: {model_label(model)}" if model is not None else ''
+        self.header = W.HTML(header_html(self.label + mlabel, note))
+        self.image = image_picker(len(self.imgs))
+        self.code = W.Dropdown(description='code', layout=W.Layout(width='360px'))
+        self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='mask seed',
+                                     layout=W.Layout(width='200px', display=None if model is not None else 'none'))
+        self.info, self.status = W.HTML(), W.HTML()
+        self.map_view, self.gallery_view, self.mim_view = [W.Image(format='png', layout=W.Layout(max_width='100%'))
+                                                           for _ in range(3)]
+        self.mim_view.layout.display = None if model is not None else 'none'
+        self._quiet = False
+        self.image.observe(self._image_changed, names='value')
+        self.code.observe(self.update, names='value')
+        self.seed.observe(self.update, names='value')
+        # the gallery (about 860 px wide) under the map and the predictions: the explorer fits a 900 px page
+        self.widget = W.VBox([self.header, W.HBox([self.image, self.code, self.seed]), self.info, self.status,
+                              W.HBox([self.map_view, self.mim_view], layout=TOP), self.gallery_view], layout=TOP)
+        self.widget.add_class('code-explorer')
+        self._image_changed()
+
+    def _code_options(self) -> list:
+        """Codes of the picked image first (most frequent in the data set first).
+        Then the other used codes of the gallery set."""
+        cnt = self.gallery['usage']['counts']
+        tot = cnt.sum()
+        here = torch.bincount(self.codes[self.image.value].flatten(), minlength=len(cnt))
+        order = sorted(range(len(cnt)), key=lambda c: (-int(here[c] > 0), -float(cnt[c])))
+        return [(f"code {c}: {100 * cnt[c] / tot:.1f}% of patches" + (f", {int(here[c])} on this image" if here[c]
+                                                                      else ''), c)
+                for c in order if cnt[c] > 0 or here[c] > 0]
+
+    def _image_changed(self, change=None):
+        self._quiet = True
+        try:
+            opts = self._code_options()
+            keep = self.code.value if self.code.value in [v for _, v in opts] else opts[0][1]
+            self.code.options = opts
+            self.code.value = keep
+        finally: self._quiet = False
+        self.update()
+
+    def figures(self) -> dict:
+        """The current pictures: 'map' (image + code map, the picked code framed).
+        'gallery' (the picked code's patches), 'mim' (BEiT v2 only)."""
+        i, c = self.image.value, self.code.value
+        figs = {}
+        fig, axs = plt.subplots(1, 2, figsize=(5., 2.9))
+        axs[0].imshow(to_hwc(self.shown[i]), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+        axs[0].set_xticks([])
+        axs[0].set_yticks([])
+        axs[0].set_title(f"image {i}", fontsize=FONT)
+        draw_code_map(axs[1], self.shown[i], self.codes[i], highlight=c)
+        axs[1].set_title(f"codes (framed: code {c}, {int((self.codes[i] == c).sum())}x)", fontsize=FONT)
+        fig.tight_layout()
+        figs['map'] = fig
+        figs['gallery'] = plot_code_gallery(self.tokenizer, self.gallery_imgs, [c], k=self.k, size=1.0,
+                                            title=f"code {c}: the {self.k} most typical of its patches in "
+                                            f"{len(self.gallery_imgs)} images")
+        if self.model is not None:
+            figs['mim'] = plot_mim_predictions(self.model, self.imgs[i:i + 1], n=1, seed=self.seed.value, size=2.)
+        return figs
+
+    def figure(self):
+        """The current pictures in one matplotlib figure (a static copy of the widget's state).
+        The code map and the predictions side by side, the gallery under them, as the widget lays them out."""
+        import io
+        from PIL import Image
+        figs = self.figures()
+        pngs = {k: Image.open(io.BytesIO(fig_to_png(f, self.dpi))) for k, f in figs.items()}
+        top = [pngs[k] for k in ('map', 'mim') if k in pngs]
+        W_, H_ = max(sum(p.width for p in top), pngs['gallery'].width), max(p.height for p in top)
+        fig = plt.figure(figsize=(W_ / self.dpi, (H_ + pngs['gallery'].height) / self.dpi))
+        x = 0
+        for p in top:                                   # each picture at its own pixel size, none scaled
+            fig.add_axes((x / W_, pngs['gallery'].height / (H_ + pngs['gallery'].height), p.width / W_,
+                          p.height / (H_ + pngs['gallery'].height))).imshow(p)
+            x += p.width
+        g = pngs['gallery']
+        fig.add_axes((0, 0, g.width / W_, g.height / (H_ + g.height))).imshow(g)
+        for ax in fig.axes: ax.set_axis_off()
+        return fig
+
+    def update(self, change=None):
+        """Redraw the code map, the gallery and (BEiT v2) the masked predictions for the picked image.
+        Code and mask seed."""
+        if self._quiet or self.code.value is None: return
+        i, c = self.image.value, self.code.value
+        u = code_usage(self.codes[i], self.tokenizer.num_tokens)
+        self.info.value = (f"<div class='code-measures' style='font-size:13px'>image {i}: <b>{u['used']}</b> different "
+                           f"codes on its {self.codes[i].numel()} patches; code {c} covers "
+                           f"<b>{int((self.codes[i] == c).sum())}</b> of them here and "
+                           f"{100 * self.gallery['usage']['counts'][c] / self.gallery['usage']['counts'].sum():.1f}% "
+                           f"of the patches of the {len(self.gallery_imgs)} gallery images (codes used there: "
+                           f"{self.gallery['usage']['used']} of {self.tokenizer.num_tokens}, perplexity "
+                           f"{self.gallery['usage']['perplexity']:.1f})</div>")
+        figs = self.figures()
+        self.map_view.value = fig_to_png(figs['map'], self.dpi)
+        self.gallery_view.value = fig_to_png(figs['gallery'], self.dpi)
+        if 'mim' in figs: self.mim_view.value = fig_to_png(figs['mim'], self.dpi)
+
 # %% ../nbs/13_beitv2.ipynb #dabc6602
 def _on_off(s) -> bool:
     "Parse on/off, yes/no, true/false, 1/0."
@@ -693,7 +1142,7 @@ register_method(MethodSpec(
     metrics=lambda: [OutputMean('loss_rec'), OutputMean('loss_commit'), OutputMean('rec_cos'),
                      OutputMean('batch_codes_used'), CodebookStat('codes_used'), CodebookStat('dead_codes'),
                      CodebookStat('perplexity'), CodebookStat('restarted')],
-    official=VQKD_OFFICIAL, laptop=VQKD_LAPTOP))
+    official=VQKD_OFFICIAL, laptop=VQKD_LAPTOP, explorer=CodeExplorer))
 
 register_method(MethodSpec(
     'beitv2', BEiTV2, "BEiT v2 stage 2: predict the VQ-KD codes of block-masked patches, with patch aggregation",
@@ -714,4 +1163,5 @@ register_method(MethodSpec(
     no_decay=beit_no_decay,
     metrics=lambda: [OutputMean('loss_mim'), OutputMean('loss_agg'), OutputMean('acc_mim')],
     official=BEITV2_OFFICIAL, laptop=BEITV2_LAPTOP, export='beit',
-    export_meta=beit_export_meta, load_encoder=load_beit_encoder, from_official=beitv2_from_official))
+    export_meta=beit_export_meta, load_encoder=load_beit_encoder, from_official=beitv2_from_official,
+    explorer=CodeExplorer))

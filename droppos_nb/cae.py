@@ -224,4 +224,5 @@ register_method(MethodSpec(
     model_args=(*VIT_ARGS, 'mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'norm_pix_loss',
                 'align_weight', 'regressor_depth', 'layer_scale'),
     metrics=lambda: [OutputMean('loss_rec'), OutputMean('loss_align')],
-    official=CAE_OFFICIAL, laptop=CAE_LAPTOP, figure='reconstructions', figures=('reconstructions',)))
+    official=CAE_OFFICIAL, laptop=CAE_LAPTOP, figure='reconstructions', figures=('reconstructions',),
+    explorer_views=lambda model: ('reconstruction', 'alignment') if model.tokenizer is None else ()))

@@ -15,7 +15,7 @@ from .distributed import launched_processes, finish_distributed
 from .scale import NonFiniteLoss, Interrupted, PRECISIONS, cpu_name
 from .vit import POS_EMBEDS
 from .data import SkippedImages
-from .registry import get_method, method_names, check_model_file, DEFAULT_METHOD
+from .registry import get_method, method_names, check_model_file, DEFAULT_METHOD, spec_of
 from .evaluation import (POOLS, PROTOCOLS, PROTOCOL_DEFAULTS, eval_data, finetune, knn_eval, layer_decay_lrs,
                                    linear_probe, load_eval_encoder, position_drop_mask, position_probe, is_vit)
 from .cmdline import (OneLineParser, describe, source_hash, package_dir, MANIFEST_NAME, check_ranges,
@@ -178,11 +178,16 @@ def viz(args) -> list:
     img_size, p = enc.patch_embed.img_size[0], enc.patch_embed.patch_size[0]
     dls = get_dls(args.data, img_size=img_size, bs=args.n, seed=args.seed, device=device, num_workers=0)
     x = dls.valid.one_batch()[0][:args.n].as_subclass(torch.Tensor)
-    own = get_method(model.method).figures if getattr(model, 'method', None) else ()
+    spec = spec_of(model)                          # what its method declares: its figure kinds and settings
+    own = spec.figures if spec is not None else ()
     if what == ['all']: what = [*own, *V.GENERIC_FIGURES]
     check_decoder_trained(args.model, model, rep, [w for w in what if w in own])
     if args.mask_ratio is not None or args.pos_mask_ratio is not None:
-        V.set_ratios(model, args.mask_ratio, args.pos_mask_ratio)
+        if spec is None or spec.figure_settings is None:
+            raise ValueError("--mask-ratio/--pos-mask-ratio set a figure's masks for the methods that declare them "
+                             f"(their spec's figure_settings): a {getattr(model, 'method', type(model).__name__)} "
+                             "model takes neither")
+        spec.figure_settings(model, args.mask_ratio, args.pos_mask_ratio)
     opts = dict(seed=args.seed, layer=args.layer, sigma=args.sigma, tau=args.tau)
     there = [f"{w}.png" for w in what if (out_dir / f"{w}.png").exists() and (w in own or w in V.GENERIC_FIGURES)]
     if there and not getattr(args, 'overwrite', False):

@@ -14,10 +14,21 @@ from .core import grid_size, grid_indices, rank_share
 from .masking import check_ratio, n_keep, random_masking, gather_tokens, position_smoothing, attentive_weights
 from .vit import create_vit, encode_tokens, encode_image, init_mae_weights_
 from .official import mae_layout_model
+import matplotlib.pyplot as plt
+import ipywidgets as W
+from .core import patchify, unpatchify
+from .data import denormalize
+from .registry import evaluating
+from .draw import (FONT, to_hwc, overlay_heat, add_colorbar, show_image_grid, outline_cells, masked_input,
+                             patch_heat, cell_frames, frame_handles, fig_to_png, model_label, sample_images)
+from .explore import Explorer, image_picker, slider, TOP, load_for_explorer, header_html, ratio_steps
 
 # %% auto #0
-__all__ = ['MASK_TOKEN_TYPES', 'DROPPOS_OFFICIAL', 'DROPPOS_LAPTOP', 'sigma_at', 'droppos_loss', 'DropPos', 'SigmaSchedule',
-           'droppos_from_official', 'sigma_note']
+__all__ = ['MASK_TOKEN_TYPES', 'KEY_HTML', 'DROPPOS_OFFICIAL', 'DROPPOS_LAPTOP', 'sigma_at', 'droppos_loss', 'DropPos',
+           'SigmaSchedule', 'position_reconstruction', 'position_key', 'plot_position_reconstruction', 'set_ratios',
+           'droppos_outputs', 'position_accuracy', 'droppos_metrics', 'patch_probabilities', 'heaviest_dropped',
+           'plot_patch_probabilities', 'plot_droppos_panels', 'positions_figure', 'patch_figure', 'figure_settings',
+           'DropPosExplorer', 'droppos_from_official', 'sigma_note']
 
 # %% ../nbs/10_droppos.ipynb #239cc14f
 def sigma_at(epoch:int, epochs:int, sigma0:float=1., decay:bool=True) -> float:
@@ -145,6 +156,317 @@ class SigmaSchedule(Callback):
         model = getattr(self.learn.model, 'module', self.learn.model)
         model.sigma = sigma_at(self.epoch, self.n_epoch, self.sigma0, self.decay)
 
+# %% ../nbs/10_droppos.ipynb #05021828
+def position_reconstruction(imgs:torch.Tensor, ids_keep:torch.Tensor, mask_pos:torch.Tensor, pred:torch.Tensor,
+                            patch_size:int) -> torch.Tensor:
+    """Paper-style picture (B, C, H, W).
+    Masked patches black, wrongly placed ones white (at their true cell), right ones at the predicted cell."""
+    B, C, H, W = imgs.shape
+    src = patchify(imgs, patch_size)                                    # (B, N, p*p*C)
+    out = torch.zeros_like(src)
+    right = (~mask_pos) | (pred == ids_keep)      # a kept position counts as placed; a right answer lands on its own
+                                                  # cell
+    patch = torch.gather(src, 1, ids_keep[..., None].expand(-1, -1, src.shape[-1]))
+    patch = torch.where(right[..., None], patch, torch.ones_like(patch))
+    out.scatter_(1, ids_keep[..., None].expand(-1, -1, src.shape[-1]), patch)
+    return unpatchify(out, patch_size, grid=(H // patch_size, W // patch_size), chans=C)
+
+# %% ../nbs/10_droppos.ipynb #bc59dcf3
+def position_key(fig, ncol:int=2, dimmed:bool=True):
+    """The key of the position pictures as a legend under `fig`.
+    Black masked, white placed wrong, grey frame visible (and dimmed: position dropped)."""
+    from matplotlib.patches import Patch
+    grey = (0.45, 0.45, 0.45)
+    h = [Patch(fc='black', ec=grey, label='black: masked (the model never sees it)'),
+         Patch(fc='white', ec=grey, label='white: visible, position predicted wrong'),
+         Patch(fc='none', ec=grey, lw=1.5, label='grey frame: a visible patch')]
+    if dimmed: h.append(Patch(fc=(.5, .5, .5), ec=grey, label='dimmed (input): its position was dropped'))
+    return fig.legend(handles=h, loc='lower center', ncol=ncol, fontsize=FONT, frameon=False, handlelength=1.2)
+
+# %% ../nbs/10_droppos.ipynb #a05081b2
+def plot_position_reconstruction(imgs:torch.Tensor, out:dict, patch_size:int, n:int=8, title:str|None=None,
+                                 outline:bool=True, size:float=1.2, key:bool=True):
+    """Original, masked input (dropped positions dimmed) and paper-style position reconstruction for `n` images.
+    `outline` frames visible cells, `key` adds the key."""
+    ids_keep, mask_pos = out['ids_keep'][:n].cpu(), out['mask_pos'][:n].cpu()
+    pred, imgs = out['logits'][:n].argmax(-1).cpu(), imgs[:n].cpu()
+    rec = position_reconstruction(imgs, ids_keep, mask_pos, pred, patch_size)
+    fig = show_image_grid([imgs, masked_input(imgs, ids_keep, patch_size, mask_pos), rec],
+                          ['original', 'input', 'positions'], suptitle=title, size=size, bottom=0.6 if key else 0.)
+    if outline: outline_cells(fig.axes[len(imgs):3 * len(imgs)], ids_keep.repeat(2, 1), imgs.shape[-1] // patch_size,
+                              patch_size)
+    if key: position_key(fig, ncol=2 if len(imgs) >= 4 else 1)
+    return fig
+
+# %% ../nbs/10_droppos.ipynb #979ca3c5
+def set_ratios(model, gamma:float|None=None, gamma_pos:float|None=None):
+    """Set a DropPos model's `mask_ratio` (γ) and `pos_mask_ratio` (γ_pos) and the counts derived from them.
+    Returns the model."""
+    if not hasattr(model, 'pos_mask_ratio'):          # DropPos's own attribute (a model of this module, loaded or not)
+        raise ValueError(f"{type(model).__name__} drops no positions: γ_pos (--pos-mask-ratio) and this γ apply to "
+                         "DropPos models only")
+    gamma = model.mask_ratio if gamma is None else check_ratio(gamma, 'mask_ratio (gamma)')
+    gamma_pos = model.pos_mask_ratio if gamma_pos is None else check_ratio(gamma_pos, 'pos_mask_ratio (gamma_pos)')
+    n_vis = n_keep(model.num_patches, gamma)
+    n_pos = n_keep(n_vis, gamma_pos)
+    if n_vis < 1 or n_pos == n_vis:
+        raise ValueError(f"with {model.num_patches} patches, gamma={gamma} keeps {n_vis} patches and "
+                         f"gamma_pos={gamma_pos} drops {n_vis - n_pos} positions: lower the ratios")
+    model.mask_ratio, model.pos_mask_ratio, model.n_vis, model.n_pos = gamma, gamma_pos, n_vis, n_pos
+    return model
+
+@torch.no_grad()
+def droppos_outputs(model, imgs:torch.Tensor, seed:int=0, sigma:float|None=None, tau:float|None=None) -> dict:
+    """The output dict of DropPos `model` on `imgs` (eval, no grad) with masks drawn from `seed`.
+    `sigma`/`tau` override the model's for this call."""
+    with evaluating(model, seed, sigma=sigma, tau=tau) as m: out = m(imgs.to(next(m.parameters()).device))
+    return {k: v.cpu() if torch.is_tensor(v) else v for k, v in out.items()}
+
+def position_accuracy(out:dict) -> float:
+    """The *weighted* position accuracy of a DropPos output dict.
+    Each dropped position counts with its attentive weight."""
+    return (out['acc_num'] / out['acc_den']).item()
+
+def droppos_metrics(out:dict, b:int|None=None) -> dict:
+    """For image `b` (default: the batch).
+    `weighted` accuracy (the training metric), `top1` (unweighted, each dropped position once), `right`/`dropped`
+    counts, `chance` = 1/N."""
+    sl = slice(None) if b is None else slice(b, b + 1)
+    m, w = out['mask_pos'][sl].float(), out['weights'][sl].float()
+    right = (out['logits'][sl].argmax(-1) == out['ids_keep'][sl]).float()
+    N = out['logits'].shape[-1]
+    return dict(weighted=((right * m * w).sum() / (m * w).sum()).item(), top1=((right * m).sum() / m.sum()).item(),
+                right=int((right * m).sum()), dropped=int(m.sum()), chance=1 / N, N=N)
+
+# %% ../nbs/10_droppos.ipynb #2279f921
+def patch_probabilities(out:dict, b:int, i:int) -> torch.Tensor:
+    "Softmax over the N positions (g, g) predicted for visible patch `i` of image `b`."
+    return patch_heat(out['logits'][b, i].float().softmax(-1)[None], normalize=False)[0]
+
+
+def heaviest_dropped(out:dict, b:int) -> int:
+    "Index (among the visible patches of image `b`) of the dropped-position patch with the largest attentive weight."
+    w = out.get('weights', torch.ones_like(out['mask_pos'], dtype=torch.float))[b]
+    return int(torch.where(out['mask_pos'][b], w, -1.).argmax())
+
+def plot_patch_probabilities(img:torch.Tensor, out:dict, b:int, i:int|None=None, patch_size:int|None=None,
+                             size:float=2.4, sigma:float|None=None):
+    """Image `b` with its visible patch `i` (default: the heaviest dropped-position one) framed at its true cell.
+    The model's probabilities over the N cells (true cell green, predicted red dashed) and, with `sigma`, the
+    smoothed training target."""
+    if i is None: i = heaviest_dropped(out, b)
+    prob = patch_probabilities(out, b, i)
+    g = prob.shape[-1]
+    patch_size = patch_size or img.shape[-1] // g
+    true, pred = int(out['ids_keep'][b, i]), int(prob.flatten().argmax())
+    n = 2 if sigma is None else 3
+    fig, axs = plt.subplots(1, n, figsize=(n * size + 1.4 * (n - 1), size + 1.3), layout='constrained')
+    axs[0].imshow(to_hwc(img), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+    cell_frames(axs[0], true, None, g, patch_size)
+    im = axs[1].imshow(prob.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest')
+    cell_frames(axs[1], true, pred, g)
+    add_colorbar(fig, im, 'probability', ax=axs[1])
+    r, c = divmod(true, g)
+    kind = 'position dropped' if out['mask_pos'][b, i] else 'position kept'
+    axs[0].set_title(f"patch from row {r}, column {c}\n(cell {true} of {g * g}, {kind})", fontsize=FONT)
+    axs[1].set_title(f"predicted cell: p(true cell) = {prob.flatten()[true]:.2f}", fontsize=FONT)
+    if sigma is not None:
+        t = position_smoothing(g, sigma)[true].reshape(g, g)
+        im2 = axs[2].imshow(t.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest')
+        cell_frames(axs[2], true, None, g)
+        add_colorbar(fig, im2, 'target probability', ax=axs[2])
+        axs[2].set_title(f"training target at σ = {sigma:g}\n(peak {t.max():.2f})", fontsize=FONT)
+    for a in axs:
+        a.set_xticks([])
+        a.set_yticks([])
+    fig.legend(handles=frame_handles(), loc='outside lower center', ncol=2, fontsize=FONT, frameon=False)
+    return fig
+
+# %% ../nbs/10_droppos.ipynb #b0a1c021
+def plot_droppos_panels(img:torch.Tensor, out:dict, b:int, i:int|None=None, patch_size:int|None=None, sigma:float=1.,
+                        tau:float|None=None, title:str|None=None, size:float=2.6):
+    """Six panels for image `img` (= image `b` of DropPos output `out`) and its visible patch `i`.
+    `i` defaults to the heaviest dropped one. Panels: original, input, positions; p over cells, target at `sigma`,
+    attentive weights."""
+    from matplotlib.patches import Patch
+    g = int(round(out['logits'].shape[-1] ** .5))
+    N = g * g
+    p = patch_size or img.shape[-1] // g
+    if i is None: i = heaviest_dropped(out, b)
+    ids, mpos, pred = out['ids_keep'][b], out['mask_pos'][b], out['logits'][b].argmax(-1)
+    true, guess = int(ids[i]), int(pred[i])
+    x = img[None].cpu()
+    rec = position_reconstruction(x, ids[None], mpos[None], pred[None], p)[0]
+    inp = masked_input(x, ids[None], p, mpos[None])[0]
+    fig, axs = plt.subplots(2, 3, figsize=(3 * size + 2.6, 2 * size + 2.), layout='constrained')
+    for ax, pic, t in zip(axs[0], (img, inp, rec), ('original', 'model input\n(black: masked; dimmed: position '
+                                                    'dropped)',
+                                                   'positions, paper style\n(white: placed wrong)')):
+        ax.imshow(to_hwc(pic), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+        ax.set_title(t, fontsize=FONT)
+    outline_cells(axs[0, 1:], ids[None].repeat(2, 1), g, p)
+    cell_frames(axs[0, 0], true, None, g, p)
+    cell_frames(axs[0, 1], true, None, g, p)
+    cell_frames(axs[0, 2], true, guess, g, p)
+    prob = patch_probabilities(out, b, i)
+    im = axs[1, 0].imshow(prob.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest')
+    cell_frames(axs[1, 0], true, guess, g)
+    add_colorbar(fig, im, 'probability', ax=axs[1, 0])
+    r, c = divmod(true, g)
+    axs[1, 0].set_title(f"prediction for the patch from\nrow {r}, col {c}: p(true cell) = {prob.flatten()[true]:.2f}",
+                        fontsize=FONT)
+    tgt = position_smoothing(g, sigma)[true].reshape(g, g)
+    im = axs[1, 1].imshow(tgt.numpy(), cmap='viridis', vmin=0, vmax=1, interpolation='nearest')
+    cell_frames(axs[1, 1], true, None, g)
+    add_colorbar(fig, im, 'target probability', ax=axs[1, 1])
+    axs[1, 1].set_title(f"its training target at σ = {sigma:g}\n(peak {tgt.max():.2f})", fontsize=FONT)
+    w = (out['weights'][b] * mpos).float()
+    w = w / w.sum().clamp_min(1e-12)
+    heat = torch.full((N,), float('nan'))
+    heat[ids[mpos]] = w[mpos]
+    axs[1, 2].imshow(to_hwc(img) * .6, cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+    im = overlay_heat(axs[1, 2], heat.reshape(g, g), img.shape[-2:], alpha=.8, vmax=1.)
+    for k in torch.nonzero(mpos).flatten().tolist():
+        rr, cc = divmod(int(ids[k]), g)
+        axs[1, 2].text(cc * p + p / 2 - .5, rr * p + p / 2 - .5, f"{'✓' if pred[k] == ids[k] else '✗'}\n{w[k]:.2f}",
+                       ha='center', va='center', fontsize=FONT, color='white', fontweight='bold',
+                       bbox=dict(fc='black', alpha=.45, lw=0, pad=1))
+    cell_frames(axs[1, 2], true, None, g, p)
+    add_colorbar(fig, im, 'share of the weight', ax=axs[1, 2])
+    axs[1, 2].set_title("attentive weights of the dropped\npositions" + (f" (τ = {tau:g})" if tau is not None else ''),
+                        fontsize=FONT)
+    for ax in axs.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    m = droppos_metrics(out, b)
+    fig.suptitle(title or f"weighted position accuracy {m['weighted']:.0%}  |  unweighted top-1 "
+                 f"{m['right']}/{m['dropped']} = {m['top1']:.0%}  |  chance 1/{N} = {1 / N:.0%}", fontsize=FONT + 1)
+    grey = (0.45, 0.45, 0.45)
+    key = frame_handles('true cell of the chosen patch', 'its predicted cell (dashed, inside)') + [
+        Patch(fc='none', ec=grey, lw=1.5, label='grey frame: visible patch'), Patch(fc='black', ec=grey,
+                                                                                    label='black: masked'),
+        Patch(fc='white', ec=grey, label='white: visible, placed wrong'), Patch(fc=(.5, .5, .5), ec=grey,
+                                                                                label='dimmed: position dropped')]
+    fig.legend(handles=key, loc='outside lower center', ncol=3, fontsize=FONT, frameon=False, handlelength=1.6)
+    return fig
+
+# %% ../nbs/10_droppos.ipynb #4df7600b
+def positions_figure(model, x, seed=0, sigma=None, tau=None, **_):
+    "The `positions` figure kind: `plot_position_reconstruction` of `model` on normalised images `x`."
+    out = droppos_outputs(model, x, seed, sigma=sigma, tau=tau)
+    return plot_position_reconstruction(denormalize(x).cpu(), out, model.encoder.patch_embed.patch_size[0], n=len(x),
+                                        title=f"position accuracy on these images: {position_accuracy(out):.0%} "
+                                        "(masked: black, wrong: white)")
+
+def patch_figure(model, x, seed=0, sigma=None, tau=None, **_):
+    "The `patch` figure kind: `plot_patch_probabilities` of the first image's heaviest dropped-position patch."
+    out = droppos_outputs(model, x, seed, sigma=sigma, tau=tau)
+    return plot_patch_probabilities(denormalize(x).cpu()[0], out, 0, patch_size=model.encoder.patch_embed.patch_size[0])
+
+def figure_settings(model, mask_ratio:float|None=None, pos_mask_ratio:float|None=None):
+    "`set_ratios` as the spec's `figure_settings`: γ and γ_pos for a figure."
+    return set_ratios(model, mask_ratio, pos_mask_ratio)
+
+# %% ../nbs/10_droppos.ipynb #0fd0a6f1
+KEY_HTML = ("<div class='explorer-key' style='font-size:13px'><b>Key</b>: "
+            "<span style='color:#0a0'>▬ green solid</span>: true cell of the chosen patch &nbsp; "
+            "<span style='color:#d00'>┅ red dashed</span>: its predicted cell (drawn inside, so both show when right) "
+            "&nbsp; black: masked &nbsp; white: visible, placed wrong &nbsp; grey frame: visible patch &nbsp; dimmed: "
+            "position dropped. Maps: fixed 0-1 scales (colour bars).</div>")
+
+class DropPosExplorer(Explorer):
+    """Widgets to explore a DropPos `model` (e.g. `train.trained_model('droppos')`) or checkpoint path.
+    They show normalised `imgs` (default: 8 validation digits)."""
+    def __init__(self, model=None, imgs:torch.Tensor|None=None, seed:int=0, label:str|None=None, **load_kw):
+        self.model, note = load_for_explorer(model, 'DropPosExplorer', **load_kw)
+        m = self.model.eval()
+        self.patch_size = m.encoder.patch_embed.patch_size[0]
+        self.imgs = self._images(imgs, m.encoder.patch_embed.img_size[0])
+        self.shown = denormalize(self.imgs).cpu()
+        self.label = label or model_label(m)
+        self.header = W.HTML(header_html(self.label, note))
+        self.image = image_picker(len(self.imgs))
+        self.gamma = slider(W.FloatSlider, 'γ', m.mask_ratio, 0.05, 0.95, 0.05)
+        self.gamma_pos = W.SelectionSlider(options=ratio_steps(m.n_vis, m.pos_mask_ratio), value=m.pos_mask_ratio,
+                                           description='γ_pos', continuous_update=False,
+                                           style=dict(description_width='70px'), layout=W.Layout(width='320px'))
+        self.sigma = slider(W.FloatSlider, 'σ', m.sigma, 0., 2., 0.125)
+        self.tau = slider(W.FloatLogSlider, 'τ', m.tau if m.tau != float('inf') else 10., -2, 1, 0.1, base=10)
+        self.seed = W.BoundedIntText(value=seed, min=0, max=2 ** 31 - 1, description='seed',
+                                     layout=W.Layout(width='180px'))
+        self.resample = W.Button(description='resample masks', icon='refresh')
+        self.patch = W.Dropdown(description='patch', layout=W.Layout(width='340px'))
+        self.info, self.status, self.key = W.HTML(), W.HTML(), W.HTML(KEY_HTML)
+        self.info.add_class('explorer-info')
+        self.status.add_class('explorer-status')
+        self.view = W.Image(format='png', layout=W.Layout(max_width='100%'))
+        self.resample.on_click(lambda _: setattr(self.seed, 'value', self.seed.value + 1))
+        for w in (self.image, self.gamma, self.gamma_pos, self.sigma, self.tau, self.seed):
+            w.observe(self.update, names='value')
+        self.patch.observe(self.redraw, names='value')
+        self._busy = False
+        self.widget = W.VBox([self.header, W.HBox([self.image, self.seed, self.resample, self.patch]),
+                              W.HBox([W.VBox([self.gamma, self.gamma_pos]), W.VBox([self.sigma, self.tau])]),
+                              self.info, self.status, self.key, self.view], layout=TOP)
+        self.widget.add_class('droppos-explorer')
+        self.update()
+
+    def snap_gamma_pos(self):
+        "Offer γ_pos only the values that change how many of the visible patches keep their position (those of γ)."
+        n_vis = n_keep(self.model.num_patches, self.gamma.value)
+        if n_vis < 1: return                                   # γ leaves nothing visible: `update` says so
+        opts = ratio_steps(n_vis, self.gamma_pos.value)
+        want = min((r for _, r in opts), key=lambda r: abs(r - self.gamma_pos.value))
+        self._snapping = True
+        try: self.gamma_pos.options, self.gamma_pos.value = opts, want
+        finally: self._snapping = False
+
+    def update(self, change=None):
+        "Recompute the model's output with the widgets' settings, refill the patch picker and redraw."
+        if getattr(self, '_snapping', False): return
+        if change is not None and change.owner is self.gamma: self.snap_gamma_pos()
+        try: set_ratios(self.model, self.gamma.value, self.gamma_pos.value)
+        except ValueError as e:
+            self._set_error(str(e))
+            return
+        self._set_error(None)
+        self.out = droppos_outputs(self.model, self.imgs, self.seed.value, sigma=self.sigma.value, tau=self.tau.value)
+        b, g, out = self.image.value, self.model.grid, self.out
+        order = sorted(torch.nonzero(out['mask_pos'][b]).flatten().tolist(), key=lambda i: -float(out['weights'][b, i]))
+        total = sum(float(out['weights'][b, i]) for i in order) or 1.
+        opts = [(f"row {int(out['ids_keep'][b, i]) // g}, col {int(out['ids_keep'][b, i]) % g} (weight "
+                 f"{float(out['weights'][b, i]) / total:.2f})", i)
+                for i in order]
+        keep = (self.patch.value
+                if self.patch.value in order and change is not None and change.owner in (self.sigma, self.tau)
+                else order[0])
+        self._busy = True
+        try: self.patch.options, self.patch.value = opts, keep
+        finally: self._busy = False
+        self.redraw()
+
+    def redraw(self, change=None):
+        "Redraw the picture and the accuracy line for the picked image and patch."
+        if self._busy or self.patch.value is None: return
+        b, n = self.image.value, len(self.imgs)
+        m, mb = droppos_metrics(self.out, b), droppos_metrics(self.out)
+        self.metrics = dict(image=m, batch=mb)
+        self.info.value = (f"<b>weighted position accuracy</b> (τ = {self.tau.value:.2g}, the training metric): this "
+                           f"image {m['weighted']:.1%}, batch of {n} {mb['weighted']:.1%} &nbsp;|&nbsp; <b>unweighted "
+                           f"top-1</b>: this image {m['right']}/{m['dropped']} = {m['top1']:.1%}, batch "
+                           f"{mb['right']}/{mb['dropped']} = {mb['top1']:.1%} &nbsp;|&nbsp; <b>chance</b> 1/{m['N']} = "
+                           f"{m['chance']:.1%} &nbsp;|&nbsp; <b>loss</b> at σ = {self.sigma.value:g}: "
+                           f"{self.out['loss'].item():.3f} &nbsp; ({self.model.n_vis} visible patches, "
+                           f"{self.model.n_vis - self.model.n_pos} positions dropped; γ_pos moves in steps that change "
+                           "how many of the visible patches keep their position)")
+        self.view.value = fig_to_png(self.figure(), self.dpi)
+
+    def figure(self):
+        "The current picture as a matplotlib figure (a static copy of the widget's state)."
+        b = self.image.value
+        return plot_droppos_panels(self.shown[b], self.out, b, self.patch.value, self.patch_size,
+                                   sigma=self.sigma.value, tau=self.tau.value)
+
 # %% ../nbs/10_droppos.ipynb #e13a278d
 DROPPOS_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128, blr=1.5e-4, min_lr=0.,
                         warmup_epochs=1., wd=0.05, betas=(0.9, 0.95), clip='param:5', drop_path=0., min_scale=0.2,
@@ -180,4 +502,5 @@ register_method(MethodSpec(
     cbs=lambda model, config: [SigmaSchedule(getattr(model, 'sigma', 1.), not config.get('no_sigma_decay'))],
     metrics=lambda: [WeightedAccuracy('acc_num', 'acc_den', 'pos_acc'), ModelValue('sigma')],
     official=DROPPOS_OFFICIAL, laptop=DROPPOS_LAPTOP, figure='positions', figures=('positions', 'patch'),
-    from_official=droppos_from_official, schedule_note=sigma_note))
+    figure_fns=dict(positions=positions_figure, patch=patch_figure), figure_settings=figure_settings,
+    explorer=DropPosExplorer, from_official=droppos_from_official, schedule_note=sigma_note))

@@ -35,12 +35,12 @@ from .official import official_config, WIDTH_ARCH
 
 # %% auto #0
 __all__ = ['POOLS', 'PROTOCOLS', 'PROTOCOL_DEFAULTS', 'checkpoint_config', 'is_vit', 'require_vit', 'require_positions',
-           'is_vit_arch', 'create_backbone', 'method_encoder_loader', 'load_eval_encoder', 'folder_data', 'eval_data',
-           'normalize_images', 'eval_dls', 'position_drop_mask', 'position_features', 'freeze_', 'PositionProbe',
-           'position_probe_learner', 'position_probe', 'extract_features', 'FeatureItems', 'feature_dls', 'linear_head',
-           'linear_probe_learner', 'linear_probe', 'knn_predict', 'knn_eval', 'layer_id', 'timm_layer_groups',
-           'decay_depth', 'layer_decay_splitter', 'layer_decay_lrs', 'block_tokens', 'FineTuneModel',
-           'finetune_learner', 'save_finetuned', 'finetune', 'pixel_floors']
+           'is_vit_arch', 'create_backbone', 'load_eval_encoder', 'folder_data', 'eval_data', 'normalize_images',
+           'eval_dls', 'position_drop_mask', 'position_features', 'freeze_', 'PositionProbe', 'position_probe_learner',
+           'position_probe', 'extract_features', 'FeatureItems', 'feature_dls', 'linear_head', 'linear_probe_learner',
+           'linear_probe', 'knn_predict', 'knn_eval', 'layer_id', 'timm_layer_groups', 'decay_depth',
+           'layer_decay_splitter', 'layer_decay_lrs', 'block_tokens', 'FineTuneModel', 'finetune_learner',
+           'save_finetuned', 'finetune', 'pixel_floors']
 
 # %% ../nbs/30_evaluation.ipynb #315c565f
 def _vit_kwargs(method:str, config:dict) -> dict:
@@ -107,16 +107,7 @@ def create_backbone(arch:str='vit_tiny', img_size:int=32, patch_size:int=4, **kw
     keep = {k: v for k, v in kwargs.items() if k in ('drop_path_rate', 'in_chans')}
     return timm.create_model(arch, pretrained=False, num_classes=0, **keep)
 
-def method_encoder_loader(path):
-    """The `load_encoder` of the registered method whose exported encoders record the `arch` in `path`'s metadata.
-    See `MethodSpec.export`; None for ViTs and timm backbones."""
-    path = Path(path)
-    if path.suffix != '.safetensors' or not path.is_file(): return None
-    arch = read_metadata(path).get('arch')
-    for name in method_names():
-        spec = get_method(name)
-        if arch is not None and spec.load_encoder is not None and spec.export == arch: return spec.load_encoder
-    return None
+from .registry import method_encoder_loader   # the registry's, used by the explorers too
 
 def load_eval_encoder(checkpoint='random', arch:str|None=None, img_size:int|None=None, patch_size:int|None=None,
                       depth:int|None=None, seed:int=0, device=None, embed_dim:int|None=None, num_heads:int|None=None,

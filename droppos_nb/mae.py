@@ -111,4 +111,5 @@ register_method(MethodSpec(
     options=[(('--norm-pix-loss',),
               dict(action='store_true', default=None, help="per-patch normalised pixel targets"))],
     model_args=(*VIT_ARGS, 'mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'norm_pix_loss'),
-    official=MAE_OFFICIAL, laptop=MAE_LAPTOP, figure='reconstructions', figures=('reconstructions',)))
+    official=MAE_OFFICIAL, laptop=MAE_LAPTOP, figure='reconstructions', figures=('reconstructions',),
+    explorer_views=lambda model: ('reconstruction',)))

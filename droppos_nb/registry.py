@@ -17,7 +17,7 @@ from .checkpoint import (load_state_dict_file, check_state_dict, check_checkpoin
 # %% auto #0
 __all__ = ['VIT_ARGS', 'TRAIN_FIELDS', 'METHODS', 'DEFAULT_METHOD', 'BUILTIN_METHODS', 'seeded_masks', 'evaluating',
            'WeightedAccuracy', 'OutputMean', 'ModelValue', 'MethodSpec', 'register_method', 'method_names',
-           'get_method', 'resolve_config', 'check_model_file', 'load_model']
+           'get_method', 'spec_of', 'method_encoder_loader', 'resolve_config', 'check_model_file', 'load_model']
 
 # %% ../nbs/05_registry.ipynb #d50bc376
 from contextlib import contextmanager
@@ -125,6 +125,13 @@ class MethodSpec:
                                                  # 'reconstructions'
     figures: tuple = ()                          # the figure kinds of its own that `droppos_nb viz` draws for its
                                                  # models
+    figure_fns: dict = field(default_factory=dict)  # {kind: (model, x, **opts) -> figure}: how it draws its kinds
+                                                 # that `viz` does not know (defined in its own notebook)
+    figure_settings: Callable|None = None        # (model, mask_ratio, pos_mask_ratio) -> model: what `droppos_nb viz
+                                                 # --mask-ratio/--pos-mask-ratio` sets on its models (None: refused)
+    explorer: Callable|None = None               # (model or path, **kw) -> its ipywidgets explorer (the demo's)
+    explorer_views: Callable|None = None         # (model) -> what `MaskedModelExplorer` shows of it besides attention:
+                                                 # 'reconstruction' (`model.reconstruct`), 'alignment' (`encode_decode`)
     from_official: Callable|None = None          # (path or state dict, verbose, **overrides) -> (model, report): its
                                                  # release
     schedule_note: Callable|None = None          # (config, start, epochs) -> what extending a run does to its own
@@ -193,6 +200,32 @@ def get_method(name:str) -> MethodSpec:
         raise ValueError(f"unknown method {name!r}: choose one of "
                          f"{', '.join(dict.fromkeys([*BUILTIN_METHODS, *METHODS]))}")
     return METHODS[name]
+
+def _builds(spec:MethodSpec, cls:type) -> bool:
+    "Whether `spec` builds `cls`: the class itself, or one a notebook redefined under its name (`__main__`)."
+    m = spec.model_cls
+    return m is cls or (m.__qualname__ == cls.__qualname__ and cls.__module__ in ('__main__', m.__module__))
+
+def spec_of(model) -> MethodSpec|None:
+    """The spec of `model`'s method: the one its `method` attribute names (a loaded model), else the registered spec
+    that builds its nearest class (a CAE, a subclass of MAE, is CAE's); None for a model of no method (an encoder)."""
+    while hasattr(model, 'module'): model = model.module
+    if getattr(model, 'method', None): return get_method(model.method)
+    find = lambda: next((s for cls in type(model).__mro__ for s in METHODS.values() if _builds(s, cls)), None)
+    if (spec := find()) is not None: return spec
+    method_names()                                 # a notebook's own class whose built-in spec is not imported yet
+    return find()
+
+def method_encoder_loader(path):
+    """The `load_encoder` of the registered method whose exported encoders record the `arch` in `path`'s metadata.
+    See `MethodSpec.export`; None for ViTs and timm backbones."""
+    path = Path(path)
+    if path.suffix != '.safetensors' or not path.is_file(): return None
+    arch = read_metadata(path).get('arch')
+    for name in method_names():
+        spec = get_method(name)
+        if arch is not None and spec.load_encoder is not None and spec.export == arch: return spec.load_encoder
+    return None
 
 # %% ../nbs/05_registry.ipynb #6876a983
 def resolve_config(spec:MethodSpec, recipe:str='laptop', given:dict|None=None, fallback:dict|None=None) -> dict:

@@ -8,9 +8,9 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 import pandas as pd
 from droppos_nb.registry import get_method
-from droppos_nb.viz import (code_colors, image_codes, code_usage, code_gallery, plot_codebook_usage, plot_code_histogram,
-                            plot_code_map, plot_code_gallery, plot_mim_predictions, mim_outputs, sample_images)
-from droppos_nb.explorers import CodeExplorer
+from droppos_nb.viz import sample_images
+from droppos_nb.beitv2 import (code_colors, image_codes, code_usage, code_gallery, plot_codebook_usage, plot_code_histogram,
+                               plot_code_map, plot_code_gallery, plot_mim_predictions, mim_outputs, CodeExplorer)
 
 VIT = dict(arch='vit_tiny', img_size=16, patch_size=4, depth=1, embed_dim=32, num_heads=2)
 

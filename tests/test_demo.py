@@ -50,7 +50,7 @@ def demo(tmp_path):
 # what a visitor must not see: an error, a traceback, or the notebook's code
 _re_bad = re.compile(r'Traceback|Error displaying widget|Failed to display|error when executing|Error:'
                      r'|No trained DropPos')
-_CODE = ('import ', 'trained_model', 'DropPosExplorer(', 'def ')
+_CODE = ('import ', 'trained_model', 'explorer(m', 'def ')
 READY_JS = """() => document.querySelector('.droppos-explorer .explorer-model')
     && document.querySelector('.droppos-explorer img')
     && document.querySelector('.droppos-explorer img').naturalWidth > 0

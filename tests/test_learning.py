@@ -27,7 +27,8 @@ def test_position_accuracy_rises_well_above_chance():
     from droppos_nb.registry import get_method
     from droppos_nb.train import trained_model
     from droppos_nb.runs import training_log
-    from droppos_nb.viz import sample_images, droppos_outputs, droppos_metrics
+    from droppos_nb.viz import sample_images
+    from droppos_nb.droppos import droppos_outputs, droppos_metrics
     model = trained_model('droppos', verbose=False)
     log, chance = training_log(model), 1 / model.num_patches
     acc = log.pos_acc.tolist()

@@ -11,7 +11,8 @@ from droppos_nb.cli import main
 from droppos_nb.official import load_any, from_official
 from droppos_nb.registry import load_model
 from droppos_nb.evaluation import load_eval_encoder
-from droppos_nb.explorers import load_for_explorer, DropPosExplorer
+from droppos_nb.explorers import load_for_explorer
+from droppos_nb.droppos import DropPosExplorer
 
 PKG = Path(droppos_nb.__file__).parent
 READERS = {('torch', 'load'), ('safetensors', 'safe_open'), ('safetensors.torch', 'load_file'), ('torch', 'jit')}

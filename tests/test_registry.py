@@ -8,7 +8,8 @@ from droppos_nb.registry import MethodSpec, register_method, get_method, METHODS
 
 PKG = Path(droppos_nb.__file__).parent
 # the layers, lowest first: a module may import from its own layer or any layer below, never above
-LAYERS = [{'core', 'cmdline'}, {'data', 'augment', 'masking', 'vit', 'checkpoint', 'runs'}, {'registry', 'official'}, {'droppos', 'mae', 'cae', 'beitv2', 'mocov3', 'mscn'},
+LAYERS = [{'core', 'cmdline'}, {'data', 'augment', 'masking', 'vit', 'checkpoint', 'runs', 'draw'},
+          {'registry', 'official', 'explore'}, {'droppos', 'mae', 'cae', 'beitv2', 'mocov3', 'mscn'},
           {'scale', 'distributed'}, {'learner'}, {'evaluation', 'viz'}, {'explorers'}, {'train'}, {'cli'}]
 TRAINING = {'scale', 'distributed', 'learner', 'train'}      # what trains: figures and explorers import none of it
 LAYER = {m: i for i, ms in enumerate(LAYERS) for m in ms}
@@ -278,3 +279,57 @@ def test_every_eval_option_of_one_protocol_is_declared():
     assert dests - COMMON == declared, (dests - COMMON - declared, declared - dests)
     given = {k: p.get_default(k) for k in declared if p.get_default(k) not in (None, False)}
     assert not given, f"a protocol's option must default to None (its default is in PROTOCOL_DEFAULTS), else it is always 'given': {given}"
+
+# issue 24 item 3: a method owns its figures and its explorer; the shared figure modules hold none of them
+OWN_FIGURES = {'droppos': ('position_reconstruction', 'position_key', 'plot_position_reconstruction', 'set_ratios',
+                           'droppos_outputs', 'position_accuracy', 'droppos_metrics', 'patch_probabilities',
+                           'heaviest_dropped', 'plot_patch_probabilities', 'plot_droppos_panels', 'KEY_HTML',
+                           'DropPosExplorer'),
+               'beitv2': ('code_colors', 'image_codes', 'code_usage', 'plot_codebook_usage', 'plot_code_histogram',
+                          'draw_code_map', 'plot_code_map', 'code_similarity', 'code_gallery', 'patch_crop',
+                          'plot_code_gallery', 'mim_outputs', 'plot_mim_predictions', 'CodeExplorer')}
+SHARED_FIGURES = ('viz', 'explorers', 'draw', 'explore')
+
+def names_used(src:str) -> set:
+    "Every name a module defines, imports or reads (functions, classes, assignments, imports, attribute names)."
+    out = set()
+    for n in ast.walk(ast.parse(src)):
+        if isinstance(n, (ast.FunctionDef, ast.ClassDef)): out.add(n.name)
+        elif isinstance(n, ast.Name): out.add(n.id)
+        elif isinstance(n, ast.Attribute): out.add(n.attr)
+        elif isinstance(n, ast.alias): out.add(n.asname or n.name.split('.')[-1])
+    return out
+
+def test_method_figures_live_with_their_method():
+    "DropPos's and BEiT v2's figures and explorers are defined in their method's module, and no shared figure module names them."
+    import importlib
+    for method, names in OWN_FIGURES.items():
+        mod = importlib.import_module(f'droppos_nb.{method}')
+        assert all(n in vars(mod) and getattr(vars(mod)[n], '__module__', mod.__name__) == mod.__name__ for n in names), method
+    bad = {m: sorted(names_used((PKG / f'{m}.py').read_text()) & {n for ns in OWN_FIGURES.values() for n in ns})
+           for m in SHARED_FIGURES}
+    assert not any(bad.values()), f"shared figure modules holding or naming a method's figures: {bad}"
+
+def test_figure_modules_ask_the_spec_not_the_model():
+    "Capabilities come from the spec: no `hasattr` test of a model in the shared figure modules."
+    bad = {m: [n.lineno for n in ast.walk(ast.parse((PKG / f'{m}.py').read_text()))
+               if isinstance(n, ast.Call) and getattr(n.func, 'id', None) == 'hasattr'] for m in SHARED_FIGURES}
+    assert not any(bad.values()), f"hasattr in shared figure modules (declare it on the spec): {bad}"
+
+def test_names_used_can_fail():
+    assert {'set_ratios', 'DropPosExplorer'} <= names_used("from x import set_ratios\nclass DropPosExplorer: pass")
+    assert 'code_usage' in names_used("y = B.code_usage(1)")
+
+def test_specs_declare_their_figures_and_explorers():
+    "Every figure kind a spec names is drawable (its own `figure_fns` or a shared kind); explorers come from the spec."
+    from droppos_nb.registry import method_names
+    from droppos_nb import viz
+    from droppos_nb.droppos import DropPosExplorer
+    from droppos_nb.beitv2 import CodeExplorer
+    for name in method_names():
+        s = get_method(name)
+        assert set(s.figures) <= set(s.figure_fns) | set(viz.FIGURE_KINDS), name
+        assert s.figure is None or s.figure in s.figures, name
+    assert get_method('droppos').explorer is DropPosExplorer and get_method('droppos').figure_settings is not None
+    assert get_method('vqkd').explorer is CodeExplorer and get_method('beitv2').explorer is CodeExplorer
+    assert get_method('mae').explorer_views(None) == ('reconstruction',)

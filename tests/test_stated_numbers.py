@@ -94,9 +94,12 @@ def test_readme_command_count():
     assert number(word) == len(leads), leads
 
 def test_readme_explorer_count():
+    "The explorers every method shares (`explorers`) and those the methods' specs declare (issue 24: DropPos's, BEiT v2's)."
     import droppos_nb.explorers as E
-    explorers = [n for n in E.__all__ if n.endswith('Explorer')]
-    assert number(one(r'`nbs/41_explorers.ipynb` has (\w+) ipywidgets explorers')[0]) == len(explorers), explorers
+    from droppos_nb.registry import get_method, method_names
+    explorers = {n for n in E.__all__ if n.endswith('Explorer')}
+    explorers |= {get_method(m).explorer.__name__ for m in method_names() if get_method(m).explorer is not None}
+    assert number(one(r'(\w+) ipywidgets explorers \(')[0]) == len(explorers), explorers
 
 # --- tools/pretrain.sh --------------------------------------------------------------------------------------------------
 

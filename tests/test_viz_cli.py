@@ -29,3 +29,16 @@ def test_viz_errors(run_main, tmp_path):
     ck = save_model(DropPos(**CFG), tmp_path / 'model.safetensors', 'droppos', CFG)
     r = run_main('viz', '--model', ck, '--what', 'pictures', '--out', tmp_path / 'figs')
     assert r.returncode == 2 and 'unknown figure' in r.stderr
+
+def test_viz_figure_settings_come_from_the_spec(run_main, tmp_path):
+    "--mask-ratio/--pos-mask-ratio reach a DropPos model through its spec's figure_settings; a MAE declares none."
+    from droppos_nb.mae import MAE
+    cfg = dict(img_size=32, patch_size=8, depth=1, decoder_dim=32, decoder_heads=2, decoder_depth=1)
+    ck = save_model(MAE(**cfg), tmp_path / 'mae.safetensors', 'mae', cfg)
+    r = run_main('viz', '--model', ck, '--mask-ratio', '0.5', '--what', 'reconstructions', '--n', '2', '--out', tmp_path / 'm')
+    assert r.returncode == 2 and 'figure_settings' in r.stderr and 'a mae model takes neither' in r.stderr, r.stderr
+    ck = save_model(DropPos(**CFG), tmp_path / 'model.safetensors', 'droppos', CFG)
+    r = run_main('viz', '--model', ck, '--mask-ratio', '0.99', '--what', 'positions', '--n', '2', '--out', tmp_path / 'd')
+    assert r.returncode == 2 and 'lower the ratios' in r.stderr, r.stderr       # DropPos's own check, via the spec
+    r = run_main('viz', '--model', ck, '--mask-ratio', '0.5', '--what', 'positions', '--n', '2', '--out', tmp_path / 'd')
+    assert r.returncode == 0 and (tmp_path / 'd' / 'positions.png').exists(), r.stderr[-2000:]

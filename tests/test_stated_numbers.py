@@ -254,3 +254,20 @@ def test_readme_beitv2_chain_time():
     total = sum(v['train_seconds'] for v in R['vqkd'].values()) + sum(v['train_seconds'] for v in R['beitv2'].values())
     minutes = one(r'bench/beitv2_figures\.py`, about (\d+) CPU-minutes')[0]
     assert about(minutes, total / 60), (minutes, total / 60)
+
+# --- the results and recipe tutorials' clean timings -------------------------------------------------------------------------
+
+def test_laptop_recipe_timings(recipes):
+    """tutorials/laptop_recipe and small_scale_results: DropPos's laptop recipe learns in about a minute (time_to_accuracy's
+    run of it); the paper recipe ends at 10% of 64 positions after about 6 minutes (small_scale_paper)."""
+    L, P = recipes['laptop'], recipes['paper']
+    T = json.loads((RES / 'time_to_accuracy' / 'recipe_droppos_p8.json').read_text())
+    assert T['epochs_run'] == L['epochs'] and f"--patch-size {L['patch_size']}" in T['command']
+    pct, chance = one(r'learn in a minute\s+\((\d+)% position accuracy, chance (\d+)%\)', md_text('tutorials/laptop_recipe.ipynb'))
+    assert about(1, T['summed_epoch_seconds'] / 60) and pct == round(100 * T['final_pos_acc']) and chance == round(100 / L['n_pos'])
+    ep = one(r"with\s+DropPos's (\d+) epochs\s+taking\s+about\s+a\s+minute", md_text('tutorials/small_scale_results.ipynb'))[0]
+    assert ep == L['epochs']
+    S = json.loads((RES / 'small_scale_paper' / 'results.json').read_text())['summary']['DropPos']
+    pct, n, minutes = one(r'DropPos ends at (\d+)% position accuracy\s+\((\d+) positions\)\s+after (\d+) minutes',
+                          md_text('tutorials/laptop_recipe.ipynb'))
+    assert pct == round(100 * S['pretrain_pos_acc']['mean']) and n == P['n_pos'] and about(minutes, S['pretrain_seconds']['mean'] / 60)

@@ -271,3 +271,16 @@ def test_laptop_recipe_timings(recipes):
     pct, n, minutes = one(r'DropPos ends at (\d+)% position accuracy\s+\((\d+) positions\)\s+after (\d+) minutes',
                           md_text('tutorials/laptop_recipe.ipynb'))
     assert pct == round(100 * S['pretrain_pos_acc']['mean']) and n == P['n_pos'] and about(minutes, S['pretrain_seconds']['mean'] / 60)
+
+def test_mscn_full_recipe_time():
+    "15_mscn: the laptop recipe's epochs, digits and steps are the registry's, its 'about 4 minutes' the results table's MSCN runs."
+    from droppos_nb.registry import get_method
+    L = get_method('mscn').laptop
+    ep, digits, steps, minutes = one(r'The full recipe \((\d+) epochs on ([\d,]+) digits, (\d+)\s+steps\) takes about (\d+) minutes',
+                                     md_text('15_mscn.ipynb'))
+    n = int(digits.replace(',', ''))
+    from droppos_nb.data import mnist5k
+    assert ep == L['epochs'] and n == len(mnist5k(img_size=32).train_y) and steps == ep * (n // L['bs'])   # whole batches
+    S = json.loads((RES / 'small_scale' / 'results.json').read_text())
+    assert S['settings']['pretrain'] == '--recipe laptop' and S['threads_per_job'] == 1
+    assert about(minutes, S['summary']['MSCN']['pretrain_seconds']['mean'] / 60)

@@ -4,6 +4,9 @@ BEiT v2 (with and without patch aggregation); writes bench/results/beitv2/ (metr
     nice -n 5 env OMP_NUM_THREADS=1 .venv/bin/python bench/beitv2_figures.py            # trains what is missing, then draws
     .venv/bin/python bench/beitv2_figures.py --figures-only                              # only redraw from the runs
 
+tutorials/beitv2 imports this file and runs the same chain in its kernel (`args.progress`: fastai's progress bar in the
+notebook instead of a line per epoch), one stage at a time (`STAGES`).
+
 Teacher: the supervised row of the results table, i.e. `droppos_nb eval --protocol finetune --checkpoint random` of the laptop
 shape (vit_tiny, depth 4, width 192, 3 heads, 32 px images, 8 px patches) fine-tuned 12 epochs (the machine's precision, lr 2e-3, no layer decay),
 saved with --save-encoder. It is reused from bench/out/small_scale/random_init/s0 (bench/results.py writes it there) when it
@@ -13,8 +16,9 @@ patch features carry *semantics*; on mnist5k the model that knows most about wha
 tokenizer's, so no resizing of the teacher's features happens.
 
 Runs (resumable: a run whose metrics.csv holds all its epochs is skipped, a partial one is resumed) live in WORK (default
-runs/beitv2, ignored by git). Both laptop recipes are run in full (VQ-KD 10 epochs, BEiT v2 10 epochs; about 15 CPU-minutes
-on one thread for the chain); --beit-epochs runs fewer, and results.json says how many.
+runs/beitv2, ignored by git). Both laptop recipes are run in full (VQ-KD 10 epochs, BEiT v2 10 epochs; each run's seconds of
+training are in results.json, `train_seconds`: about 16 minutes for the four on one CPU thread); --beit-epochs runs
+fewer, and results.json says how many. An interrupted run leaves no lock behind and is resumed by the next start.
 """
 import argparse, json, os, shutil, sys, time
 from pathlib import Path
@@ -30,7 +34,8 @@ p.add_argument('--beit-epochs', type=int, default=10, help="BEiT v2 epochs (lapt
 p.add_argument('--seed', type=int, default=0)
 p.add_argument('--threads', type=int, default=1)
 p.add_argument('--figures-only', action='store_true', help="draw from the existing runs, train nothing")
-args = p.parse_args()
+p.add_argument('--progress', action='store_true', help="fastai's progress bar instead of a line per epoch")
+args = p.parse_args(None if __name__ == '__main__' else [])     # imported (tutorials/beitv2): the defaults
 torch.set_num_threads(args.threads)
 
 from droppos_nb import cli
@@ -61,7 +66,7 @@ def teacher() -> Path:
         for f in ('encoder-finetuned.safetensors', 'eval-finetune.json'): shutil.copy(SHARED_TEACHER / f, dst / f)
         return enc
     cli.main(['eval', '--protocol', 'finetune', '--checkpoint', 'random', *TEACHER_SHAPE, *FINETUNE, '--save-encoder',
-              '--seed', str(args.seed), '--out', str(dst), '--overwrite', '--quiet'])
+              '--seed', str(args.seed), '--out', str(dst), '--overwrite', *quiet()])
     return enc
 
 
@@ -72,21 +77,38 @@ def pretrain(name:str, epochs:int, *flags) -> Path:
     if args.figures_only: raise SystemExit(f"{run} is not finished: run without --figures-only")
     t0 = time.time()
     if (run / 'config.json').exists() and (run / 'checkpoint.pt').exists():
-        cli.main(['pretrain', '--resume', str(run), '--epochs', str(epochs), '--quiet'])
+        cli.main(['pretrain', '--resume', str(run), '--epochs', str(epochs), *quiet()])
     else:
-        cli.main(['pretrain', *flags, '--epochs', str(epochs), '--seed', str(args.seed), '--out', str(run), '--overwrite', '--quiet'])
+        cli.main(['pretrain', *flags, '--epochs', str(epochs), '--seed', str(args.seed), '--out', str(run), '--overwrite', *quiet()])
     print(f"{name}: {time.time() - t0:.0f} s", flush=True)
     return run
 
 
+def quiet() -> list: return [] if args.progress else ['--quiet']
+
+
+def vqkd(rule:str) -> Path:
+    "The VQ-KD tokenizer run taught by the teacher, dead codes handled by `rule` ('restart' or 'none')."
+    return pretrain(f'vqkd-{rule}', args.vqkd_epochs, '--method', 'vqkd', '--teacher', str(teacher()), '--dead-code', rule)
+
+
+def beitv2(agg:str) -> Path:
+    "The BEiT v2 run on the restart tokenizer's codes, patch aggregation `agg` ('on' or 'off')."
+    tok = WORK / 'vqkd-restart' / 'model.safetensors'
+    return pretrain(f'beitv2-agg-{agg}', args.beit_epochs, '--method', 'beitv2', '--tokenizer', str(tok), '--aggregation', agg)
+
+
+# the chain in order: (run folder in WORK, what it is, the function that trains or finds it)
+STAGES = [('teacher', 'supervised teacher (fine-tuned laptop ViT)', teacher),
+          ('vqkd-restart', 'VQ-KD tokenizer, dead-code restart', lambda: vqkd('restart')),
+          ('vqkd-none', 'VQ-KD tokenizer, official rule', lambda: vqkd('none')),
+          ('beitv2-agg-on', 'BEiT v2 with patch aggregation', lambda: beitv2('on')),
+          ('beitv2-agg-off', 'BEiT v2 without patch aggregation', lambda: beitv2('off'))]
+
+
 def main():
-    t_enc = teacher()
-    vq = {rule: pretrain(f'vqkd-{rule}', args.vqkd_epochs, '--method', 'vqkd', '--teacher', str(t_enc), '--dead-code', rule)
-          for rule in ('restart', 'none')}
-    tok = vq['restart'] / 'model.safetensors'
-    bt = {agg: pretrain(f'beitv2-agg-{agg}', args.beit_epochs, '--method', 'beitv2', '--tokenizer', str(tok), '--aggregation', agg)
-          for agg in ('on', 'off')}
-    figures(t_enc, vq, bt)
+    for _, _, run in STAGES: run()
+    figures(teacher(), {r: vqkd(r) for r in ('restart', 'none')}, {a: beitv2(a) for a in ('on', 'off')})
 
 
 def figures(t_enc, vq:dict, bt:dict):

@@ -67,7 +67,8 @@ from droppos_nb.registry import get_method
 PRETRAINED = {'DropPos': ['--method', 'droppos'], 'DropPos σ=0': ['--method', 'droppos', '--sigma', '0'],
               'DropPos τ=∞': ['--method', 'droppos', '--tau', 'inf'], 'MAE': ['--method', 'mae'],
               # CAE's laptop recipe is still its official one (12 blocks, 4 px patches); the row uses the shape of the
-              # others, the settings the explorers train it with (CAE_SMALL in nbs/12_cae.ipynb; 82 s on 2 cores)
+              # others, the settings the explorers train it with (CAE_SMALL in nbs/12_cae.ipynb; its run's config.json
+              # says how long it trained: 240 s on 2 Xeon cores in fp32)
               'CAE': ['--method', 'cae', '--patch-size', '8', '--depth', '4', '--embed-dim', '192', '--num-heads', '3', '--decoder-depth', '2',
                       '--regressor-depth', '2', '--drop-path', '0', '--min-scale', '1', '--blr', '2e-3', '--epochs', '16'],
               'MoCo v3': ['--method', 'mocov3'], 'MSCN': ['--method', 'mscn'],

@@ -1,13 +1,14 @@
 """One training path (issue 24): `droppos_nb pretrain` and the notebooks' trained-model cache (`train.trained_model`)
 write the same run folder for the same settings; the Python settings know every option the parser knows; a stopped
 cached run is resumed, never loaded half-trained and never blocked by the lock it left."""
-import argparse, csv, json, os, platform
+import argparse, csv, json, os, platform, signal, subprocess, sys
 from pathlib import Path
 import pytest, torch
 from safetensors import safe_open
 from droppos_nb import train
 from droppos_nb.cli import main, pretrain_parser
 from droppos_nb.runs import run_finished, run_name
+from conftest import ROOT, wait_for_first_epoch
 
 # a DropPos small enough to train an epoch in about a second: the comparison is about the files, not the learning
 TINY = dict(epochs=1, depth=1, decoder_depth=1, decoder_dim=32, decoder_heads=2, bs=256, max_items=512, precision='fp32')
@@ -67,3 +68,37 @@ def test_a_stopped_cached_run_is_resumed(tmp_path, monkeypatch, capsys):
     assert run_finished(run) and len(metrics(run / 'metrics.csv')) == 2 and not (run / '.lock').exists()
     assert model.run == run and model.provenance['epochs'] == 2
     with pytest.raises(FileNotFoundError, match='no finished run'): train.trained_model('droppos', train=False, epochs=3)
+
+
+# what a notebook cell does: `trained_model` in a Python process (the kernel), here stopped from outside
+NOTEBOOK = "import json, sys\nfrom droppos_nb import train\ntrain.trained_model('droppos', **json.loads(sys.argv[1]))"
+
+@pytest.mark.slow
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGKILL], ids=['SIGINT', 'SIGKILL'])
+def test_an_interrupted_notebook_training_leaves_nothing_that_blocks_the_next(tmp_path, monkeypatch, capsys, signum):
+    """`trained_model` stopped after its first epoch (the kernel's stop button sends SIGINT; a killed kernel, SIGKILL)
+    leaves no live lock, no temporary folder or file: the next call in the same runs folder resumes the run to its end."""
+    runs = tmp_path / 'runs'
+    settings = dict(TINY, epochs=4, max_items=1024)
+    run = runs / run_name('droppos', 'mnist5k', settings)
+    env = dict(os.environ, DROPPOS_NB_RUNS=str(runs), PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    p = subprocess.Popen([sys.executable, '-c', NOTEBOOK, json.dumps(settings)], env=env, cwd=tmp_path,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_first_epoch(p, run)
+    p.send_signal(signum); err = p.communicate(timeout=300)[1]
+    assert p.returncode != 0 and not run_finished(run), "the run finished before it was stopped"
+    done = len(metrics(run / 'metrics.csv'))
+    assert 1 <= done < 4
+    # nothing temporary is left: no hidden folder next to the run or in it, no half-written file
+    assert not [q for q in runs.iterdir() if q.is_dir() and q.name.startswith('.')], list(runs.iterdir())
+    assert not (run / train.ASIDE).exists() and not list(run.glob('*.tmp'))
+    if signum == signal.SIGINT:                      # a stop that was asked for: the lock is gone, the run says where
+        assert not (run / train.LOCK).exists() and 'Interrupted' in err, err[-1000:]
+    else:                                            # killed: its lock may stay, but it names a dead process
+        assert not (run / train.LOCK).exists() or train.check_lock(run)
+    monkeypatch.setenv('DROPPOS_NB_RUNS', str(runs))
+    capsys.readouterr()
+    model = train.trained_model('droppos', **settings)
+    assert 'continuing the stopped run' in capsys.readouterr().out
+    assert run_finished(run) and len(metrics(run / 'metrics.csv')) == 4 and model.provenance['epochs'] == 4
+    assert not (run / train.LOCK).exists() and not (run / train.ASIDE).exists()

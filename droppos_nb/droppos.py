@@ -27,8 +27,8 @@ from .explore import Explorer, image_picker, slider, TOP, load_for_explorer, hea
 __all__ = ['MASK_TOKEN_TYPES', 'KEY_HTML', 'DROPPOS_OFFICIAL', 'DROPPOS_LAPTOP', 'sigma_at', 'droppos_loss', 'DropPos',
            'SigmaSchedule', 'position_reconstruction', 'position_key', 'plot_position_reconstruction', 'set_ratios',
            'droppos_outputs', 'position_accuracy', 'droppos_metrics', 'patch_probabilities', 'heaviest_dropped',
-           'plot_patch_probabilities', 'plot_droppos_panels', 'positions_figure', 'patch_figure', 'figure_settings',
-           'DropPosExplorer', 'droppos_from_official', 'sigma_note']
+           'plot_patch_probabilities', 'plot_droppos_panels', 'positions_figure', 'positions_title', 'patch_figure',
+           'figure_settings', 'DropPosExplorer', 'droppos_from_official', 'sigma_note']
 
 # %% ../nbs/10_droppos.ipynb #239cc14f
 def sigma_at(epoch:int, epochs:int, sigma0:float=1., decay:bool=True) -> float:
@@ -355,8 +355,13 @@ def positions_figure(model, x, seed=0, sigma=None, tau=None, **_):
     "The `positions` figure kind: `plot_position_reconstruction` of `model` on normalised images `x`."
     out = droppos_outputs(model, x, seed, sigma=sigma, tau=tau)
     return plot_position_reconstruction(denormalize(x).cpu(), out, model.encoder.patch_embed.patch_size[0], n=len(x),
-                                        title=f"position accuracy on these images: {position_accuracy(out):.0%} "
-                                        "(masked: black, wrong: white)")
+                                        title=positions_title(position_accuracy(out), len(x)))
+
+def positions_title(acc:float, n:int) -> str:
+    """The `positions` figure's title: the weighted accuracy on the `n` images shown, said to be theirs alone (a run's
+    validation accuracy, on every validation image, is `pos_acc` in its metrics.csv)."""
+    return (f"weighted position accuracy on these {n} images, one draw of masks: {acc:.0%}\n"
+            "(a small sample: a run's validation accuracy is pos_acc in its metrics.csv)  masked: black, wrong: white")
 
 def patch_figure(model, x, seed=0, sigma=None, tau=None, **_):
     "The `patch` figure kind: `plot_patch_probabilities` of the first image's heaviest dropped-position patch."

@@ -202,9 +202,11 @@ def get_method(name:str) -> MethodSpec:
     return METHODS[name]
 
 def _builds(spec:MethodSpec, cls:type) -> bool:
-    "Whether `spec` builds `cls`: the class itself, or one a notebook redefined under its name (`__main__`)."
+    """Whether `spec` builds `cls`: the class itself, or the same class under its name where a notebook defined one of
+    the two (`__main__`): a notebook that registers its own class leaves that spec in the process for the next one."""
     m = spec.model_cls
-    return m is cls or (m.__qualname__ == cls.__qualname__ and cls.__module__ in ('__main__', m.__module__))
+    return m is cls or (m.__qualname__ == cls.__qualname__
+                        and (m.__module__ == cls.__module__ or '__main__' in (cls.__module__, m.__module__)))
 
 def spec_of(model) -> MethodSpec|None:
     """The spec of `model`'s method: the one its `method` attribute names (a loaded model), else the registered spec

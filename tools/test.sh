@@ -12,7 +12,8 @@ fi
 export MPLBACKEND=Agg PYTHONWARNINGS=ignore
 # QUICK=1: the developers' quick loop, without the cells and tests marked slow; the default (and CI) runs everything.
 # RETRAIN=1: also the cells marked `retrain`, which train models only to draw them (MAE and a small CAE in 11_mae,
-# 12_cae and 40_viz, MoCo v3 in tutorials/mocov3_comparisons, the BEiT v2 chain of tutorials/beitv2: ~25 CPU-minutes);
+# 12_cae and 40_viz, MoCo v3 in tutorials/mocov3_comparisons, and the BEiT v2 chain of tutorials/beitv2, which alone
+# takes about 16 CPU-minutes: bench/results/beitv2/results.json);
 # without it the notebooks keep those cells' stored outputs, and the claims they make are tested on stored bench
 # results and in tests/. The DropPos model the explorers and figures show is trained in every full run (once, into runs/).
 if [ "${QUICK:-0}" = 1 ]; then FLAGS=(); MARK=(-m "not slow"); else FLAGS=(slow); MARK=(); fi

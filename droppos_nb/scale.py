@@ -302,11 +302,12 @@ def load_checkpoint(path) -> dict:
     if missing: raise ValueError(f"{path} is not a training checkpoint (missing {sorted(missing)})")
     return ck
 
-def resume_(learn:Learner, ck:dict) -> int:
+def resume_(learn:Learner, ck:dict, what:str='training checkpoint') -> int:
     """Load model, optimiser and random states of checkpoint `ck` into `learn`.
-    The next `fit` of a `PretrainLearner` starts at `ck['epoch']` (and batch `ck['iter']`)."""
+    The next `fit` of a `PretrainLearner` starts at `ck['epoch']` (and batch `ck['iter']`); `what` names the checkpoint
+    in the errors (e.g. its path)."""
     model = unwrap(learn.model)
-    check_state_dict(model, ck['model'], 'training checkpoint')
+    check_state_dict(model, ck['model'], what)
     model.load_state_dict(ck['model'])
     learn.create_opt()
     learn.opt.load_state_dict(dict(state=ck['opt']['state'], hypers=L(ck['opt']['hypers'])))

@@ -496,15 +496,16 @@ def train_run(args, ck, out:Path, device, world:int, main_process:bool, aside:Pa
                   model=mkw, lr=lr, effective_batch=batch, world_size=world, timm_arch=timm_arch(args.arch),
                   device=str(device), machine=platform.platform(), cpu=cpu_name(), torch=torch.__version__,
                   commit=git_commit())
-    if main_process and (ck is None or getattr(args, 'extended_from', None)): _write_json(out / 'config.json', config)
     if args.quiet:
         learn.remove_cb(ProgressCallback)
         learn.logger = lambda log: print('  '.join(f"{n}={v:.4g}" if isinstance(v, float) else f"{n}={v}"
                                                    for n, v in zip(learn.recorder.metric_names, log)), flush=True)
     if ck is not None:
-        start = resume_(learn, ck)
+        start = resume_(learn, ck, f"training checkpoint {out / 'checkpoint.pt'}")
         if main_process: print(f"resuming {out} at epoch {start + 1} of {args.epochs}")
         if main_process and getattr(args, 'extended_from', None): print(extension_note(args, start, lr))
+    # written once the checkpoint has loaded: a refused resume (another model's checkpoint.pt) leaves the run as it was
+    if main_process and (ck is None or getattr(args, 'extended_from', None)): _write_json(out / 'config.json', config)
     with distributed_ctx(learn):
         learn.fit_warmup_cos(args.epochs, lr, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr, wd=args.wd)
     if main_process:

@@ -63,6 +63,13 @@ def set_config(**kv):
         p.write_text(json.dumps({**json.loads(p.read_text()), **kv}))
     return setup
 
+def foreign_checkpoint(run, tmp):
+    """A setup that puts another model's training checkpoint in the run (a checkpoint.pt copied from elsewhere): a wider
+    encoder, saved the way `EpochCheckpoint` saves one."""
+    ck = torch.load(run / 'checkpoint.pt', map_location='cpu', weights_only=True)
+    ck['model'] = {k: torch.zeros(*v.shape[:-1], v.shape[-1] * 2) if v.ndim else v for k, v in ck['model'].items()}
+    torch.save(ck, run / 'checkpoint.pt')
+
 def user_file(name):
     "A setup that leaves a file of the user's in {new}: a folder that holds no run."
     def setup(run, tmp): (tmp / 'new').mkdir(); (tmp / 'new' / name).write_bytes(b"the user's own file")
@@ -154,6 +161,7 @@ CASES = [
     Case('lost', ['pretrain', '--resume', '{run}', '--arch', 'vit_small', '--bs', '32'],
          ('--arch vit_small (stored: vit_tiny)', '--bs 32 (stored: 64)')),
     Case('lost', ['pretrain', '--resume', '{run}', '--epochs', '0'], ('--epochs 0 (stored: 1)',)),
+    Case('lost', ['pretrain', '--resume', '{run}', '--epochs', '2'], ('checkpoint.pt',), setup=foreign_checkpoint),
     Case('lost', ['pretrain', '--resume', '{run}'], ('already finished its 1 epochs', '--epochs N with N > 1')),
     Case('lost', ['pretrain', '--resume', '{run}', '--epochs', '2'], ('in use by process', 'delete'),
          setup=lambda run, tmp: (run / '.lock').write_text(f"{os.getpid()} {platform.node()}\n")),

@@ -19,6 +19,10 @@ recipe is selected on mnist5k-select, never on the validation digits the results
   config's first start (WORK/plans/NAME.json). "Training" is metrics.csv's seconds (each epoch's training and its validation
   on the 1,000 selection digits), on one thread; the table records the seconds each config actually took.
   bench/results/method_costs/ predicts, on 3,000 digits: DropPos ~29 epochs, MAE ~34, MoCo v3 ~8, MSCN ~4.
+  Measured (2026-12-07, one thread on the shared 2-core machine, load ~3): eq-cae-c calibrated at 11.7 s per epoch,
+  ran 26 epochs in 324 s of training (339 s wall), 405 s with calibration and its three evaluations; the 33 configs
+  (29 pretrainings, 2 tokenizers, 2 random references) take about 3.5 hours on one thread. Two sweeps at once (one per
+  core) would need separate --out folders: the calibration cache and the tables are not shared safely.
 - BEiT v2: its VQ-KD tokenizer is trained once (eq-vqkd, a third of the budget) and shared by the BEiT v2 configs;
   its seconds count in their budget (a BEiT v2 stage gets the budget minus the tokenizer's seconds). The
   tokenizer's teacher is the sweep's own DropPos row (eq-dp, trained on the 3,000 digits: it never saw a selection

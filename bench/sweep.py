@@ -1,17 +1,56 @@
-"""A resumable sweep for a laptop pretraining recipe on mnist5k (project issue 11): DropPos and MAE, one factor at a time.
+"""Resumable sweeps for the laptop pretraining recipes on mnist5k, one factor at a time.
 
-    python bench/sweep.py                     # run every config not yet done (one at a time, one thread), then the table
-    python bench/sweep.py --only dp-c mae-c   # just these configs
-    python bench/sweep.py --table-only        # rebuild bench/results/sweep/sweep.{json,md} from the finished configs
-    python bench/sweep.py --list              # the configs and whether they are done
+The equal-budget sweep (issue 29, item 2; the default): every method (DropPos, MAE, CAE, BEiT v2 with its VQ-KD
+tokenizer, MoCo v3, MSCN) gets the same wall-clock budget, BUDGET = 300 s of training on one thread, and every
+recipe is selected on mnist5k-select, never on the validation digits the results table reports on.
+
+    python bench/sweep.py                        # run every equal-budget config not yet done, then the table
+    python bench/sweep.py --methods cae mocov3   # only these methods' configs (and what they need)
+    python bench/sweep.py --quick                # the whole pipeline in minutes: centres only, a few seconds' budget,
+                                                 # 256 digits, in a temporary --out (deleted unless --keep)
+    python bench/sweep.py --list                 # the configs, their epochs once planned, whether they are done
+    python bench/sweep.py --table-only           # rebuild the equal-budget table from the finished configs
+
+- Split: `--data mnist5k-select` (nbs/01_data) for pretraining and evaluation: 3,000 of mnist5k's training digits to
+  pretrain on (and for the probes' training), the other 1,000 training digits to select on. mnist5k's 1,000
+  validation digits, on which bench/results.py reports, are never used (tests/test_sweep.py checks the commands).
+- Budget: a config's epochs = its budget / its seconds per epoch, measured by a calibration epoch of the config's own
+  shape on the same data and the same machine (cached in WORK/calibration-equal.json; `eq_epoch_seconds`), fixed at the
+  config's first start (WORK/plans/NAME.json). "Training" is metrics.csv's seconds (each epoch's training and its validation
+  on the 1,000 selection digits), on one thread; the table records the seconds each config actually took.
+  bench/results/method_costs/ predicts, on 3,000 digits: DropPos ~29 epochs, MAE ~34, MoCo v3 ~8, MSCN ~4.
+  Measured (2026-12-07, one thread on the shared 2-core machine, load ~3): eq-cae-c calibrated at 11.7 s per epoch,
+  ran 26 epochs in 324 s of training (339 s wall), 405 s with calibration and its three evaluations; the 33 configs
+  (29 pretrainings, 2 tokenizers, 2 random references) take about 3.5 hours on one thread. Two sweeps at once (one per
+  core) would need separate --out folders: the calibration cache and the tables are not shared safely.
+- BEiT v2: its VQ-KD tokenizer is trained once (eq-vqkd, a third of the budget) and shared by the BEiT v2 configs;
+  its seconds count in their budget (a BEiT v2 stage gets the budget minus the tokenizer's seconds). The
+  tokenizer's teacher is the sweep's own DropPos row (eq-dp, trained on the 3,000 digits: it never saw a selection
+  digit); like the CLIP teacher of the paper, the teacher's cost is not counted.
+- Centres: each method's laptop recipe (`--recipe laptop`) with the official behaviour where issue 29 item 1 made it
+  an option (BEiT v2: `--beit-init official --color-jitter 0.4 --decay-groups official`, VQ-KD `--vqkd-pos learned`;
+  MoCo v3 `--decay-groups official`), CAE in a laptop shape (4 blocks, 8 px patches, 2-block regressor and decoder)
+  instead of its 12-block paper shape; then one factor at a time (learning rate, augmentation, the fidelity options,
+  shapes that change the epochs the budget buys).
+- Selection: per method, the config with the highest score = mean of kNN ([CLS], k = 20) and linear probe ([CLS],
+  30 epochs) accuracy on the selection digits. Random-init encoders of the ViT and ResNet-18 shapes are reference
+  rows. Results: bench/results/sweep/equal_budget.{json,md}, runs in bench/results/sweep/runs/, progress in
+  bench/results/sweep/sweep.log. The winners then become the methods' laptop recipes (the old ones stay reachable).
+
+The first sweep (project issue 11, 2026-12-04): DropPos and MAE, LEGACY below, selected on the validation split
+(bench/results/sweep/sweep.{json,md}, kept as its record):
+
+    python bench/sweep.py --legacy               # run the legacy configs not yet done
+    python bench/sweep.py --legacy --only dp-c mae-c
+    python bench/sweep.py --legacy --table-only  # rebuild bench/results/sweep/sweep.{json,md} from the finished configs
     python bench/sweep.py --probes --probe-on dp2-p8 --probe-ref random-d4w192p8   # position-probe settings (PROBES)
 
-The sweep runs one config, rebuilds the table and starts itself again (so configs added to CONFIGS while it runs
+The sweep runs one config, rebuilds the table and starts itself again (so configs added to LEGACY while it runs
 are picked up); stop it with `kill -- -PID` between configs. In the session of 2026-12-04 it was stopped after
-mae-blr5e-4: dp3-e14 and the configs after it in CONFIGS were not run.
+mae-blr5e-4: dp3-e14 and the configs after it in LEGACY were not run.
 
-Every pretraining gets about the same wall-clock budget, about 100 s of training on one core: every config in
-CONFIGS sets its epochs (the centre 7 epochs, about 14.5 s each measured; other shapes set by hand from the first
+In that sweep every pretraining got about the same wall-clock budget, 100 s of training on one core: every config in
+LEGACY sets its epochs (the centre 7 epochs, about 14.5 s each measured; other shapes set by hand from the first
 measurements; the table records the actual seconds, which the other jobs on the machine stretched by up to 1.5x).
 A config without --epochs is calibrated instead (`epoch_seconds`: a one-epoch run on 1,024 images, scaled; cached in
 bench/out/sweep/calibration.json; `--budget`). A config's epochs are fixed at its first start (plan.json).
@@ -22,7 +61,7 @@ patch tokens), eval-linear.json ([CLS], 30 epochs); a finished step is never run
 same shapes are reference rows (eval only). The summary goes to bench/results/sweep/sweep.json and sweep.md, a copy
 of each config's metrics.csv and config to bench/results/sweep/runs/, and progress to bench/results/sweep/sweep.log.
 """
-import argparse, csv, json, os, platform, shutil, subprocess, sys, time
+import argparse, csv, json, os, platform, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +104,7 @@ def rnd(name, depth=4, embed_dim=192, num_heads=3, img_size=32, patch_size=4):
                                                    '--img-size': img_size, '--patch-size': patch_size})
 
 # In the order they run: the most informative first, so that a sweep cut short still answers the main questions.
-CONFIGS = [
+LEGACY = [
     cfg('dp-c', 'droppos'), rnd('random-d4w192'), cfg('mae-c', 'mae'), cfg('dp-c-e4', 'droppos', epochs=4),
     cfg('dp-ms1.0', 'droppos', min_scale=1.0), cfg('dp-blr5e-4', 'droppos', blr=5e-4), cfg('mae-ms1.0', 'mae', min_scale=1.0),
     cfg('dp-ms0.5', 'droppos', min_scale=0.5),
@@ -226,13 +265,15 @@ def short(c):
     return 'centre' + ''.join(f" {k} {v}" for k, v in diff.items())
 
 def table():
-    rows = [r for r in (row(c) for c in CONFIGS) if r is not None]
+    rows = [r for r in (row(c) for c in LEGACY) if r is not None]
+    if not any('pretrain_seconds' in r or 'knn' in r for r in rows):     # the runs are not on this machine
+        return print(f"no finished legacy config in {WORK}: bench/results/sweep/sweep.md left as it is")
     pct = lambda v: '–' if v is None else f"{100 * v:.1f}"
     md = [f"mnist5k (4,000 train / 1,000 valid), seed 0, one thread on {cpu()}; centre: `{' '.join(flag_list(CENTRE))}`; "
           "kNN k = 20, T = 0.07 (cosine); linear probe 30 epochs, [CLS]", '',
           '| config | method | changes from centre | epochs | pretrain s (total / training) | pos_acc final / best (%) | kNN cls (%) | kNN mean (%) | linear cls (%) | eval s (knn+knn_mean+linear) |',
           '|' + '---|' * 10]
-    for c, r in ((c, r) for c in CONFIGS for r in rows if r['name'] == c['name']):
+    for c, r in ((c, r) for c in LEGACY for r in rows if r['name'] == c['name']):
         secs = sum(r.get(f'{nm}_seconds', 0) for nm in EVALS)
         md.append(f"| {r['name']} | {r['method']} | {short(c)} | {r.get('epochs', '–')} | "
                   + (f"{r['pretrain_seconds']:.0f} / {r['train_seconds']:.0f}" if 'pretrain_seconds' in r else '–') + ' | '
@@ -246,21 +287,296 @@ def table():
 
 def cpu(): return next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
 
+# --- the equal-budget sweep (issue 29, item 2) ---------------------------------------------------------------------
+SELECT = 'mnist5k-select'   # the split every equal-budget command uses: never mnist5k's validation digits
+BUDGET = 300.               # seconds of training per method (one thread): the same for every config
+TOKENIZER_SHARE = 1 / 3     # of the budget, for BEiT v2's VQ-KD tokenizer (eq-vqkd, shared by the BEiT v2 configs)
+# settings that do not change a step's cost: configs that differ only in these share a calibration
+COST_NEUTRAL = {'--blr', '--lr', '--min-scale', '--momentum', '--temperature', '--beit-init', '--decay-groups',
+                '--color-jitter', '--vqkd-pos', '--multi-view', '--tokenizer', '--teacher', '--epochs'}
+QUICK = dict(budget=8., items=256, valid=128, linear_epochs=2)   # --quick: the pipeline, not the recipes
+
+def eq(name, method, needs=(), share=None, **changes):
+    """An equal-budget config: the method's laptop recipe with `changes` (keys are flags without the dashes, '_' for
+    '-'; True for a switch). `needs`: configs it reads (a teacher, a tokenizer); `share`: its part of the budget."""
+    flags = {'--' + k.replace('_', '-'): v for k, v in changes.items()}
+    return dict(name=name, kind='pretrain', method=method, flags=flags, needs=tuple(needs), share=share, sweep='equal')
+
+def eq_rnd(name, **flags):
+    "A random-init reference encoder of the shape `flags`, evaluated on the selection split."
+    return dict(name=name, kind='random', method='random init', needs=(), sweep='equal',
+                flags={'--' + k.replace('_', '-'): v for k, v in flags.items()})
+
+CAE_C = dict(depth=4, patch_size=8, decoder_depth=2, regressor_depth=2, blr=2e-3, min_scale=0.2, drop_path=0.)
+VQKD_C = dict(teacher='eq-dp', vqkd_pos='learned', decay_groups='official')
+BEIT_C = dict(tokenizer='eq-vqkd', beit_init='official', color_jitter=0.4, decay_groups='official')
+MOCO_C = dict(decay_groups='official')
+# In the order they run: every method's centre first (a sweep cut short still compares the methods), then the
+# one-factor variations, the likeliest to matter first.
+EQUAL = [
+    eq('eq-dp', 'droppos'), eq('eq-mae', 'mae'), eq('eq-cae-c', 'cae', **CAE_C),
+    eq('eq-vqkd', 'vqkd', needs=('eq-dp',), share=TOKENIZER_SHARE, **VQKD_C),
+    eq('eq-beit-c', 'beitv2', needs=('eq-vqkd',), **BEIT_C), eq('eq-moco-c', 'mocov3', **MOCO_C),
+    eq('eq-mscn-c', 'mscn'),
+    eq_rnd('eq-random-vit', depth=4, embed_dim=192, num_heads=3, img_size=32, patch_size=8),
+    eq_rnd('eq-random-resnet18', arch='resnet18', img_size=32),
+    # the fidelity options (issue 29, item 1) against the laptop's earlier choices
+    eq('eq-beit-timm', 'beitv2', needs=('eq-vqkd',), **{**BEIT_C, 'beit_init': 'timm'}),
+    eq('eq-beit-cj0', 'beitv2', needs=('eq-vqkd',), **{**BEIT_C, 'color_jitter': 0.}),
+    eq('eq-beit-fastai', 'beitv2', needs=('eq-vqkd',), **{**BEIT_C, 'decay_groups': 'fastai'}),
+    eq('eq-moco-fastai', 'mocov3', **{**MOCO_C, 'decay_groups': 'fastai'}),
+    eq('eq-mscn-same', 'mscn', multi_view='same'),
+    # learning rates
+    eq('eq-cae-blr5e-4', 'cae', **{**CAE_C, 'blr': 5e-4}), eq('eq-cae-blr5e-3', 'cae', **{**CAE_C, 'blr': 5e-3}),
+    eq('eq-beit-lr3e-4', 'beitv2', needs=('eq-vqkd',), **{**BEIT_C, 'lr': 3e-4}),
+    eq('eq-beit-lr3e-3', 'beitv2', needs=('eq-vqkd',), **{**BEIT_C, 'lr': 3e-3}),
+    eq('eq-moco-blr5e-4', 'mocov3', **{**MOCO_C, 'blr': 5e-4}), eq('eq-moco-blr5e-3', 'mocov3', **{**MOCO_C, 'blr': 5e-3}),
+    eq('eq-mscn-blr1e-3', 'mscn', blr=1e-3), eq('eq-mscn-blr1e-2', 'mscn', blr=1e-2),
+    # augmentation and the rest
+    eq('eq-cae-ms0.08', 'cae', **{**CAE_C, 'min_scale': 0.08}),   # CAE's official crop scale
+    eq('eq-cae-ms1.0', 'cae', **{**CAE_C, 'min_scale': 1.0}),     # DropPos's laptop winner: no crop
+    eq('eq-moco-ms0.08', 'mocov3', **{**MOCO_C, 'min_scale': 0.08}),
+    eq('eq-moco-m0.99', 'mocov3', **{**MOCO_C, 'momentum': 0.99}),
+    eq('eq-mscn-t0.1', 'mscn', temperature=0.1), eq('eq-mscn-ms0.5', 'mscn', min_scale=0.5),
+    eq('eq-beit-mr0.5', 'beitv2', needs=('eq-vqkd',), **{**BEIT_C, 'mask_ratio': 0.5}),
+    # shapes: fewer epochs for a bigger model at the same budget
+    eq('eq-cae-deep', 'cae', **{**CAE_C, 'decoder_depth': 4, 'regressor_depth': 4}),
+    eq('eq-cae-dp0.1', 'cae', **{**CAE_C, 'drop_path': 0.1}),
+    # the laptop tokenizer's earlier choices (fixed sin-cos positions, fastai's decay groups), with a BEiT v2 on it
+    eq('eq-vqkd-sincos', 'vqkd', needs=('eq-dp',), share=TOKENIZER_SHARE, **{**VQKD_C, 'vqkd_pos': 'sincos',
+                                                                              'decay_groups': 'fastai'}),
+    eq('eq-beit-vqsincos', 'beitv2', needs=('eq-vqkd-sincos',), **{**BEIT_C, 'tokenizer': 'eq-vqkd-sincos'}),
+]
+CONFIGS = LEGACY + EQUAL
+BY_NAME = {c['name']: c for c in CONFIGS}
+# the evaluations of the equal-budget rows: kNN of the mean patch token only where there are patch tokens (ViTs)
+EQ_EVALS = {'knn': ['--protocol', 'knn'], 'knn_mean': ['--protocol', 'knn', '--pool', 'mean'],
+            'linear': ['--protocol', 'linear']}
+
+def is_vit(c): return c['method'] != 'mscn' and c['flags'].get('--arch', 'vit') != 'resnet18'
+def eq_evals(c): return {k: v for k, v in EQ_EVALS.items() if k != 'knn_mean' or is_vit(c)}
+def selectors(c):
+    "The configs `c` names by flag (teacher, tokenizer): their flags are replaced by the encoders' paths."
+    return [v for k, v in c['flags'].items() if k in ('--teacher', '--tokenizer')]
+
+def resolved(c, quick=None):
+    "`c`'s flags with its teacher/tokenizer as paths; in quick mode on `quick['items']` digits."
+    flags = {k: str(WORK / v / ('encoder.safetensors' if k == '--teacher' else 'model.safetensors'))
+                if k in ('--teacher', '--tokenizer') else v for k, v in c['flags'].items()}
+    if quick and c['kind'] == 'pretrain': flags['--max-items'] = quick['items']
+    return flags
+
+def pretrain_cmd(c, epochs, out, quick=None):
+    "The command line that pretrains equal-budget config `c` for `epochs` into `out`: always on the selection split."
+    flags = {**resolved(c, quick), '--epochs': epochs}
+    return [*EXE, 'pretrain', '--method', c['method'], '--recipe', 'laptop', *flag_list(flags), '--data', SELECT,
+            '--seed', '0', *OVERWRITE, '--quiet', '--out', str(out)]
+
+def eval_cmd(c, nm, out, quick=None):
+    "The command line of evaluation `nm` of config `c`'s encoder (or its random-init shape): on the selection split."
+    d = WORK / c['name']
+    ck = ['--checkpoint', 'random', *flag_list(c['flags'])] if c['kind'] == 'random' else \
+        ['--checkpoint', str(d / 'encoder.safetensors')]
+    few = ['--max-items', str(quick['items']), '--max-valid', str(quick['valid'])] if quick else []
+    if quick and nm == 'linear': few += ['--epochs', str(quick['linear_epochs'])]
+    return [*EXE, 'eval', *EQ_EVALS[nm], *ck, '--data', SELECT, *few, '--seed', '0', '--quiet', '--out', str(out)]
+
+def train_seconds(d): return sum(float(r['seconds']) for r in read_metrics(d))
+
+def eq_epoch_seconds(c, quick=None):
+    "Seconds of one epoch of `c`'s shape on the selection split: a calibration epoch on this machine (cached)."
+    key = c['method'] + ' ' + ' '.join(f"{k}={v}" for k, v in sorted(c['flags'].items()) if k not in COST_NEUTRAL)
+    key += ' tokenizer' if '--tokenizer' in c['flags'] else ''
+    cache_f = WORK / 'calibration-equal.json'
+    cache = json.loads(cache_f.read_text()) if cache_f.exists() else {}
+    if key not in cache:
+        d = WORK / '_cal-equal' / str(len(cache))
+        shutil.rmtree(d, ignore_errors=True)
+        run(pretrain_cmd(c, 1, d, quick), d.with_suffix('.log'))
+        cache[key] = float(read_metrics(d)[-1]['seconds'])
+        cache_f.write_text(json.dumps(cache, indent=1))
+        shutil.rmtree(d, ignore_errors=True)
+        log(f"calibrated {key}: {cache[key]:.1f} s per epoch")
+    return cache[key]
+
+def eq_pretrain(c, budget, quick=None):
+    "Pretrain equal-budget config `c` (and first what it needs) with the epochs that fit its budget."
+    for n in c['needs']: eq_pretrain(BY_NAME[n], budget, quick)
+    d = WORK / c['name']
+    if c['kind'] != 'pretrain' or (d / 'wallclock.json').exists(): return
+    plan_f = WORK / 'plans' / f"{c['name']}.json"            # outside the run folder, which pretrain owns
+    if plan_f.exists(): plan = json.loads(plan_f.read_text())
+    else:
+        est = eq_epoch_seconds(c, quick)
+        tok = next((n for k, n in c['flags'].items() if k == '--tokenizer'), None)
+        spent = train_seconds(WORK / tok) if tok else 0.      # the tokenizer's seconds count in BEiT v2's budget
+        avail = budget * c['share'] if c['share'] else budget - spent
+        plan = dict(epochs=max(1 if quick else 2, round(avail / est)), est_epoch_seconds=est, budget=budget,
+                    available=avail, tokenizer_seconds=spent)
+        plan_f.parent.mkdir(parents=True, exist_ok=True)
+        plan_f.write_text(json.dumps(plan))
+    log(f"pretrain {c['name']}: {c['method']} {' '.join(flag_list(c['flags']))}, {plan['epochs']} epochs")
+    secs = run(pretrain_cmd(c, plan['epochs'], d, quick), WORK / 'logs' / f"pretrain-{c['name']}.log")
+    (d / 'wallclock.json').write_text(json.dumps(dict(seconds=secs, threads=1, epochs=plan['epochs'])))
+    log(f"  done in {secs:.0f} s (training {train_seconds(d):.0f} s)")
+
+def eq_evaluate(c, quick=None):
+    d = WORK / c['name']
+    if c['method'] == 'vqkd': return                     # a tokenizer: BEiT v2's rows evaluate it
+    for nm, proto in eq_evals(c).items():
+        f = d / f'eval-{nm}.json'
+        if f.exists(): continue
+        tmp = d / f'_eval-{nm}'
+        secs = run(eval_cmd(c, nm, tmp, quick), WORK / 'logs' / f"eval-{c['name']}-{nm}.log")
+        r = json.loads((tmp / f"eval-{proto[1]}.json").read_text())
+        r['wall_seconds'] = secs
+        d.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(r, indent=1))
+        shutil.rmtree(tmp)
+        log(f"  {c['name']} {nm}: {100 * r['metrics']['acc']:.1f}% ({secs:.0f} s)")
+
+def eq_done(c):
+    if c['method'] == 'vqkd': return (WORK / c['name'] / 'wallclock.json').exists()
+    return all((WORK / c['name'] / f'eval-{nm}.json').exists() for nm in eq_evals(c))
+
+def eq_row(c, copy=True):
+    d = WORK / c['name']
+    r = dict(name=c['name'], kind=c['kind'], method=c['method'], flags=c['flags'])
+    if c['kind'] == 'pretrain':
+        if not (d / 'wallclock.json').exists(): return None
+        w, m = json.loads((d / 'wallclock.json').read_text()), read_metrics(d)
+        tok = next((n for k, n in c['flags'].items() if k == '--tokenizer'), None)
+        r.update(epochs=w['epochs'], pretrain_seconds=round(w['seconds'], 1), train_seconds=round(train_seconds(d), 1),
+                 tokenizer_seconds=round(train_seconds(WORK / tok), 1) if tok else 0.,
+                 valid_loss_final=float(m[-1]['valid_loss']) if m and m[-1].get('valid_loss') else None)
+        if copy:
+            dst = RES / 'runs' / c['name']
+            dst.mkdir(parents=True, exist_ok=True)
+            for fn in ('metrics.csv', 'config.json'): shutil.copy(d / fn, dst / fn)
+            shutil.copy(WORK / 'plans' / f"{c['name']}.json", dst / 'plan.json')
+    for nm in eq_evals(c):
+        f = d / f'eval-{nm}.json'
+        if f.exists():
+            e = json.loads(f.read_text())
+            r[nm], r[f'{nm}_seconds'] = e['metrics']['acc'], e['seconds']
+    if r.get('knn') is not None and r.get('linear') is not None: r['score'] = (r['knn'] + r['linear']) / 2
+    return r
+
+def eq_table(budget, quick=None, name='equal_budget'):
+    "The equal-budget table: every finished config, the selected (highest-score) config of each method in bold."
+    rows = [r for r in (eq_row(c, copy=not quick) for c in EQUAL) if r is not None]
+    if not any(r.get('score') is not None or 'train_seconds' in r for r in rows):
+        return print(f"no finished equal-budget config in {WORK}: no table written")
+    best = {}
+    for r in rows:
+        if r['kind'] == 'pretrain' and r.get('score') is not None and r['score'] > best.get(r['method'], (-1, ''))[0]:
+            best[r['method']] = (r['score'], r['name'])
+    for r in rows: r['selected'] = best.get(r['method'], (0, ''))[1] == r['name']
+    pct = lambda v: '–' if v is None else f"{100 * v:.1f}"
+    md = [f"{SELECT}: pretrain on 3,000 of mnist5k's training digits, select on the other 1,000 (never on mnist5k's "
+          f"validation digits); budget {budget:g} s of training per method on one thread of {cpu()}"
+          + (f" (--quick: {quick['items']} digits)" if quick else '') + "; seed 0; kNN k = 20 (cosine); linear probe "
+          "[CLS]; score = mean of kNN [CLS] and linear; **bold**: the selected config of each method", '',
+          '| config | method | changes from the laptop recipe | epochs | training s (tokenizer + own) | kNN cls (%) | '
+          'kNN mean (%) | linear cls (%) | score (%) |', '|' + '---|' * 9]
+    for r in rows:
+        ch = ' '.join(f"{k} {v}" for k, v in r['flags'].items()) or 'laptop recipe'
+        nm = f"**{r['name']}**" if r['selected'] else r['name']
+        tr = (f"{r['tokenizer_seconds']:.0f} + {r['train_seconds']:.0f}" if r.get('tokenizer_seconds')
+              else f"{r['train_seconds']:.0f}") if 'train_seconds' in r else '–'
+        md.append(f"| {nm} | {r['method']} | {ch} | {r.get('epochs', '–')} | {tr} | {pct(r.get('knn'))} | "
+                  f"{pct(r.get('knn_mean'))} | {pct(r.get('linear'))} | {pct(r.get('score'))} |")
+    out = RES if not quick else WORK
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f'{name}.json').write_text(json.dumps(dict(data=SELECT, seed=0, threads=1, budget=budget, cpu=cpu(),
+                                                      machine=platform.platform(), quick=quick, rows=rows), indent=1))
+    (out / f'{name}.md').write_text('\n'.join(md) + '\n')
+    print('\n'.join(md))
+
+def with_needs(names):
+    "The configs `names` and, before them, every config they need."
+    out = []
+    def add(n):
+        for m in BY_NAME[n]['needs']: add(m)
+        if n not in out: out.append(n)
+    for n in names: add(n)
+    return out
+
+def eq_todo(methods=None, only=None, quick=False):
+    "The equal-budget configs to run, in order: filtered by method or name (quick: the centres and references)."
+    cs = [c for c in EQUAL if (not methods or c['method'] in methods or c['kind'] == 'random')
+          and (not only or c['name'] in only) and (not quick or c['kind'] == 'random' or c['name'] in QUICK_CONFIGS)]
+    return [BY_NAME[n] for n in with_needs([c['name'] for c in cs])]
+
+QUICK_CONFIGS = ('eq-dp', 'eq-mae', 'eq-cae-c', 'eq-vqkd', 'eq-beit-c', 'eq-moco-c', 'eq-mscn-c')
+METHODS = ('droppos', 'mae', 'cae', 'beitv2', 'mocov3', 'mscn')
+
+def main_equal(args):
+    global WORK, RES
+    quick = dict(QUICK) if args.quick else None
+    budget = args.budget if args.budget is not None else (quick['budget'] if quick else BUDGET)
+    tmp_out = None
+    if args.out: WORK = RES = Path(args.out).resolve()
+    elif quick: WORK = RES = tmp_out = Path(tempfile.mkdtemp(prefix='sweep-quick-'))
+    todo = eq_todo(args.methods, args.only, quick=bool(quick))
+    if args.list:
+        for c in todo:
+            plan = WORK / 'plans' / f"{c['name']}.json"
+            ep = json.loads(plan.read_text())['epochs'] if plan.exists() else '?'
+            print(f"{c['name']:20s} {c['method']:12s} epochs {ep!s:4s} {'done' if eq_done(c) else '':5s} "
+                  + ' '.join(flag_list(c['flags'])))
+        return
+    if not args.table_only:
+        fail_f = WORK / 'failed-equal.json'
+        failed = set(json.loads(fail_f.read_text())) if fail_f.exists() else set()
+        t0 = time.perf_counter()
+        for c in todo:
+            if eq_done(c) or c['name'] in failed: continue
+            try:
+                eq_pretrain(c, budget, quick)
+                eq_evaluate(c, quick)
+            except Exception as e:
+                log(f"FAILED {c['name']}: {e}")
+                failed.add(c['name'])
+                WORK.mkdir(parents=True, exist_ok=True)
+                fail_f.write_text(json.dumps(sorted(failed)))
+            eq_table(budget, quick)
+        log(f"equal-budget sweep: {len(todo)} configs in {time.perf_counter() - t0:.0f} s"
+            + (f", {len(failed)} failed: {', '.join(sorted(failed))}" if failed else ''))
+    eq_table(budget, quick)
+    failed_any = (WORK / 'failed-equal.json').exists()
+    if tmp_out and not args.keep and not failed_any: shutil.rmtree(tmp_out)
+    elif quick: print(f"quick sweep kept in {WORK}")
+    if quick and failed_any: sys.exit(1)
+
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--budget', type=float, default=100., help="seconds of training per pretraining (one core)")
+    p.add_argument('--budget', type=float, help="seconds of training per pretraining, one thread (equal-budget: "
+                   f"{BUDGET:g}, --quick {QUICK['budget']:g}; --legacy: 100)")
+    p.add_argument('--methods', nargs='+', choices=METHODS, help="equal-budget sweep: only these methods' configs")
     p.add_argument('--only', nargs='+', help="run only these configs")
-    p.add_argument('--table-only', action='store_true', help="run nothing: rebuild the table from the finished configs")
+    p.add_argument('--quick', action='store_true', help="check the pipeline: centres only, a tiny budget, few digits, "
+                   "a temporary --out")
+    p.add_argument('--out', help="the equal-budget sweep's work and results folder (default: bench/out/sweep and "
+                   "bench/results/sweep; --quick: a temporary folder)")
+    p.add_argument('--keep', action='store_true', help="--quick: keep the temporary folder")
+    p.add_argument('--legacy', action='store_true', help="the first sweep (DropPos and MAE, issue 11)")
+    p.add_argument('--table-only', action='store_true', help="run nothing: rebuild the tables from the finished configs")
     p.add_argument('--list', action='store_true')
     p.add_argument('--probes', action='store_true', help="run the position-probe settings PROBES on --probe-on and --probe-ref")
     p.add_argument('--probe-on', default='dp-c'); p.add_argument('--probe-ref', default='random-d4w192')
     p.add_argument('--probe-idx', type=int, nargs='+', help="run only these PROBES (indices)")
     args = p.parse_args()
+    if not (args.legacy or args.probes):
+        if str(LIB) not in ('', '.'): sys.exit("the equal-budget sweep runs the working tree's library: unset DROPPOS_LIB")
+        main_equal(args)
+        sys.exit()
+    args.budget = 100. if args.budget is None else args.budget
     if args.list:
-        for c in CONFIGS: print(c['name'], 'done' if (WORK / c['name'] / 'eval-linear.json').exists() else '', short(c))
+        for c in LEGACY: print(c['name'], 'done' if (WORK / c['name'] / 'eval-linear.json').exists() else '', short(c))
         sys.exit()
     if args.probes:
-        pre, ref = (next(c for c in CONFIGS if c['name'] == n) for n in (args.probe_on, args.probe_ref))
+        pre, ref = (next(c for c in LEGACY if c['name'] == n) for n in (args.probe_on, args.probe_ref))
         for i, (drop, epochs, lr, items) in enumerate(PROBES):
             if not args.table_only and (args.probe_idx is None or i in args.probe_idx):
                 for c in (pre, ref): probe(c, drop, epochs, lr, items)
@@ -269,7 +585,7 @@ if __name__ == '__main__':
     fail_f = WORK / 'failed.json'
     failed = set(json.loads(fail_f.read_text())) if fail_f.exists() else set()
     if not args.table_only:
-        todo = [c for c in CONFIGS if (not args.only or c['name'] in args.only) and not (WORK / c['name'] / 'eval-linear.json').exists()
+        todo = [c for c in LEGACY if (not args.only or c['name'] in args.only) and not (WORK / c['name'] / 'eval-linear.json').exists()
                 and c['name'] not in failed]
         if todo:
             c = todo[0]
@@ -278,6 +594,6 @@ if __name__ == '__main__':
                 evaluate(c)
             except Exception as e: log(f"FAILED {c['name']}: {e}"); failed.add(c['name']); fail_f.write_text(json.dumps(sorted(failed)))
             table()
-            # start again from the file: configs added to CONFIGS while the sweep runs are picked up, finished ones skipped
+            # start again from the file: configs added to LEGACY while the sweep runs are picked up, finished ones skipped
             os.execv(sys.executable, [sys.executable, *sys.argv])
     table()

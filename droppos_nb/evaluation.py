@@ -23,6 +23,7 @@ from .core import set_seed, default_device, rank_world
 from .distributed import distributed_ctx
 from .scale import precision_callbacks, choose_precision
 from .data import (TensorData, TensorItems, TensorDL, BatchRandomResizedCrop, resize_images, mnist5k, photos,
+                             mnist5k_select,
                              folder_files, find_valid_folder, folder_labels, BUILTIN_DATASETS, data_folder,
                              usable_images)
 from .masking import n_keep
@@ -177,6 +178,7 @@ def eval_data(data='mnist5k', img_size:int=32, split_seed:int=0, max_items:int|N
             td = TensorData(resize_images(td.train_x, img_size), td.train_y, resize_images(td.valid_x, img_size),
                             td.valid_y, td.classes)
     elif data == 'mnist5k': td = mnist5k(img_size, seed=split_seed, **kw)
+    elif data == 'mnist5k-select': td = mnist5k_select(img_size, seed=split_seed, **kw)   # a sweep's selection split
     elif data == 'photos': td = photos(img_size, seed=split_seed, **kw)
     else:                                   # the same place `data.get_dls` finds it (downloads on the first process
                                             # only)

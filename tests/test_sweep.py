@@ -1,0 +1,96 @@
+"""The equal-budget sweep (bench/sweep.py, issue 29 item 2) selects recipes on a split the results table never reports.
+
+Cheap: no training. The selection split (`mnist5k-select`, nbs/01_data) must share no digit with mnist5k's validation
+split, on which bench/results.py reports, and every command the sweep would run (pretraining, calibration,
+evaluation) must name the selection split.
+"""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from droppos_nb.data import mnist5k_indices, mnist5k_select_indices, get_dls
+from droppos_nb.evaluation import eval_data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='module')
+def sweep():
+    spec = importlib.util.spec_from_file_location('bench_sweep', ROOT / 'bench' / 'sweep.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_selection_split_disjoint_from_validation():
+    "The selection digits are not the table's validation digits, and pretraining sees neither."
+    st, ss = mnist5k_select_indices()
+    mt, mv = mnist5k_indices()
+    assert (len(st), len(ss)) == (3000, 1000)
+    assert not set(ss.tolist()) & set(mv.tolist())
+    assert not set(st.tolist()) & set(mv.tolist())
+    assert not set(st.tolist()) & set(ss.tolist())
+    assert sorted(st.tolist() + ss.tolist()) == sorted(mt.tolist())
+
+
+def test_selection_images_disjoint_from_validation_images():
+    "The same, by the images that the evaluation and the pretraining loaders hand out."
+    sel, tab = eval_data('mnist5k-select', 28), eval_data('mnist5k', 28)
+    key = lambda xs: {bytes(im[0].numpy()) for im in xs}
+    assert not key(sel.valid_x) & key(tab.valid_x)
+    assert not key(sel.train_x) & key(tab.valid_x)
+    assert not key(sel.train_x) & key(sel.valid_x)
+    dls = get_dls('mnist5k-select', 28, bs=100, device='cpu')
+    assert torch.equal(dls.valid_ds.y, sel.valid_y)
+    assert not key(dls.train_ds.x) & key(tab.valid_x)
+
+
+def _data(cmd):
+    "The values of --data in command line `cmd`."
+    return [cmd[i + 1] for i, a in enumerate(cmd) if a == '--data']
+
+
+def test_sweep_commands_use_the_selection_split(sweep, tmp_path):
+    "Every equal-budget command, quick or not, trains and scores on mnist5k-select, never on mnist5k."
+    assert sweep.SELECT == 'mnist5k-select'
+    methods = set()
+    for quick in (None, sweep.QUICK):
+        for c in sweep.EQUAL:
+            methods.add(c['method'])
+            if c['kind'] == 'pretrain':
+                cmd = sweep.pretrain_cmd(c, 3, tmp_path / c['name'], quick)
+                assert _data(cmd) == ['mnist5k-select'], cmd
+            for nm in sweep.eq_evals(c):
+                cmd = sweep.eval_cmd(c, nm, tmp_path / nm, quick)
+                assert _data(cmd) == ['mnist5k-select'], cmd
+    assert {'droppos', 'mae', 'cae', 'vqkd', 'beitv2', 'mocov3', 'mscn'} <= methods
+
+
+def test_sweep_configs(sweep):
+    "Names unique, each method's centre in --quick, dependencies before their users, the tokenizer within the budget."
+    names = [c['name'] for c in sweep.CONFIGS]
+    assert len(names) == len(set(names))
+    quick = [c['name'] for c in sweep.eq_todo(quick=True)]
+    assert set(sweep.QUICK_CONFIGS) <= set(quick)
+    for c in sweep.EQUAL:
+        for n in c['needs']: assert names.index(n) < names.index(c['name'])
+    order = [c['name'] for c in sweep.eq_todo(methods=['beitv2'])]
+    assert order.index('eq-dp') < order.index('eq-vqkd') < order.index('eq-beit-c')
+    assert 0 < sweep.TOKENIZER_SHARE < 1
+
+
+def test_sweep_commands_parse(sweep, tmp_path):
+    """Every equal-budget command is one the CLI accepts, each option one of its method's with a value in range.
+    A misspelt flag or a wrong method fails here, not hours into the sweep."""
+    from droppos_nb.cli import build_parser
+    from droppos_nb.train import resolve_args
+    parser, pp = build_parser()
+    for c in sweep.EQUAL:
+        cmds = [sweep.eval_cmd(c, nm, tmp_path, None) for nm in sweep.eq_evals(c)]
+        if c['kind'] == 'pretrain': cmds.append(sweep.pretrain_cmd(c, 3, tmp_path / c['name']))
+        for cmd in cmds:
+            args = parser.parse_args(cmd[cmd.index('pretrain' if 'pretrain' in cmd else 'eval'):])
+            assert args.data == 'mnist5k-select'
+            if args.command == 'pretrain': resolve_args(args, pp.method_options)     # raises on another method's option

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU checks, as one script for one short session on a GPU machine (about 7 minutes on one H200):
+# The GPU checks, as one script for one short session on a GPU machine (at most 13 minutes: the three steps' timeouts,
+# SMOKE_TIMEOUT 150 s + SPEED_TIMEOUT 150 s + RESULTS_TIMEOUT 460 s, plus the start):
 #   1. bench/droppos_speed.py on CUDA: images/s and the share of the matmul peak in fp32, bf16 and fp16 for the laptop
 #      recipe, the paper recipe on the digits and ViT-B/16 at 224 px;
 #   2. bench/results.py --device cuda: the small-scale results table with longer schedules (starts no job after

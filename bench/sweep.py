@@ -307,6 +307,30 @@ def eq_rnd(name, **flags):
     return dict(name=name, kind='random', method='random init', needs=(), sweep='equal',
                 flags={'--' + k.replace('_', '-'): v for k, v in flags.items()})
 
+def random_resnet18_nzi(d):
+    "A random ResNet-18 with zero_init_last=False (bench/results.py's random_cnn_job): MSCN's fair floor."
+    import timm, torch.nn as nn
+    from droppos_nb.core import set_seed
+    from droppos_nb.checkpoint import export_encoder
+    set_seed(0)
+    holder = nn.Module(); holder.encoder = timm.create_model('resnet18', num_classes=0, zero_init_last=False)
+    export_encoder(holder, d / 'encoder.safetensors', arch='resnet18', img_size=32)
+
+def random_beit(d):
+    "A random Beit of BEiT v2's laptop shape with the official init (bench/results.py's random_beit_job): BEiT v2's floor."
+    from droppos_nb.core import set_seed
+    from droppos_nb.checkpoint import export_encoder
+    from droppos_nb.registry import get_method
+    spec = get_method('beitv2')
+    set_seed(0)
+    m = spec.model_cls(**{**spec.model_kwargs({**spec.recipe('laptop'), 'beit_init': 'official'}),
+                          'vocab_size': get_method('vqkd').recipe('laptop')['codebook_size']})
+    export_encoder(m, d / 'encoder.safetensors', **spec.export_meta(m))
+
+def eq_rnd_file(name, make):
+    "A random-init reference encoder that `make(folder)` writes (shapes `--checkpoint random` cannot build)."
+    return dict(name=name, kind='random', method='random init', needs=(), sweep='equal', flags={}, make=make)
+
 CAE_C = dict(depth=4, patch_size=8, decoder_depth=2, regressor_depth=2, blr=2e-3, min_scale=0.2, drop_path=0.)
 VQKD_C = dict(teacher='eq-dp', vqkd_pos='learned', decay_groups='official')
 BEIT_C = dict(tokenizer='eq-vqkd', beit_init='official', color_jitter=0.4, decay_groups='official')
@@ -320,6 +344,7 @@ EQUAL = [
     eq('eq-mscn-c', 'mscn'),
     eq_rnd('eq-random-vit', depth=4, embed_dim=192, num_heads=3, img_size=32, patch_size=8),
     eq_rnd('eq-random-resnet18', arch='resnet18', img_size=32),
+    eq_rnd_file('eq-random-resnet18-nzi', random_resnet18_nzi), eq_rnd_file('eq-random-beit', random_beit),
     # the fidelity options (issue 29, item 1) against the laptop's earlier choices
     eq('eq-beit-timm', 'beitv2', needs=('eq-vqkd',), **{**BEIT_C, 'beit_init': 'timm'}),
     eq('eq-beit-cj0', 'beitv2', needs=('eq-vqkd',), **{**BEIT_C, 'color_jitter': 0.}),
@@ -353,7 +378,7 @@ BY_NAME = {c['name']: c for c in CONFIGS}
 EQ_EVALS = {'knn': ['--protocol', 'knn'], 'knn_mean': ['--protocol', 'knn', '--pool', 'mean'],
             'linear': ['--protocol', 'linear']}
 
-def is_vit(c): return c['method'] != 'mscn' and c['flags'].get('--arch', 'vit') != 'resnet18'
+def is_vit(c): return c['method'] != 'mscn' and c['flags'].get('--arch', 'vit') != 'resnet18' and 'resnet18' not in c['name']
 def eq_evals(c): return {k: v for k, v in EQ_EVALS.items() if k != 'knn_mean' or is_vit(c)}
 def selectors(c):
     "The configs `c` names by flag (teacher, tokenizer): their flags are replaced by the encoders' paths."
@@ -375,7 +400,7 @@ def pretrain_cmd(c, epochs, out, quick=None):
 def eval_cmd(c, nm, out, quick=None):
     "The command line of evaluation `nm` of config `c`'s encoder (or its random-init shape): on the selection split."
     d = WORK / c['name']
-    ck = ['--checkpoint', 'random', *flag_list(c['flags'])] if c['kind'] == 'random' else \
+    ck = ['--checkpoint', 'random', *flag_list(c['flags'])] if c['kind'] == 'random' and not c.get('make') else \
         ['--checkpoint', str(d / 'encoder.safetensors')]
     few = ['--max-items', str(quick['items']), '--max-valid', str(quick['valid'])] if quick else []
     if quick and nm == 'linear': few += ['--epochs', str(quick['linear_epochs'])]
@@ -390,18 +415,21 @@ def eq_epoch_seconds(c, quick=None):
     cache_f = WORK / 'calibration-equal.json'
     cache = json.loads(cache_f.read_text()) if cache_f.exists() else {}
     if key not in cache:
-        d = WORK / '_cal-equal' / str(len(cache))
+        d = WORK / '_cal-equal' / str(os.getpid())                  # one folder per worker
         shutil.rmtree(d, ignore_errors=True)
         run(pretrain_cmd(c, 1, d, quick), d.with_suffix('.log'))
-        cache[key] = float(read_metrics(d)[-1]['seconds'])
-        cache_f.write_text(json.dumps(cache, indent=1))
+        secs = float(read_metrics(d)[-1]['seconds'])
+        with locked(cache_f):                                       # another worker may have added its own keys
+            cache = json.loads(cache_f.read_text()) if cache_f.exists() else {}
+            cache.setdefault(key, secs)
+            write_atomic(cache_f, json.dumps(cache, indent=1))
         shutil.rmtree(d, ignore_errors=True)
         log(f"calibrated {key}: {cache[key]:.1f} s per epoch")
     return cache[key]
 
 def eq_pretrain(c, budget, quick=None):
     "Pretrain equal-budget config `c` (and first what it needs) with the epochs that fit its budget."
-    for n in c['needs']: eq_pretrain(BY_NAME[n], budget, quick)
+    for n in c['needs']: eq_need(BY_NAME[n], budget, quick)
     d = WORK / c['name']
     if c['kind'] != 'pretrain' or (d / 'wallclock.json').exists(): return
     plan_f = WORK / 'plans' / f"{c['name']}.json"            # outside the run folder, which pretrain owns
@@ -420,9 +448,76 @@ def eq_pretrain(c, budget, quick=None):
     (d / 'wallclock.json').write_text(json.dumps(dict(seconds=secs, threads=1, epochs=plan['epochs'])))
     log(f"  done in {secs:.0f} s (training {train_seconds(d):.0f} s)")
 
+def model_file(c):
+    "The file a config that others need hands on: a teacher's encoder, a tokenizer's model."
+    return WORK / c['name'] / ('model.safetensors' if c['method'] == 'vqkd' else 'encoder.safetensors')
+
+def eq_need(c, budget, quick=None):
+    """Make sure config `c`, which another config needs, is trained on this machine: wait while another worker
+    trains it, else train it here (also when its record is committed but its model file is not on this machine)."""
+    ready = lambda: model_file(c).exists() and (WORK / c['name'] / 'wallclock.json').exists()
+    while not ready():
+        if claim(c['name']):
+            try:
+                if not ready():
+                    if (WORK / c['name'] / 'wallclock.json').exists() or (RES / 'runs' / c['name']).exists():
+                        log(f"{c['name']} is needed but its model is not on this machine: training it again")
+                        (WORK / c['name'] / 'wallclock.json').unlink(missing_ok=True)
+                        for f in (RES / 'runs' / c['name']).glob('*'): f.unlink()
+                    eq_pretrain(c, budget, quick)
+            finally: release(c['name'])
+        else: time.sleep(5)                                        # another worker is training it
+
+# --- workers: several sweeps at once share WORK, each config claimed by one of them ---------------------------------
+def locked(f):
+    "A context manager holding an exclusive lock on `f`.lock (fcntl): read-modify-write of shared files."
+    import contextlib, fcntl
+    @contextlib.contextmanager
+    def cm():
+        f.parent.mkdir(parents=True, exist_ok=True)
+        with open(f.with_name(f.name + '.lock'), 'w') as h:
+            fcntl.flock(h, fcntl.LOCK_EX)
+            try: yield
+            finally: fcntl.flock(h, fcntl.LOCK_UN)
+    return cm()
+
+def write_atomic(f, text):
+    "Write `text` to `f` through a temporary file and a rename: a reader never sees half a file."
+    tmp = f.with_name(f'.{f.name}.{os.getpid()}')
+    tmp.write_text(text)
+    os.replace(tmp, f)
+
+def _alive(pid):
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass
+    return True
+
+def claim(name):
+    """Claim config `name` for this process (True), unless a live worker holds it (False). A claim is the folder
+    WORK/claims/NAME holding the owner's pid and host; a dead owner's claim (killed, machine restarted) is taken over."""
+    d = WORK / 'claims' / name
+    d.parent.mkdir(parents=True, exist_ok=True)
+    me = f"{platform.node()} {os.getpid()}"
+    with locked(d.parent / 'claims'):
+        if d.exists():
+            try: host, pid = (d / 'owner').read_text().split()
+            except (OSError, ValueError): host, pid = '', '0'
+            if (host, pid) == tuple(me.split()): return True
+            if host == platform.node() and _alive(int(pid)): return False
+            shutil.rmtree(d, ignore_errors=True)                   # a dead worker's claim
+        d.mkdir()
+        (d / 'owner').write_text(me)
+    return True
+
+def release(name): shutil.rmtree(WORK / 'claims' / name, ignore_errors=True)
+
 def eq_evaluate(c, quick=None):
     d = WORK / c['name']
     if c['method'] == 'vqkd': return                     # a tokenizer: BEiT v2's rows evaluate it
+    if c.get('make') and not eq_done(c) and not (d / 'encoder.safetensors').exists():
+        d.mkdir(parents=True, exist_ok=True)
+        c['make'](d)
     for nm, proto in eq_evals(c).items():
         f = d / f'eval-{nm}.json'
         if f.exists(): continue
@@ -435,27 +530,40 @@ def eq_evaluate(c, quick=None):
         shutil.rmtree(tmp)
         log(f"  {c['name']} {nm}: {100 * r['metrics']['acc']:.1f}% ({secs:.0f} s)")
 
+def record(c, fn):
+    "Config `c`'s file `fn`: in WORK where this machine ran it, else its committed copy in RES/runs (another machine's)."
+    f = WORK / c['name'] / fn
+    return f if f.exists() or RES == WORK else RES / 'runs' / c['name'] / fn
+
 def eq_done(c):
-    if c['method'] == 'vqkd': return (WORK / c['name'] / 'wallclock.json').exists()
-    return all((WORK / c['name'] / f'eval-{nm}.json').exists() for nm in eq_evals(c))
+    if c['method'] == 'vqkd': return record(c, 'wallclock.json').exists()
+    return all(record(c, f'eval-{nm}.json').exists() for nm in eq_evals(c))
 
 def eq_row(c, copy=True):
     d = WORK / c['name']
     r = dict(name=c['name'], kind=c['kind'], method=c['method'], flags=c['flags'])
+    if c.get('make'): r['note'] = c['make'].__doc__.split(':')[0].split(' (')[0]
     if c['kind'] == 'pretrain':
-        if not (d / 'wallclock.json').exists(): return None
-        w, m = json.loads((d / 'wallclock.json').read_text()), read_metrics(d)
+        if not record(c, 'wallclock.json').exists(): return None
+        w, m = json.loads(record(c, 'wallclock.json').read_text()), read_metrics(record(c, 'metrics.csv').parent)
         tok = next((n for k, n in c['flags'].items() if k == '--tokenizer'), None)
-        r.update(epochs=w['epochs'], pretrain_seconds=round(w['seconds'], 1), train_seconds=round(train_seconds(d), 1),
-                 tokenizer_seconds=round(train_seconds(WORK / tok), 1) if tok else 0.,
+        r.update(epochs=w['epochs'], pretrain_seconds=round(w['seconds'], 1), train_seconds=round(sum(float(x['seconds']) for x in m), 1),
+                 tokenizer_seconds=round(eq_row(BY_NAME[tok], copy=False)['train_seconds'], 1) if tok else 0.,
                  valid_loss_final=float(m[-1]['valid_loss']) if m and m[-1].get('valid_loss') else None)
-        if copy:
-            dst = RES / 'runs' / c['name']
-            dst.mkdir(parents=True, exist_ok=True)
-            for fn in ('metrics.csv', 'config.json'): shutil.copy(d / fn, dst / fn)
-            shutil.copy(WORK / 'plans' / f"{c['name']}.json", dst / 'plan.json')
+    if copy and (d / 'wallclock.json').exists():   # this machine's run: its record, committed (the sweep resumes from it)
+        dst = RES / 'runs' / c['name']
+        dst.mkdir(parents=True, exist_ok=True)
+        for fn in ('metrics.csv', 'config.json', 'wallclock.json', *(f'eval-{nm}.json' for nm in eq_evals(c))):
+            if (d / fn).exists(): shutil.copy(d / fn, dst / fn)
+        shutil.copy(WORK / 'plans' / f"{c['name']}.json", dst / 'plan.json')
+    elif copy and c['kind'] == 'random':
+        dst = RES / 'runs' / c['name']
+        for nm in eq_evals(c):
+            if (d / f'eval-{nm}.json').exists():
+                dst.mkdir(parents=True, exist_ok=True)
+                shutil.copy(d / f'eval-{nm}.json', dst / f'eval-{nm}.json')
     for nm in eq_evals(c):
-        f = d / f'eval-{nm}.json'
+        f = record(c, f'eval-{nm}.json')
         if f.exists():
             e = json.loads(f.read_text())
             r[nm], r[f'{nm}_seconds'] = e['metrics']['acc'], e['seconds']
@@ -480,7 +588,7 @@ def eq_table(budget, quick=None, name='equal_budget'):
           '| config | method | changes from the laptop recipe | epochs | training s (tokenizer + own) | kNN cls (%) | '
           'kNN mean (%) | linear cls (%) | score (%) |', '|' + '---|' * 9]
     for r in rows:
-        ch = ' '.join(f"{k} {v}" for k, v in r['flags'].items()) or 'laptop recipe'
+        ch = r.get('note') or ' '.join(f"{k} {v}" for k, v in r['flags'].items()) or 'laptop recipe'
         nm = f"**{r['name']}**" if r['selected'] else r['name']
         tr = (f"{r['tokenizer_seconds']:.0f} + {r['train_seconds']:.0f}" if r.get('tokenizer_seconds')
               else f"{r['train_seconds']:.0f}") if 'train_seconds' in r else '–'
@@ -488,9 +596,10 @@ def eq_table(budget, quick=None, name='equal_budget'):
                   f"{pct(r.get('knn_mean'))} | {pct(r.get('linear'))} | {pct(r.get('score'))} |")
     out = RES if not quick else WORK
     out.mkdir(parents=True, exist_ok=True)
-    (out / f'{name}.json').write_text(json.dumps(dict(data=SELECT, seed=0, threads=1, budget=budget, cpu=cpu(),
-                                                      machine=platform.platform(), quick=quick, rows=rows), indent=1))
-    (out / f'{name}.md').write_text('\n'.join(md) + '\n')
+    with locked(out / name):                                      # workers rebuild the table after each config
+        write_atomic(out / f'{name}.json', json.dumps(dict(data=SELECT, seed=0, threads=1, budget=budget, cpu=cpu(),
+                                                          machine=platform.platform(), quick=quick, rows=rows), indent=1))
+        write_atomic(out / f'{name}.md', '\n'.join(md) + '\n')
     print('\n'.join(md))
 
 def with_needs(names):
@@ -511,6 +620,22 @@ def eq_todo(methods=None, only=None, quick=False):
 QUICK_CONFIGS = ('eq-dp', 'eq-mae', 'eq-cae-c', 'eq-vqkd', 'eq-beit-c', 'eq-moco-c', 'eq-mscn-c')
 METHODS = ('droppos', 'mae', 'cae', 'beitv2', 'mocov3', 'mscn')
 
+def workers(args):
+    """Run `args.workers` sweeps at once (one per core, each on one thread), sharing WORK: each config is claimed by
+    one of them; a config that needs another (BEiT v2 its tokenizer) waits for it. Then the table."""
+    argv = [a for a in sys.argv[1:]]
+    i = argv.index('--workers'); del argv[i:i + 2]
+    if args.quick and not args.out: argv += ['--out', str(WORK)]   # one temporary folder for all
+    procs = []
+    for k in range(args.workers):
+        procs.append(subprocess.Popen([sys.executable, __file__, *argv]))
+        time.sleep(2)                                               # claims in order: the first takes the first config
+    rc = max(p.wait() for p in procs)
+    log(f"{args.workers} workers done (exit {rc})")
+    if rc: sys.exit(rc)
+    eq_table(args.budget if args.budget is not None else (QUICK['budget'] if args.quick else BUDGET),
+             dict(QUICK) if args.quick else None)
+
 def main_equal(args):
     global WORK, RES
     quick = dict(QUICK) if args.quick else None
@@ -530,16 +655,20 @@ def main_equal(args):
         fail_f = WORK / 'failed-equal.json'
         failed = set(json.loads(fail_f.read_text())) if fail_f.exists() else set()
         t0 = time.perf_counter()
+        if args.workers > 1: return workers(args)
         for c in todo:
             if eq_done(c) or c['name'] in failed: continue
+            if not claim(c['name']): continue                      # another worker runs it
             try:
                 eq_pretrain(c, budget, quick)
                 eq_evaluate(c, quick)
             except Exception as e:
                 log(f"FAILED {c['name']}: {e}")
-                failed.add(c['name'])
-                WORK.mkdir(parents=True, exist_ok=True)
-                fail_f.write_text(json.dumps(sorted(failed)))
+                with locked(fail_f):
+                    failed = set(json.loads(fail_f.read_text())) if fail_f.exists() else set()
+                    failed.add(c['name'])
+                    write_atomic(fail_f, json.dumps(sorted(failed)))
+            finally: release(c['name'])
             eq_table(budget, quick)
         log(f"equal-budget sweep: {len(todo)} configs in {time.perf_counter() - t0:.0f} s"
             + (f", {len(failed)} failed: {', '.join(sorted(failed))}" if failed else ''))
@@ -560,6 +689,8 @@ if __name__ == '__main__':
     p.add_argument('--out', help="the equal-budget sweep's work and results folder (default: bench/out/sweep and "
                    "bench/results/sweep; --quick: a temporary folder)")
     p.add_argument('--keep', action='store_true', help="--quick: keep the temporary folder")
+    p.add_argument('--workers', type=int, default=1, help="equal-budget sweep: run this many configs at once (one "
+                   "thread each; at most one per core, or the budget's seconds buy fewer epochs)")
     p.add_argument('--legacy', action='store_true', help="the first sweep (DropPos and MAE, issue 11)")
     p.add_argument('--table-only', action='store_true', help="run nothing: rebuild the tables from the finished configs")
     p.add_argument('--list', action='store_true')

@@ -34,9 +34,10 @@ def pretrain_parser(p:argparse.ArgumentParser):
     Then each method's own options."""
     a = p.add_argument
     a('--method', default=DEFAULT_METHOD, choices=method_names(), help="pretraining method")
-    a('--recipe', default='laptop', choices=['laptop', 'paper'],
+    a('--recipe', default='laptop',
       help="laptop (default): settings measured to learn fast on 2 CPU cores; "
-           "paper: the method's official recipe (its notebook lists it)")
+           "paper: the method's official recipe (its notebook lists it); "
+           "laptop-v1: the laptop recipe before the equal-budget sweep (bench/results/sweep/equal_budget.md)")
     a('--data', default='mnist5k',
       help="built-in dataset (mnist5k, mnist5k-select, photos), imagenette, cifar10, or an image folder with train/ "
            "and valid/")

@@ -9,8 +9,8 @@ import torch, torch.nn.functional as F
 from .core import rank_share, grid_indices
 
 # %% auto #0
-__all__ = ['check_ratio', 'n_keep', 'random_masking', 'gather_tokens', 'default_min_block', 'block_mask_2d', 'block_masking',
-           'mask_ids', 'position_smoothing', 'attentive_weights']
+__all__ = ['TOPUPS', 'check_ratio', 'n_keep', 'random_masking', 'gather_tokens', 'default_min_block', 'block_mask_2d',
+           'block_masking', 'mask_ids', 'position_smoothing', 'attentive_weights']
 
 # %% ../nbs/02_masking.ipynb #a9ed2336
 def check_ratio(ratio:float, name:str='mask ratio') -> float:
@@ -79,14 +79,22 @@ def _grow(mask:list, gh:int, gw:int, n:int, rng:random.Random):
         i, j = rng.choice(cand)
         mask[i][j] = True
 
+def _scatter(mask:list, gh:int, gw:int, n:int, rng:random.Random):
+    "Mask `n` more patches drawn uniformly among the unmasked ones (the official top-up)."
+    for i, j in rng.sample([(i, j) for i in range(gh) for j in range(gw) if not mask[i][j]], n): mask[i][j] = True
+
+TOPUPS = {'random': _scatter, 'grow': _grow}
+
 def block_mask_2d(grid, n_masked:int, min_block:int|None=None, max_block:int|None=None, aspect=(0.3, 1 / 0.3),
-                  rng:random.Random|None=None, return_blocks:bool=False):
-    """One BEiT block-wise mask (gh, gw) bool with exactly `n_masked` True.
+                  rng:random.Random|None=None, return_blocks:bool=False, topup:str='random'):
+    """One BEiT block-wise mask (gh, gw) bool with exactly `n_masked` True; patches the blocks leave short are topped up
+    by `topup`: 'random' (the official code) or 'grow' (neighbours of the masked region).
     With `return_blocks` also the blocks (top, left, h, w)."""
     gh, gw = (grid, grid) if isinstance(grid, int) else grid
     N = gh * gw
     if not 0 < n_masked < N:
         raise ValueError(f"n_masked must be between 1 and {N - 1} on a {gh}x{gw} grid, got {n_masked}")
+    if topup not in TOPUPS: raise ValueError(f"topup must be one of {', '.join(TOPUPS)}, got {topup!r}")
     lo, hi = aspect
     if not 0 < lo <= hi: raise ValueError(f"aspect must be (min, max) with 0 < min <= max, got {aspect}")
     min_block = default_min_block(N) if min_block is None else min_block
@@ -99,18 +107,18 @@ def block_mask_2d(grid, n_masked:int, min_block:int|None=None, max_block:int|Non
         if new == 0: break
         count += new
         blocks.append(box)
-    _grow(mask, gh, gw, n_masked - count, rng)
+    TOPUPS[topup](mask, gh, gw, n_masked - count, rng)
     m = torch.tensor(mask, dtype=torch.bool)
     return (m, blocks) if return_blocks else m
 
 # %% ../nbs/02_masking.ipynb #8a64bf6c
 def block_masking(bs:int, grid, n_masked:int, min_block:int|None=None, max_block:int|None=None, aspect=(0.3, 1 / 0.3),
-                  device=None, generator:torch.Generator|None=None) -> torch.Tensor:
+                  device=None, generator:torch.Generator|None=None, topup:str='random') -> torch.Tensor:
     "BEiT block-wise masks for a batch: (B, N) bool, True where masked, `n_masked` per image, rows in grid order."
     gdev = generator.device if generator is not None else None
     # one per image
     seeds = rank_share(lambda n: torch.randint(0, 2 ** 62, (n,), generator=generator, device=gdev), bs).tolist()
-    masks = [block_mask_2d(grid, n_masked, min_block, max_block, aspect, random.Random(s)).flatten() for s in seeds]
+    masks = [block_mask_2d(grid, n_masked, min_block, max_block, aspect, random.Random(s), topup=topup).flatten() for s in seeds]
     return torch.stack(masks).to(device)
 
 # %% ../nbs/02_masking.ipynb #d719bf73

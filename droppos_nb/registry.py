@@ -115,6 +115,7 @@ class MethodSpec:
     labels: bool = False                         # whether its batches need labels
     official: dict = field(default_factory=dict) # the paper's recipe: `--recipe paper`
     laptop: dict = field(default_factory=dict)   # the default recipe, measured on 2 CPU cores
+    recipes: dict = field(default_factory=dict)  # earlier recipes by name ('laptop-v1': the laptop before a sweep)
     export: str = 'vit'                          # what `encoder.safetensors` holds: 'vit' (timm ViT), 'timm' (another
                                                  # timm
                                                  # backbone) or the `arch` that its own `export_meta` records
@@ -158,11 +159,15 @@ class MethodSpec:
         pairs = [a if isinstance(a, tuple) else (a, a) for a in self.model_args]
         return {kw: ranges[k] for k, kw in pairs if k in ranges}
 
+    def recipe_names(self) -> list: return ['laptop', 'paper', *self.recipes]
+
     def recipe(self, name:str='laptop') -> dict:
-        "The recipe `name` ('laptop' or 'paper'/'official') as a new dict."
+        "The recipe `name` ('laptop', 'paper'/'official' or one of `recipes`) as a new dict."
         if name in ('paper', 'official'): return dict(self.official)
         if name == 'laptop': return dict(self.laptop)
-        raise ValueError(f"unknown recipe {name!r}: use 'laptop' (the default) or 'paper'")
+        if name in self.recipes: return dict(self.recipes[name])
+        raise ValueError(f"unknown recipe {name!r} for method {self.name}: use one of {', '.join(self.recipe_names())} "
+                         "(laptop is the default)")
 
     def model_kwargs(self, config:dict) -> dict:
         """The constructor arguments in `config` (settings left `None` take the model's own default).

@@ -287,3 +287,14 @@ def test_mscn_full_recipe_time():
     S = json.loads((RES / 'small_scale' / 'results.json').read_text())
     assert S['settings']['pretrain'] == '--recipe laptop' and S['threads_per_job'] == 1
     assert about(minutes, S['summary']['MSCN']['pretrain_seconds']['mean'] / 60)
+
+
+def test_gpu_checks_time_bound():
+    "bench/gpu_checks.sh states the bound its own timeouts set (no GPU here to time it): their sum, in minutes, rounded up."
+    import math
+    s = (ROOT / 'bench' / 'gpu_checks.sh').read_text()
+    stated = int(re.search(r'at most (\d+) minutes', s).group(1))
+    timeouts = {k: int(v) for k, v in re.findall(r'\$\{(\w+_TIMEOUT):-(\d+)\}', s)}
+    assert set(timeouts) == {'SMOKE_TIMEOUT', 'SPEED_TIMEOUT', 'RESULTS_TIMEOUT'}, timeouts
+    for k, v in timeouts.items(): assert f'{k} {v} s' in s, k                 # the comment names each default
+    assert stated == math.ceil(sum(timeouts.values()) / 60), (stated, timeouts)

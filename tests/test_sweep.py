@@ -94,3 +94,42 @@ def test_sweep_commands_parse(sweep, tmp_path):
             args = parser.parse_args(cmd[cmd.index('pretrain' if 'pretrain' in cmd else 'eval'):])
             assert args.data == 'mnist5k-select'
             if args.command == 'pretrain': resolve_args(args, pp.method_options)     # raises on another method's option
+
+
+def test_workers_claim_each_config_once(sweep, tmp_path, monkeypatch):
+    """Several workers share the sweep's folder: a config is claimed by one live worker; a dead worker's claim (its
+    process gone) is taken over; a released claim can be taken again."""
+    import os, subprocess, sys
+    monkeypatch.setattr(sweep, 'WORK', tmp_path)
+    assert sweep.claim('eq-dp') and sweep.claim('eq-dp')          # this process, twice: still its own
+    other = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        (tmp_path / 'claims' / 'eq-mae').mkdir(parents=True)
+        (tmp_path / 'claims' / 'eq-mae' / 'owner').write_text(f"{sweep.platform.node()} {other.pid}")
+        assert not sweep.claim('eq-mae')                          # a live worker holds it
+    finally:
+        other.kill(); other.wait()
+    assert sweep.claim('eq-mae')                                  # its owner died: taken over
+    assert (tmp_path / 'claims' / 'eq-mae' / 'owner').read_text().split()[1] == str(os.getpid())
+    sweep.release('eq-dp')
+    assert not (tmp_path / 'claims' / 'eq-dp').exists()
+
+
+def test_sweep_resumes_from_committed_records(sweep, tmp_path, monkeypatch):
+    """A config whose evaluations are committed (RES/runs/NAME, written by another machine) is done and gives its row,
+    although this machine's work folder is empty; one with an evaluation missing is not done."""
+    import json
+    work, res = tmp_path / 'work', tmp_path / 'res'
+    monkeypatch.setattr(sweep, 'WORK', work); monkeypatch.setattr(sweep, 'RES', res)
+    c = sweep.BY_NAME['eq-mae']
+    d = res / 'runs' / c['name']; d.mkdir(parents=True)
+    (d / 'metrics.csv').write_text('epoch,train_loss,valid_loss,seconds\n0,1.0,0.9,100.5\n1,0.8,0.7,99.5\n')
+    (d / 'wallclock.json').write_text(json.dumps(dict(seconds=230., threads=1, epochs=2)))
+    evals = list(sweep.eq_evals(c))
+    for nm in evals[:-1]: (d / f'eval-{nm}.json').write_text(json.dumps(dict(metrics=dict(acc=0.5), seconds=3.)))
+    assert not sweep.eq_done(c)
+    (d / f'eval-{evals[-1]}.json').write_text(json.dumps(dict(metrics=dict(acc=0.7), seconds=3.)))
+    assert sweep.eq_done(c)
+    r = sweep.eq_row(c, copy=True)
+    assert (r['epochs'], r['train_seconds'], r['score']) == (2, 200., (0.5 + 0.7) / 2)
+    assert not work.exists()                                      # nothing copied back from nothing

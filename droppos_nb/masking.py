@@ -118,7 +118,8 @@ def block_masking(bs:int, grid, n_masked:int, min_block:int|None=None, max_block
     gdev = generator.device if generator is not None else None
     # one per image
     seeds = rank_share(lambda n: torch.randint(0, 2 ** 62, (n,), generator=generator, device=gdev), bs).tolist()
-    masks = [block_mask_2d(grid, n_masked, min_block, max_block, aspect, random.Random(s), topup=topup).flatten() for s in seeds]
+    masks = [block_mask_2d(grid, n_masked, min_block, max_block, aspect, random.Random(s), topup=topup).flatten()
+             for s in seeds]
     return torch.stack(masks).to(device)
 
 # %% ../nbs/02_masking.ipynb #d719bf73

@@ -250,6 +250,13 @@ def test_beitv2_tutorial_numbers():
     assert one(r'\(([\d.]+)% and ([\d.]+)% on the 256 digits', text) == [
         round(100 * S['mim_accuracy']['on'], 1), round(100 * S['mim_accuracy']['off'], 1)]
     assert one(r'above the ([\d.]+)% of always', text)[0] == round(100 * on['chance_most_frequent_code'], 1)
+    P = S['probe']
+    assert one(r'concentrates it \(entropy ([\d.]+) with\s+aggregation, ([\d.]+) without\)', text) == [
+        round(P['BEiT v2']['entropy'], 2), round(P['no aggregation']['entropy'], 2)]
+    assert one(r'on the strokes \((\d+)% and (\d+)%', text) == [
+        round(100 * P['BEiT v2']['object_share']), round(100 * P['no aggregation']['object_share'])]
+    assert one(r'spreads it evenly \(entropy ([\d.]+), (\d+)% on the strokes', text) == [
+        round(P['random Beit']['entropy'], 2), round(100 * P['random Beit']['object_share'])]
 
 def test_readme_beitv2_chain_time():
     "The README's time for the BEiT v2 chain is the sum of its runs' training seconds in results.json."

@@ -5,6 +5,7 @@ tokenizer, MoCo v3, MSCN) gets the same wall-clock budget, BUDGET = 300 s of tra
 recipe is selected on mnist5k-select, never on the validation digits the results table reports on.
 
     python bench/sweep.py                        # run every equal-budget config not yet done, then the table
+    python bench/sweep.py --workers 2            # two configs at once, one per core (each on one thread)
     python bench/sweep.py --methods cae mocov3   # only these methods' configs (and what they need)
     python bench/sweep.py --quick                # the whole pipeline in minutes: centres only, a few seconds' budget,
                                                  # 256 digits, in a temporary --out (deleted unless --keep)
@@ -21,8 +22,17 @@ recipe is selected on mnist5k-select, never on the validation digits the results
   bench/results/method_costs/ predicts, on 3,000 digits: DropPos ~29 epochs, MAE ~34, MoCo v3 ~8, MSCN ~4.
   Measured (2026-12-07, one thread on the shared 2-core machine, load ~3): eq-cae-c calibrated at 11.7 s per epoch,
   ran 26 epochs in 324 s of training (339 s wall), 405 s with calibration and its three evaluations; the 33 configs
-  (29 pretrainings, 2 tokenizers, 2 random references) take about 3.5 hours on one thread. Two sweeps at once (one per
-  core) would need separate --out folders: the calibration cache and the tables are not shared safely.
+  (29 pretrainings, 2 tokenizers, 2 random references) take about 3.5 hours on one thread.
+  The run of 2026-12-07 (AMD EPYC, native bf16, `--workers 2`: one config per core): the 35 configs (with 4 random
+  references) in 88 minutes, then the 6 BEiT v2 configs of the centre's shape again (their shape's calibration epoch had
+  run beside other jobs: 23 s, against 11.5 s beside one other worker; the table's "budget used" column shows such a
+  miscalibration). Configs of one shape share a calibration and so their epochs: the comparison within a shape is at
+  equal epochs, the one across shapes and methods at equal seconds only as far as the machine's load stayed the same.
+- Workers: `--workers N` starts N sweeps on the same folder; each config is claimed by one of them (WORK/claims), a
+  config that needs another (BEiT v2 its tokenizer) waits for it, shared files are locked and replaced atomically. A
+  second `python bench/sweep.py` started by hand joins the same way. Every finished step is copied to
+  bench/results/sweep/runs/NAME (committed): on another machine the sweep skips what is recorded there, and trains again
+  only a teacher or tokenizer that an unfinished config needs.
 - BEiT v2: its VQ-KD tokenizer is trained once (eq-vqkd, a third of the budget) and shared by the BEiT v2 configs;
   its seconds count in their budget (a BEiT v2 stage gets the budget minus the tokenizer's seconds). The
   tokenizer's teacher is the sweep's own DropPos row (eq-dp, trained on the 3,000 digits: it never saw a selection
@@ -550,6 +560,11 @@ def eq_row(c, copy=True):
         r.update(epochs=w['epochs'], pretrain_seconds=round(w['seconds'], 1), train_seconds=round(sum(float(x['seconds']) for x in m), 1),
                  tokenizer_seconds=round(eq_row(BY_NAME[tok], copy=False)['train_seconds'], 1) if tok else 0.,
                  valid_loss_final=float(m[-1]['valid_loss']) if m and m[-1].get('valid_loss') else None)
+        plan_f = WORK / 'plans' / f"{c['name']}.json"
+        plan_f = plan_f if plan_f.exists() else RES / 'runs' / c['name'] / 'plan.json'
+        if plan_f.exists():   # the seconds its plan made available, and the share of them its training took
+            r['available_seconds'] = round(json.loads(plan_f.read_text())['available'], 1)
+            r['budget_used'] = round(r['train_seconds'] / r['available_seconds'], 3)
     if copy and (d / 'wallclock.json').exists():   # this machine's run: its record, committed (the sweep resumes from it)
         dst = RES / 'runs' / c['name']
         dst.mkdir(parents=True, exist_ok=True)
@@ -584,15 +599,18 @@ def eq_table(budget, quick=None, name='equal_budget'):
     md = [f"{SELECT}: pretrain on 3,000 of mnist5k's training digits, select on the other 1,000 (never on mnist5k's "
           f"validation digits); budget {budget:g} s of training per method on one thread of {cpu()}"
           + (f" (--quick: {quick['items']} digits)" if quick else '') + "; seed 0; kNN k = 20 (cosine); linear probe "
-          "[CLS]; score = mean of kNN [CLS] and linear; **bold**: the selected config of each method", '',
-          '| config | method | changes from the laptop recipe | epochs | training s (tokenizer + own) | kNN cls (%) | '
-          'kNN mean (%) | linear cls (%) | score (%) |', '|' + '---|' * 9]
+          "[CLS]; score = mean of kNN [CLS] and linear; **bold**: the selected config of each method; budget used = "
+          "its training seconds over those its plan made available (far from 100%: its shape's calibration epoch ran "
+          "under another load than its training; configs of one shape share a calibration, hence their epochs)", '',
+          '| config | method | changes from the laptop recipe | epochs | training s (tokenizer + own) | budget used (%) '
+          '| kNN cls (%) | kNN mean (%) | linear cls (%) | score (%) |', '|' + '---|' * 10]
     for r in rows:
         ch = r.get('note') or ' '.join(f"{k} {v}" for k, v in r['flags'].items()) or 'laptop recipe'
         nm = f"**{r['name']}**" if r['selected'] else r['name']
         tr = (f"{r['tokenizer_seconds']:.0f} + {r['train_seconds']:.0f}" if r.get('tokenizer_seconds')
               else f"{r['train_seconds']:.0f}") if 'train_seconds' in r else '–'
-        md.append(f"| {nm} | {r['method']} | {ch} | {r.get('epochs', '–')} | {tr} | {pct(r.get('knn'))} | "
+        md.append(f"| {nm} | {r['method']} | {ch} | {r.get('epochs', '–')} | {tr} | {pct(r.get('budget_used'))} | "
+                  f"{pct(r.get('knn'))} | "
                   f"{pct(r.get('knn_mean'))} | {pct(r.get('linear'))} | {pct(r.get('score'))} |")
     out = RES if not quick else WORK
     out.mkdir(parents=True, exist_ok=True)

@@ -133,3 +133,24 @@ def test_sweep_resumes_from_committed_records(sweep, tmp_path, monkeypatch):
     r = sweep.eq_row(c, copy=True)
     assert (r['epochs'], r['train_seconds'], r['score']) == (2, 200., (0.5 + 0.7) / 2)
     assert not work.exists()                                      # nothing copied back from nothing
+
+
+def test_committed_table_matches_committed_records(sweep, tmp_path, monkeypatch):
+    """bench/results/sweep/equal_budget.json is what its committed run records give (as on a machine without the
+    sweep's work folder): every finished config's epochs, seconds and accuracies, and the selected config per method."""
+    import json
+    res = ROOT / 'bench' / 'results' / 'sweep'
+    if not (res / 'equal_budget.json').exists(): pytest.skip('the equal-budget sweep has not been run')
+    monkeypatch.setattr(sweep, 'WORK', tmp_path / 'empty')
+    table = {r['name']: r for r in json.loads((res / 'equal_budget.json').read_text())['rows']}
+    best = {}
+    for c in sweep.EQUAL:
+        r = sweep.eq_row(c, copy=False)
+        if r is None: continue
+        t = table[c['name']]
+        for k in ('epochs', 'train_seconds', 'knn', 'knn_mean', 'linear', 'score'):
+            assert r.get(k) == t.get(k), (c['name'], k, r.get(k), t.get(k))
+        if c['kind'] == 'pretrain' and r.get('score') is not None and r['score'] > best.get(c['method'], (-1, ''))[0]:
+            best[c['method']] = (r['score'], c['name'])
+    assert {m: n for m, (s, n) in best.items()} == {t['method']: n for n, t in table.items() if t['selected']}
+    assert not (tmp_path / 'empty').exists()

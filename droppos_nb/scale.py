@@ -22,6 +22,21 @@ __all__ = ['PRECISIONS', 'BF16_NATIVE_SPEEDUP', 'CPUAutocast', 'cpu_name', 'cpu_
 class CPUAutocast(Callback):
     "bf16 autocast on the CPU around forward and loss (fastai's `MixedPrecision` is CUDA-only)."
     order = MixedPrecision.order
+    def before_fit(self):
+        "Guard the batch: whatever ends it (an interrupt or an error mid-forward too), autocast is left."
+        learn = self.learn
+        if getattr(learn, '_unguarded_batch', None) is not None: return     # guarded by an earlier fit that raised
+        learn._unguarded_batch = learn._do_one_batch
+        def guarded_batch():
+            try: learn._unguarded_batch()
+            finally:
+                for cb in learn.cbs:
+                    if isinstance(cb, CPUAutocast): cb._exit()
+        learn._do_one_batch = guarded_batch
+    def after_fit(self):
+        if getattr(self.learn, '_unguarded_batch', None) is not None:
+            del self.learn._do_one_batch                                  # the class's method again
+            self.learn._unguarded_batch = None
     def before_batch(self):
         self.ctx = torch.autocast('cpu', dtype=torch.bfloat16)
         self.ctx.__enter__()

@@ -89,3 +89,14 @@ def local_page(pw):
     page = browser.new_page(viewport=dict(width=1400, height=1000))
     page.route(re.compile(r'^(?!http://127\.0\.0\.1:).*'), lambda route: route.abort())   # nothing leaves the machine
     return browser, page
+
+
+@pytest.fixture(autouse=True)
+def no_autocast_left_behind():
+    """No test may leave CPU autocast on for the tests after it in the same process (an interrupted bf16 fit once did:
+    a later figure test then drew bf16 tensors). Fails the test that leaks it, and turns it off for the next ones."""
+    yield
+    import torch
+    if torch.is_autocast_enabled('cpu'):
+        torch.set_autocast_enabled('cpu', False)
+        pytest.fail("CPU autocast was left on after this test")

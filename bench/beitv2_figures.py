@@ -16,7 +16,8 @@ patch features carry *semantics*; on mnist5k the model that knows most about wha
 tokenizer's, so no resizing of the teacher's features happens.
 
 Runs (resumable: a run whose metrics.csv holds all its epochs is skipped, a partial one is resumed) live in WORK (default
-runs/beitv2, ignored by git). Both laptop recipes are run in full (VQ-KD 10 epochs, BEiT v2 10 epochs; each run's seconds of
+runs/beitv2, ignored by git). Both recipes are the laptop recipes of the day these results were made, `--recipe laptop-v1`
+since the equal-budget sweep changed the laptop ones (RECIPE below), and are run in full (VQ-KD 10 epochs, BEiT v2 10 epochs; each run's seconds of
 training are in results.json, `train_seconds`: about 10 minutes for the four on one CPU thread of an AMD EPYC with native
 bf16, 2026-12-07, beside the equal-budget sweep on the other core); --beit-epochs runs fewer, and results.json says
 how many. An interrupted run leaves no lock behind and is resumed by the next start.
@@ -30,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
 p.add_argument('--work', default=str(ROOT / 'runs' / 'beitv2'), help="folder of the runs (reused when present)")
 p.add_argument('--out', default=str(ROOT / 'bench' / 'results' / 'beitv2'), help="results folder")
-p.add_argument('--vqkd-epochs', type=int, default=10, help="VQ-KD epochs (laptop recipe: 10)")
-p.add_argument('--beit-epochs', type=int, default=10, help="BEiT v2 epochs (laptop recipe: 10)")
+p.add_argument('--vqkd-epochs', type=int, default=10, help="VQ-KD epochs (laptop-v1 recipe: 10)")
+p.add_argument('--beit-epochs', type=int, default=10, help="BEiT v2 epochs (laptop-v1 recipe: 10)")
 p.add_argument('--seed', type=int, default=0)
 p.add_argument('--threads', type=int, default=1)
 p.add_argument('--figures-only', action='store_true', help="draw from the existing runs, train nothing")
@@ -42,7 +43,8 @@ torch.set_num_threads(args.threads)
 from droppos_nb import cli
 from droppos_nb.registry import get_method, load_model
 from droppos_nb.runs import attach_provenance
-BEIT_EPOCHS = get_method('beitv2').laptop['epochs']     # the laptop recipe's
+RECIPE = 'laptop-v1'   # the recipe of the stored results (the laptop recipes before the equal-budget sweep)
+BEIT_EPOCHS = get_method('beitv2').recipe(RECIPE)['epochs']
 
 WORK, OUT = Path(args.work), Path(args.out)
 TEACHER_SHAPE = ['--arch', 'vit_tiny', '--depth', '4', '--embed-dim', '192', '--num-heads', '3', '--img-size', '32', '--patch-size', '8']
@@ -80,7 +82,7 @@ def pretrain(name:str, epochs:int, *flags) -> Path:
     if (run / 'config.json').exists() and (run / 'checkpoint.pt').exists():
         cli.main(['pretrain', '--resume', str(run), '--epochs', str(epochs), *quiet()])
     else:
-        cli.main(['pretrain', *flags, '--epochs', str(epochs), '--seed', str(args.seed), '--out', str(run), '--overwrite', *quiet()])
+        cli.main(['pretrain', '--recipe', RECIPE, *flags, '--epochs', str(epochs), '--seed', str(args.seed), '--out', str(run), '--overwrite', *quiet()])
     print(f"{name}: {time.time() - t0:.0f} s", flush=True)
     return run
 
@@ -121,9 +123,9 @@ def figures(t_enc, vq:dict, bt:dict):
                             kind='supervised fine-tune of a random laptop-shape ViT (the results table random-init finetune row, seed 0)',
                             flags=' '.join(['--checkpoint random', *TEACHER_SHAPE, *FINETUNE, '--save-encoder'])),
                vqkd_epochs=args.vqkd_epochs, beitv2_epochs=args.beit_epochs,
-               note=(f"VQ-KD: {args.vqkd_epochs} epochs (laptop recipe: {get_method('vqkd').laptop['epochs']}); BEiT v2: {args.beit_epochs} "
-                     f"epochs (laptop recipe: {BEIT_EPOCHS}{'; shortened' if args.beit_epochs < BEIT_EPOCHS else ''}); everything else the "
-                     f"laptop recipes; {args.threads} thread(s), seed {args.seed}"),
+               note=(f"VQ-KD: {args.vqkd_epochs} epochs ({RECIPE} recipe: {get_method('vqkd').recipe(RECIPE)['epochs']}); BEiT v2: "
+                     f"{args.beit_epochs} epochs ({RECIPE} recipe: {BEIT_EPOCHS}{'; shortened' if args.beit_epochs < BEIT_EPOCHS else ''}); "
+                     f"everything else the {RECIPE} recipes; {args.threads} thread(s), seed {args.seed}"),
                vqkd={}, beitv2={})
     ev = t_enc.parent / 'eval-finetune.json'
     if ev.exists(): res['teacher']['valid_acc'] = json.loads(ev.read_text())['metrics']['acc']

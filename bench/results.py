@@ -1,8 +1,9 @@
 """The small-scale results table: pretrain, then measure every encoder with every protocol, for several seeds.
 
-    python bench/results.py                      # mnist5k, seeds 0 1 2, the laptop recipe, on the CPU
+    python bench/results.py                      # mnist5k, seeds 0 1 2, every method at one budget, on the CPU
+    python bench/results.py --seeds 1            # add seed 1 to bench/results/small_scale_equal (kept: the others)
+    python bench/results.py --recipe laptop --out bench/results/small_scale   # the laptop recipes (the earlier table)
     python bench/results.py --seeds 0 --quick --out bench/out/quick   # a smoke test of the whole pipeline (minutes)
-    python bench/results.py --seeds 3 4          # add seeds to the table in bench/results/small_scale (kept: the others)
     python bench/results.py --device cuda --jobs 12 --deadline 330   # the GPU table: longer schedules (bench/results/small_scale_cuda)
     python bench/results.py --recipe paper --out bench/results/small_scale_paper   # the paper recipe (the table before the laptop recipe)
 
@@ -10,11 +11,13 @@ Rows: two floors on the raw pixels of the same split (logistic regression and kN
 encoder of the recipe's architecture, an encoder trained supervised from scratch (the fine-tune protocol from random
 init), DropPos, DropPos with sigma = 0 (one-hot targets), DropPos with tau = inf (uniform weights), MAE, CAE, MoCo v3,
 MSCN and BEiT v2 with and without patch aggregation, each pretrained by `droppos_nb pretrain --recipe RECIPE` with the
-seed of the row; the other architectures' own floors beside them (a random ResNet-18 as timm builds it and with
+seed of the row (`--recipe equal`, the default: each method's pick of the equal-budget sweep, bench/sweep.py, trained
+for the epochs that cost one budget on one thread, bench/method_costs.py; BEiT v2's budget includes its tokenizer's,
+and its teacher, the seed's supervised encoder, is not counted, as the paper does not count CLIP); the other architectures' own floors beside them (a random ResNet-18 as timm builds it and with
 zero_init_last=False for MSCN, a random Beit of BEiT v2's recipe), each with its fine-tune column trained from scratch. Columns: the final pretraining position
 accuracy (DropPos rows), the position probe (75% of position embeddings dropped), the linear probe, kNN (k = 20),
-fine-tuning, all with `droppos_nb eval` and its defaults except the fine-tuning schedule (FINETUNE below), and the
-wall-clock of pretraining. The seed article's motivating experiment comes from the same runs: the position probe of
+fine-tuning, all with `droppos_nb eval` and its defaults except the fine-tuning schedule (FINETUNE below), the
+wall-clock of pretraining, and its CPU-minutes (wall-clock x threads, BEiT v2's with its tokenizer's). The seed article's motivating experiment comes from the same runs: the position probe of
 the random, pretrained and fine-tuned encoders.
 
 On the CPU (the default) pretraining runs the recipe as it is. `--device cuda` runs every command on the GPU with
@@ -25,7 +28,9 @@ Every job is a command-line call, run `--jobs` at a time (cores / jobs threads e
 are done; a finished job is never run again (its output file is its record), so an interrupted run continues where
 it stopped. `--deadline S` starts no job after S seconds, and the table then holds the seeds whose jobs all
 finished. Everything is kept under --work (default bench/out/small_scale[_cuda], not committed); the table goes to
---out (default bench/results/small_scale[_cuda]/results.json and .md), with every seed and the mean and spread.
+--out (default bench/results/small_scale[_cuda][_equal|_paper]/results.json and .md), with every seed and the mean and
+spread. Seeds add up across calls and machines (the table keeps the seeds of the same settings); a seed's jobs must
+finish in the --work folder where they started (it is not committed).
 """
 import argparse, csv, json, os, platform, re, statistics, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor, wait, FIRST_COMPLETED
@@ -34,7 +39,8 @@ from pathlib import Path
 p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
 p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
 p.add_argument('--data', default='mnist5k')
-p.add_argument('--recipe', default='laptop', choices=['laptop', 'paper'], help="the pretraining recipe of every method")
+p.add_argument('--recipe', default='equal', choices=['equal', 'laptop', 'paper'],
+               help="the pretraining recipe of every method (equal: every method at one budget, the default)")
 p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'], help="cuda: every command on the GPU, longer schedules")
 p.add_argument('--jobs', type=int, default=2, help="jobs at a time (each with cores / jobs threads)")
 p.add_argument('--deadline', type=float, default=None, help="start no job after this many seconds; the table keeps the finished seeds")
@@ -49,7 +55,7 @@ p.add_argument('--rows', nargs='+', default=None, help="run the jobs of these pr
 p.add_argument('--fresh', action='store_true', help="start a new table instead of adding these seeds to the one in --out")
 args = p.parse_args()
 ROOT = Path(__file__).resolve().parents[1]
-suffix = ('_cuda' if args.device == 'cuda' else '') + ('_paper' if args.recipe == 'paper' else '')
+suffix = ('_cuda' if args.device == 'cuda' else '') + {'paper': '_paper', 'equal': '_equal'}.get(args.recipe, '')
 WORK = (ROOT / (args.work or f'bench/out/small_scale{suffix}')).resolve()
 OUT = (ROOT / (args.out or f'bench/results/small_scale{suffix}')).resolve()
 # The command line: the installed console script, else the module (a checkout on PYTHONPATH, as on a bare GPU
@@ -66,10 +72,11 @@ DEVICE = ['--device', 'cuda'] if args.device == 'cuda' else []
 from droppos_nb.registry import get_method
 PRETRAINED = {'DropPos': ['--method', 'droppos'], 'DropPos σ=0': ['--method', 'droppos', '--sigma', '0'],
               'DropPos τ=∞': ['--method', 'droppos', '--tau', 'inf'], 'MAE': ['--method', 'mae'],
-              # CAE's laptop recipe is still its official one (12 blocks, 4 px patches); the row uses the shape of the
-              # others, the settings the explorers train it with (CAE_SMALL in nbs/12_cae.ipynb; its run's config.json
-              # says how long it trained: 240 s on 2 Xeon cores in fp32)
-              'CAE': ['--method', 'cae', '--patch-size', '8', '--depth', '4', '--embed-dim', '192', '--num-heads', '3', '--decoder-depth', '2',
+              # CAE: with the laptop-v1 and paper recipes (12 blocks, 4 px patches) the row used the shape of the
+              # others, the settings the explorers train it with (CAE_SMALL in nbs/12_cae.ipynb); the equal recipe
+              # is that shape already (the sweep's pick)
+              'CAE': ['--method', 'cae'] if args.recipe == 'equal' else
+                     ['--method', 'cae', '--patch-size', '8', '--depth', '4', '--embed-dim', '192', '--num-heads', '3', '--decoder-depth', '2',
                       '--regressor-depth', '2', '--drop-path', '0', '--min-scale', '1', '--blr', '2e-3', '--epochs', '16'],
               'MoCo v3': ['--method', 'mocov3'], 'MSCN': ['--method', 'mscn'],
               'BEiT v2': ['--method', 'beitv2'], 'BEiT v2 w/o aggregation': ['--method', 'beitv2', '--aggregation', 'off']}
@@ -84,8 +91,11 @@ RANDOM_CNN = ['--checkpoint', 'random', '--arch', 'resnet18', '--img-size', '32'
 # column is that architecture trained from scratch on the labels
 bad = set(args.rows or []) - set(PRETRAINED)
 if bad: p.error(f"unknown row(s) {sorted(bad)}: choose from {', '.join(PRETRAINED)}")
-RUN = [r for r in PRETRAINED if args.rows is None or r in args.rows]            # the rows whose jobs this call runs
+RUN = [r for r in PRETRAINED if args.rows is None or r in args.rows]
+PRETRAINED_METHODS = list(dict.fromkeys([v[1] for v in PRETRAINED.values()] + ['vqkd']))            # the rows whose jobs this call runs
 RECIPES = {m: get_method(m).recipe(args.recipe) for m in dict.fromkeys(['droppos', 'mae'] + [PRETRAINED[r][1] for r in RUN])}
+# BEiT v2's tokenizer: the recipe's (the paper tables used the laptop one: the official VQ-KD is a ViT-B at 224 px)
+TOKENIZER_RECIPE = 'laptop' if args.recipe == 'paper' else args.recipe
 # Pretraining: the recipe as it is, in the machine's precision (`--precision auto`: bf16 autocast where the hardware
 # runs it natively, else fp32; the committed tables ran in bf16 on CPUs with native bf16, the paper recipe's too).
 # On the GPU, three times the recipe's epochs.
@@ -106,6 +116,8 @@ RANDOM = ['--checkpoint', 'random'] + [a for k in ('arch', 'depth', 'embed_dim',
 SETTINGS = (dict(pretrain='--precision auto', finetune=' '.join(FINETUNE)) if args.recipe == 'paper' and args.device == 'cpu' else
             dict(pretrain=' '.join(PRE) + (f" --epochs {GPU_EPOCHS['droppos']} (MAE {GPU_EPOCHS['mae']})" if args.device == 'cuda' else ''),
                  finetune=' '.join(FINETUNE), random=' '.join(RANDOM[2:]), device=args.device))
+if args.recipe == 'equal':   # which epochs the budget bought: a table made with other recipe epochs does not add up
+    SETTINGS['epochs'] = ' '.join(f"{m} {get_method(m).recipe('equal')['epochs']}" for m in PRETRAINED_METHODS)
 
 ROWS = ['random init', 'random ResNet-18', 'random ResNet-18, no zero init', 'random Beit', 'supervised', *PRETRAINED]
 def protocols_of(row): return ['linear', 'knn', 'finetune'] if row in CONVNET or row.startswith('random ResNet-18') else PROTOCOLS
@@ -165,8 +177,11 @@ def tokenizer_job(seed):
     if (d / 'model.safetensors').exists(): return
     teacher = encoder_of('supervised', seed)[0]
     if (d / 'checkpoint.pt').exists(): run([*EXE, 'pretrain', '--resume', str(d), '--quiet', *DEVICE], WORK / 'logs' / f'tokenizer-s{seed}.resumed.log')
-    else: run([*EXE, 'pretrain', '--method', 'vqkd', '--teacher', str(teacher), '--data', args.data, '--seed', str(seed), '--out', str(d),
-               '--quiet', *DEVICE, *QUICK_PRE, *(['--overwrite'] if d.exists() else [])], WORK / 'logs' / f'tokenizer-s{seed}.log')
+    else:
+        secs = run([*EXE, 'pretrain', '--method', 'vqkd', '--recipe', TOKENIZER_RECIPE, '--teacher', str(teacher), '--data', args.data,
+                    '--seed', str(seed), '--out', str(d), '--quiet', *DEVICE, *QUICK_PRE, *(['--overwrite'] if d.exists() else [])],
+                   WORK / 'logs' / f'tokenizer-s{seed}.log')
+        (d / 'wallclock.json').write_text(json.dumps(dict(seconds=secs, threads=THREADS, jobs=args.jobs)))
 
 def encoder_of(row, seed):
     "The checkpoint a row's protocols measure, and the folder their results go to."
@@ -183,9 +198,10 @@ def eval_job(row, seed, protocol, finetuned=False):
     if finetuned: ck, d = d / 'encoder-finetuned.safetensors', d / 'finetuned'
     if (d / f'eval-{protocol}.json').exists(): return
     extra = ['--save-encoder', *FINETUNE] if protocol == 'finetune' else []
+    quick = [a for i, a in enumerate(QUICK_EVAL) if protocol != 'knn' or '--epochs' not in QUICK_EVAL[max(0, i - 1):i + 1]]
     enc = RANDOM if ck == 'random' else RANDOM_CNN if ck == 'random-cnn' else ['--checkpoint', str(ck)]
     run([*EXE, 'eval', '--protocol', protocol, *enc, '--data', args.data, '--seed', str(seed), '--out', str(d),
-         '--quiet', *extra, *DEVICE, *QUICK_EVAL], WORK / 'logs' / f"eval-{slug(row)}{'-finetuned' if finetuned else ''}-{protocol}-s{seed}.log")
+         '--quiet', *extra, *DEVICE, *quick], WORK / 'logs' / f"eval-{slug(row)}{'-finetuned' if finetuned else ''}-{protocol}-s{seed}.log")
 
 # The jobs and what each waits for. Two run at a time; a free slot takes the ready job of the lowest seed (so seeds
 # finish one after the other and an interrupted run leaves whole seeds), then the one with the longest chain of work
@@ -261,11 +277,18 @@ def metric(row, seed, protocol, finetuned=False):
     return m['pos_acc'] if protocol == 'position' else m['acc']
 
 def pretrain_figures(row, seed):
-    "The last pretraining position accuracy and the pretraining seconds of a row and seed (None where not finished)."
+    """The last pretraining position accuracy, the pretraining seconds and CPU-minutes of a row and seed (None where not
+    finished): CPU-minutes = wall-clock x threads, a BEiT v2 row's with its tokenizer's (None where that was not timed)."""
     d = WORK / slug(row) / f's{seed}'
-    if row not in PRETRAINED or not (d / 'wallclock.json').exists(): return None, None
+    if row not in PRETRAINED or not (d / 'wallclock.json').exists(): return None, None, None
     last = list(csv.DictReader((d / 'metrics.csv').open()))[-1]
-    return (float(last['pos_acc']) if 'pos_acc' in last else None), json.loads((d / 'wallclock.json').read_text())['seconds']
+    w = json.loads((d / 'wallclock.json').read_text())
+    cpu_min = w['seconds'] * w.get('threads', THREADS) / 60
+    if row in BEIT:
+        tw = tokenizer_of(seed).parent / 'wallclock.json'
+        t = json.loads(tw.read_text()) if tw.exists() else None
+        cpu_min = cpu_min + t['seconds'] * t.get('threads', THREADS) / 60 if t else None
+    return (float(last['pos_acc']) if 'pos_acc' in last else None), w['seconds'], cpu_min
 
 # A cell holds the seeds whose job finished: a seed cut short by --deadline or a failure fills the cells it finished,
 # and a cell with fewer seeds than the table says how many it has (n).
@@ -274,13 +297,13 @@ def finished(s):
 S = [s for s in S if finished(s)]
 if not S and not (OUT / 'results.json').exists(): sys.exit("no job finished: no table written")
 
-COLS = ['pretrain_pos_acc', 'position', 'linear', 'knn', 'finetune', 'pretrain_seconds']
+COLS = ['pretrain_pos_acc', 'position', 'linear', 'knn', 'finetune', 'pretrain_seconds', 'pretrain_cpu_min']
 table = {}
 for row in ROWS:
     per_seed = {}
     for s in S:
-        acc, secs = pretrain_figures(row, s)
-        v = dict(pretrain_pos_acc=acc, pretrain_seconds=secs,
+        acc, secs, cpu_min = pretrain_figures(row, s)
+        v = dict(pretrain_pos_acc=acc, pretrain_seconds=secs, pretrain_cpu_min=cpu_min,
                  **{p: metric(row, s, p) for p in PROTOCOLS if not (row == 'random init' and p == 'finetune')})
         if any(x is not None for x in v.values()): per_seed[str(s)] = v
     table[row] = per_seed
@@ -337,33 +360,36 @@ if failures: res['failures'] = {' '.join(map(str, n)): why[-500:] for n, why in 
 OUT.mkdir(parents=True, exist_ok=True)
 (OUT / 'results.json').write_text(json.dumps(res, indent=1, ensure_ascii=False))
 
-def cell(v, pct=True):
+def cell(v, pct=True, digits=0):
     if v is None: return '–'
-    return f"{100 * v:.1f}" if pct else f"{v:.0f}"
-def mcell(sm, pct=True):
+    return f"{100 * v:.1f}" if pct else f"{v:.{digits}f}"
+def mcell(sm, pct=True, digits=0):
     if sm is None: return '–'
     k = 100 if pct else 1
     n = f" (n={sm['n']})" if sm['n'] < len(S) else ''
-    return (f"{k * sm['mean']:.1f} ± {k * sm['std']:.1f}" if pct else f"{sm['mean']:.0f} ± {sm['std']:.0f}") + n
-head = '| row | seed | pretraining position acc. (%) | position probe (%) | linear (%) | kNN (%) | fine-tune (%) | pretraining (s) |'
+    return (f"{k * sm['mean']:.1f} ± {k * sm['std']:.1f}" if pct else f"{sm['mean']:.{digits}f} ± {sm['std']:.{digits}f}") + n
+head = ('| row | seed | pretraining position acc. (%) | position probe (%) | linear (%) | kNN (%) | fine-tune (%) | pretraining (s) '
+        '| pretraining CPU-min |')
 md = [f"{args.data}, seeds {', '.join(S)}{' (QUICK: not a measurement)' if args.quick else ''}; " +
       '; '.join(f"seeds {', '.join(map(str, u['seeds']))} on {u['cpu']} ({u['date']}), {u['jobs']} jobs at a time with "
                 f"{u['threads_per_job']} thread(s) each" for u in runs) +
       f"; beyond the defaults: pretrain `{SETTINGS['pretrain']}`, fine-tune `{SETTINGS['finetune']}`" +
-      (f", random init `{SETTINGS['random']}`" if 'random' in SETTINGS else ''), '', head, '|' + '---|' * 8]
+      (f", random init `{SETTINGS['random']}`" if 'random' in SETTINGS else '') +
+      (f"; epochs of the equal budget: {SETTINGS['epochs']}" if 'epochs' in SETTINGS else ''), '', head, '|' + '---|' * 9]
 if any(sm and sm['n'] < len(S) for r in ROWS for sm in res['summary'][r].values()):
     md[0] += ("; a cell marked (n=K) holds the K seeds whose job finished (the others were cut short by --deadline "
               "or failed; rerun the same command to finish them)")
 if 'floors' in res:
     fl = res['floors']
-    md.append(f"| pixels: logistic regression (floor) | – | – | – | {cell(fl['linear'])} | – | – | – |")
-    md.append(f"| pixels: kNN, the protocol's (floor) | – | – | – | – | {cell(fl['knn'])} | – | – |")
+    md.append(f"| pixels: logistic regression (floor) | – | – | – | {cell(fl['linear'])} | – | – | – | – |")
+    md.append(f"| pixels: kNN, the protocol's (floor) | – | – | – | – | {cell(fl['knn'])} | – | – | – |")
+RAW = dict(pretrain_seconds=0, pretrain_cpu_min=1)   # not percentages: their decimals
 NA = lambda r, c: (r in CONVNET or r.startswith('random ResNet-18')) and c in ('pretrain_pos_acc', 'position')
 for r in ROWS:
     for s in S:
         v = table[r].get(s, {})
-        md.append(f"| {r} | {s} | " + ' | '.join('n/a' if NA(r, c) else cell(v.get(c), c != 'pretrain_seconds') for c in COLS) + ' |')
-    md.append(f"| **{r}** | mean ± sd | " + ' | '.join('n/a' if NA(r, c) else mcell(res['summary'][r][c], c != 'pretrain_seconds') for c in COLS) + ' |')
+        md.append(f"| {r} | {s} | " + ' | '.join('n/a' if NA(r, c) else cell(v.get(c), c not in RAW, RAW.get(c, 0)) for c in COLS) + ' |')
+    md.append(f"| **{r}** | mean ± sd | " + ' | '.join('n/a' if NA(r, c) else mcell(res['summary'][r][c], c not in RAW, RAW.get(c, 0)) for c in COLS) + ' |')
 md.insert(1, "n/a: the position probe needs patch positions, which a ResNet-18 (MSCN, and its two random-init floors) does not have "
              "(BEiT v2's encoder has them as a relative position bias: its probe zeroes a dropped patch's rows and columns of it); the fine-tune column of the random-init ResNet-18 is a "
              "ResNet-18 trained from scratch on the labels (the supervised row of the ResNets).")

@@ -45,7 +45,9 @@ recipe is selected on mnist5k-select, never on the validation digits the results
 - Selection: per method, the config with the highest score = mean of kNN ([CLS], k = 20) and linear probe ([CLS],
   30 epochs) accuracy on the selection digits. Random-init encoders of the ViT and ResNet-18 shapes are reference
   rows. Results: bench/results/sweep/equal_budget.{json,md}, runs in bench/results/sweep/runs/, progress in
-  bench/results/sweep/sweep.log. The winners then become the methods' laptop recipes (the old ones stay reachable).
+  bench/results/sweep/sweep.log. The winners became the laptop recipes of CAE, VQ-KD, BEiT v2, MoCo v3 and MSCN
+  (2026-12-08; their earlier ones, this sweep's base, are `--recipe laptop-v1`: BASE below), each with the epochs of
+  one budget (`--recipe equal` for DropPos and MAE, whose laptop recipes stay shorter; bench/method_costs.py).
 
 The first sweep (project issue 11, 2026-12-04): DropPos and MAE, LEGACY below, selected on the validation split
 (bench/results/sweep/sweep.{json,md}, kept as its record):
@@ -333,8 +335,8 @@ def random_beit(d):
     from droppos_nb.registry import get_method
     spec = get_method('beitv2')
     set_seed(0)
-    m = spec.model_cls(**{**spec.model_kwargs({**spec.recipe('laptop'), 'beit_init': 'official'}),
-                          'vocab_size': get_method('vqkd').recipe('laptop')['codebook_size']})
+    m = spec.model_cls(**{**spec.model_kwargs({**spec.recipe(BASE['beitv2']), 'beit_init': 'official'}),
+                          'vocab_size': get_method('vqkd').recipe(BASE['vqkd'])['codebook_size']})
     export_encoder(m, d / 'encoder.safetensors', **spec.export_meta(m))
 
 def eq_rnd_file(name, make):
@@ -401,10 +403,15 @@ def resolved(c, quick=None):
     if quick and c['kind'] == 'pretrain': flags['--max-items'] = quick['items']
     return flags
 
+# The recipe every config changes: the laptop recipe of the sweep's day. The winners became the laptop recipes of
+# CAE, VQ-KD, BEiT v2, MoCo v3 and MSCN; their earlier ones, this sweep's base, are `--recipe laptop-v1` now.
+BASE = {m: 'laptop-v1' for m in ('cae', 'vqkd', 'beitv2', 'mocov3', 'mscn')}
+
 def pretrain_cmd(c, epochs, out, quick=None):
     "The command line that pretrains equal-budget config `c` for `epochs` into `out`: always on the selection split."
     flags = {**resolved(c, quick), '--epochs': epochs}
-    return [*EXE, 'pretrain', '--method', c['method'], '--recipe', 'laptop', *flag_list(flags), '--data', SELECT,
+    return [*EXE, 'pretrain', '--method', c['method'], '--recipe', BASE.get(c['method'], 'laptop'), *flag_list(flags),
+            '--data', SELECT,
             '--seed', '0', *OVERWRITE, '--quiet', '--out', str(out)]
 
 def eval_cmd(c, nm, out, quick=None):
@@ -601,11 +608,13 @@ def eq_table(budget, quick=None, name='equal_budget'):
           + (f" (--quick: {quick['items']} digits)" if quick else '') + "; seed 0; kNN k = 20 (cosine); linear probe "
           "[CLS]; score = mean of kNN [CLS] and linear; **bold**: the selected config of each method; budget used = "
           "its training seconds over those its plan made available (far from 100%: its shape's calibration epoch ran "
-          "under another load than its training; configs of one shape share a calibration, hence their epochs)", '',
-          '| config | method | changes from the laptop recipe | epochs | training s (tokenizer + own) | budget used (%) '
+          "under another load than its training; configs of one shape share a calibration, hence their epochs); base "
+          "recipe: the laptop recipe of the sweep's day (DropPos, MAE: `--recipe laptop`; the others: `--recipe "
+          "laptop-v1`, since the winners became their laptop recipes)", '',
+          '| config | method | changes from its base recipe | epochs | training s (tokenizer + own) | budget used (%) '
           '| kNN cls (%) | kNN mean (%) | linear cls (%) | score (%) |', '|' + '---|' * 10]
     for r in rows:
-        ch = r.get('note') or ' '.join(f"{k} {v}" for k, v in r['flags'].items()) or 'laptop recipe'
+        ch = r.get('note') or ' '.join(f"{k} {v}" for k, v in r['flags'].items()) or 'base recipe'
         nm = f"**{r['name']}**" if r['selected'] else r['name']
         tr = (f"{r['tokenizer_seconds']:.0f} + {r['train_seconds']:.0f}" if r.get('tokenizer_seconds')
               else f"{r['train_seconds']:.0f}") if 'train_seconds' in r else '–'

@@ -14,7 +14,7 @@ from .masking import check_ratio, block_masking, mask_ids, gather_tokens
 from .vit import create_vit, encode_tokens, encode_image, init_mae_weights_
 
 # %% auto #0
-__all__ = ['CAE_OFFICIAL', 'CAE_LAPTOP', 'CrossAttention', 'RegressorBlock', 'LatentRegressor', 'CAE']
+__all__ = ['CAE_OFFICIAL', 'CAE_LAPTOP', 'CAE_LAPTOP_V1', 'CrossAttention', 'RegressorBlock', 'LatentRegressor', 'CAE']
 
 # %% ../nbs/12_cae.ipynb #dfacfa36
 class CrossAttention(nn.Module):
@@ -209,7 +209,12 @@ CAE_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128
                     warmup_epochs=1., wd=0.05, betas=(0.9, 0.999), clip='global:3', drop_path=0.1, min_scale=0.08,
                     mask_ratio=0.5, layer_scale=0.1, decoder_depth=4, regressor_depth=4, align_weight=2.,
                     norm_pix_loss=False)
-CAE_LAPTOP = dict(CAE_OFFICIAL)
+# The laptop recipe, selected by the equal-budget sweep (bench/results/sweep/equal_budget.md, eq-cae-blr5e-4): the
+# other methods' laptop encoder (4 blocks, 8 px patches), 2 regressor and 2 decoder blocks, no drop-path, crops 0.2-1,
+# blr 5e-4; its epochs cost what every method's equal-budget recipe costs (bench/method_costs.py)
+CAE_LAPTOP = dict(CAE_OFFICIAL, depth=4, embed_dim=192, num_heads=3, patch_size=8, decoder_depth=2, regressor_depth=2,
+                  drop_path=0., min_scale=0.2, blr=5e-4, epochs=20, precision='auto')
+CAE_LAPTOP_V1 = dict(CAE_OFFICIAL)   # `--recipe laptop-v1`: the laptop recipe before the sweep (the official one)
 
 register_method(MethodSpec(
     'cae', CAE, "predict the latents of masked patches from the visible ones, aligned with the encoder, "
@@ -224,5 +229,6 @@ register_method(MethodSpec(
     model_args=(*VIT_ARGS, 'mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'norm_pix_loss',
                 'align_weight', 'regressor_depth', 'layer_scale'),
     metrics=lambda: [OutputMean('loss_rec'), OutputMean('loss_align')],
-    official=CAE_OFFICIAL, laptop=CAE_LAPTOP, figure='reconstructions', figures=('reconstructions',),
+    official=CAE_OFFICIAL, laptop=CAE_LAPTOP, recipes={'equal': CAE_LAPTOP, 'laptop-v1': CAE_LAPTOP_V1},
+    figure='reconstructions', figures=('reconstructions',),
     explorer_views=lambda model: ('reconstruction', 'alignment') if model.tokenizer is None else ()))

@@ -37,6 +37,8 @@ def pretrain_parser(p:argparse.ArgumentParser):
     a('--recipe', default='laptop',
       help="laptop (default): settings measured to learn fast on 2 CPU cores; "
            "paper: the method's official recipe (its notebook lists it); "
+           "equal: the results table's, every method at one training budget (DropPos and MAE longer than their laptop "
+           "recipes; the others' laptop recipes are theirs); "
            "laptop-v1: the laptop recipe before the equal-budget sweep (bench/results/sweep/equal_budget.md)")
     a('--data', default='mnist5k',
       help="built-in dataset (mnist5k, mnist5k-select, photos), imagenette, cifar10, or an image folder with train/ "

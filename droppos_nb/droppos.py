@@ -24,11 +24,11 @@ from .draw import (FONT, to_hwc, overlay_heat, add_colorbar, show_image_grid, ou
 from .explore import Explorer, image_picker, slider, TOP, load_for_explorer, header_html, ratio_steps
 
 # %% auto #0
-__all__ = ['MASK_TOKEN_TYPES', 'KEY_HTML', 'DROPPOS_OFFICIAL', 'DROPPOS_LAPTOP', 'sigma_at', 'droppos_loss', 'DropPos',
-           'SigmaSchedule', 'position_reconstruction', 'position_key', 'plot_position_reconstruction', 'set_ratios',
-           'droppos_outputs', 'position_accuracy', 'droppos_metrics', 'patch_probabilities', 'heaviest_dropped',
-           'plot_patch_probabilities', 'plot_droppos_panels', 'positions_figure', 'positions_title', 'patch_figure',
-           'figure_settings', 'DropPosExplorer', 'droppos_from_official', 'sigma_note']
+__all__ = ['MASK_TOKEN_TYPES', 'KEY_HTML', 'DROPPOS_OFFICIAL', 'DROPPOS_LAPTOP', 'DROPPOS_EQUAL', 'sigma_at', 'droppos_loss',
+           'DropPos', 'SigmaSchedule', 'position_reconstruction', 'position_key', 'plot_position_reconstruction',
+           'set_ratios', 'droppos_outputs', 'position_accuracy', 'droppos_metrics', 'patch_probabilities',
+           'heaviest_dropped', 'plot_patch_probabilities', 'plot_droppos_panels', 'positions_figure', 'positions_title',
+           'patch_figure', 'figure_settings', 'DropPosExplorer', 'droppos_from_official', 'sigma_note']
 
 # %% ../nbs/10_droppos.ipynb #239cc14f
 def sigma_at(epoch:int, epochs:int, sigma0:float=1., decay:bool=True) -> float:
@@ -489,6 +489,9 @@ def sigma_note(config:dict, start:int, epochs:int) -> str:
 
 DROPPOS_LAPTOP = dict(DROPPOS_OFFICIAL, depth=4, embed_dim=192, num_heads=3, decoder_dim=128, decoder_depth=2,
                       decoder_heads=4, blr=2e-3, patch_size=8, min_scale=1.0, epochs=16, precision='auto')
+# the equal-budget recipe (`--recipe equal`, the results table's): the laptop recipe trained as long as every other
+# method's equal recipe costs (bench/method_costs.py sizes the epochs; bench/results/sweep selected the recipes)
+DROPPOS_EQUAL = dict(DROPPOS_LAPTOP, epochs=48)
 
 register_method(MethodSpec(
     'droppos', DropPos, "reconstruct the grid positions of patches whose position embedding was dropped",
@@ -506,6 +509,7 @@ register_method(MethodSpec(
                 'tau', 'mask_token'),
     cbs=lambda model, config: [SigmaSchedule(getattr(model, 'sigma', 1.), not config.get('no_sigma_decay'))],
     metrics=lambda: [WeightedAccuracy('acc_num', 'acc_den', 'pos_acc'), ModelValue('sigma')],
-    official=DROPPOS_OFFICIAL, laptop=DROPPOS_LAPTOP, figure='positions', figures=('positions', 'patch'),
+    official=DROPPOS_OFFICIAL, laptop=DROPPOS_LAPTOP, recipes=dict(equal=DROPPOS_EQUAL), figure='positions',
+    figures=('positions', 'patch'),
     figure_fns=dict(positions=positions_figure, patch=patch_figure), figure_settings=figure_settings,
     explorer=DropPosExplorer, from_official=droppos_from_official, schedule_note=sigma_note))

@@ -13,7 +13,7 @@ from .masking import check_ratio, n_keep, random_masking, gather_tokens
 from .vit import create_vit, encode_tokens, init_mae_weights_
 
 # %% auto #0
-__all__ = ['MAE_OFFICIAL', 'MAE_LAPTOP', 'MAE']
+__all__ = ['MAE_OFFICIAL', 'MAE_LAPTOP', 'MAE_EQUAL', 'MAE']
 
 # %% ../nbs/11_mae.ipynb #c4a0c2f1
 class MAE(nn.Module):
@@ -105,11 +105,13 @@ MAE_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=128
                     mask_ratio=0.75, norm_pix_loss=False, decoder_dim=512, decoder_depth=8, decoder_heads=16)
 MAE_LAPTOP = dict(MAE_OFFICIAL, depth=4, embed_dim=192, num_heads=3, decoder_dim=128, decoder_depth=2, decoder_heads=4,
                   blr=2e-3, patch_size=8, epochs=24, precision='auto')
+MAE_EQUAL = dict(MAE_LAPTOP, epochs=44)   # `--recipe equal`: the results table's budget (bench/method_costs.py)
 
 register_method(MethodSpec(
     'mae', MAE, "reconstruct the pixels of masked patches",
     options=[(('--norm-pix-loss',),
               dict(action='store_true', default=None, help="per-patch normalised pixel targets"))],
     model_args=(*VIT_ARGS, 'mask_ratio', 'decoder_dim', 'decoder_depth', 'decoder_heads', 'norm_pix_loss'),
-    official=MAE_OFFICIAL, laptop=MAE_LAPTOP, figure='reconstructions', figures=('reconstructions',),
+    official=MAE_OFFICIAL, laptop=MAE_LAPTOP, recipes=dict(equal=MAE_EQUAL), figure='reconstructions',
+    figures=('reconstructions',),
     explorer_views=lambda model: ('reconstruction',)))

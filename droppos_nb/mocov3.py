@@ -16,9 +16,9 @@ from .vit import create_vit, encode_image, set_pos_embed_, POS_EMBEDS
 from .augment import color_jitter, random_grayscale, gaussian_blur, solarize
 
 # %% auto #0
-__all__ = ['VIT_INITS', 'MOCOV3_OFFICIAL', 'MOCOV3_LAPTOP', 'DECAY_GROUPS', 'concat_all_gather', 'GlobalBatchNorm1d', 'build_mlp',
-           'init_mocov3_vit_', 'mocov3_vit', 'contrastive_loss', 'MoCoV3', 'momentum_at', 'MomentumSchedule',
-           'mocov3_views', 'mocov3_no_decay']
+__all__ = ['VIT_INITS', 'MOCOV3_OFFICIAL', 'MOCOV3_LAPTOP', 'MOCOV3_LAPTOP_V1', 'DECAY_GROUPS', 'concat_all_gather',
+           'GlobalBatchNorm1d', 'build_mlp', 'init_mocov3_vit_', 'mocov3_vit', 'contrastive_loss', 'MoCoV3',
+           'momentum_at', 'MomentumSchedule', 'mocov3_views', 'mocov3_no_decay']
 
 # %% ../nbs/14_mocov3.ipynb #a86b2fa8
 @torch.no_grad()
@@ -228,8 +228,9 @@ MOCOV3_OFFICIAL = dict(arch='vit_tiny', img_size=32, patch_size=4, epochs=8, bs=
                        min_scale=0.08, temperature=0.2, momentum=0.99, stop_grad_conv1=True, pos_embed='sincos',
                        vit_init='mocov3', proj_dim=256, mlp_dim=4096, decay_groups='official')
 MOCOV3_LAPTOP = dict(MOCOV3_OFFICIAL, depth=4, embed_dim=192, num_heads=3, patch_size=8, proj_dim=128, mlp_dim=512,
-                     blr=2e-3, epochs=16, warmup_epochs=2., min_scale=0.3, momentum=0.9, precision='auto',
-                     decay_groups='fastai')   # the equal-budget sweep (issue 29) decides the laptop value
+                     blr=2e-3, epochs=12, warmup_epochs=2., min_scale=0.3, momentum=0.9, precision='auto',
+                     decay_groups='fastai')   # fastai's groups: the equal-budget sweep's pick (eq-moco-fastai)
+MOCOV3_LAPTOP_V1 = dict(MOCOV3_LAPTOP, epochs=16)   # `--recipe laptop-v1`: before the sweep sized it to the budget
 
 DECAY_GROUPS = ('official', 'fastai')
 
@@ -261,4 +262,5 @@ register_method(MethodSpec(
                 'mlp_dim'),
     cbs=lambda model, config: [MomentumSchedule(unwrap(model).base_momentum)], no_decay=mocov3_no_decay,
     metrics=lambda: [OutputMean('loss_ctr'), OutputMean('acc', 'ctr_acc'), OutputMean('momentum')],
-    views=mocov3_views(), official=MOCOV3_OFFICIAL, laptop=MOCOV3_LAPTOP))
+    views=mocov3_views(), official=MOCOV3_OFFICIAL, laptop=MOCOV3_LAPTOP,
+    recipes={'equal': MOCOV3_LAPTOP, 'laptop-v1': MOCOV3_LAPTOP_V1}))

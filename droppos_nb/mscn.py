@@ -13,9 +13,9 @@ from .data import denormalize
 from .augment import color_jitter, random_grayscale, gaussian_blur, gaussian_kernels
 
 # %% auto #0
-__all__ = ['MSCN_DEFAULTS', 'MULTI_VIEWS', 'PATH_OFF', 'MSCN_PATH', 'MSCN_ARTICLE', 'MSCN_LAPTOP', 'MSCN_SETTING_ARGS',
-           'mscn_settings', 'split_generator', 'high_pass', 'grid_masks', 'focal_masks', 'mask_images', 'normalize',
-           'branch_views', 'mscn_views', 'path_config', 'nt_xent', 'MSCN']
+__all__ = ['MSCN_DEFAULTS', 'MULTI_VIEWS', 'PATH_OFF', 'MSCN_PATH', 'MSCN_ARTICLE', 'MSCN_LAPTOP', 'MSCN_LAPTOP_V1',
+           'MSCN_SETTING_ARGS', 'mscn_settings', 'split_generator', 'high_pass', 'grid_masks', 'focal_masks',
+           'mask_images', 'normalize', 'branch_views', 'mscn_views', 'path_config', 'nt_xent', 'MSCN']
 
 # %% ../nbs/15_mscn.ipynb #c9cea1e1
 MSCN_DEFAULTS = dict(
@@ -302,6 +302,9 @@ MSCN_LAPTOP = dict(arch='resnet18', img_size=32, epochs=4, bs=128, blr=4e-3, min
 # the final model: every step of the path on
 MSCN_ARTICLE.update(path_config(len(MSCN_PATH), MSCN_ARTICLE))
 MSCN_LAPTOP.update(path_config(len(MSCN_PATH), MSCN_LAPTOP))
+MSCN_LAPTOP_V1 = dict(MSCN_LAPTOP)   # `--recipe laptop-v1`: before the equal-budget sweep
+# the laptop recipe, selected by the sweep (eq-mscn-ms0.5): crops of 0.5-1, epochs of the equal budget
+MSCN_LAPTOP.update(min_scale=0.5, epochs=9)
 
 MSCN_SETTING_ARGS = tuple(MSCN_DEFAULTS)
 
@@ -339,4 +342,5 @@ register_method(MethodSpec(
     model_args=('arch', 'img_size', ('drop_path', 'drop_path_rate'), 'proj_hidden', 'proj_dim', 'loss', 'temperature',
                 *MSCN_SETTING_ARGS),
     metrics=lambda: [OutputMean('pos_sim'), OutputMean('mask_share')],
-    views=3, export='timm', official=MSCN_ARTICLE, laptop=MSCN_LAPTOP))   # branch 1's crop, one per masked view
+    views=3, export='timm', official=MSCN_ARTICLE, laptop=MSCN_LAPTOP,
+    recipes={'equal': MSCN_LAPTOP, 'laptop-v1': MSCN_LAPTOP_V1}))   # branch 1's crop, one per masked view

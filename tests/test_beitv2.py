@@ -119,7 +119,7 @@ def trained_vqkd(teacher_file, tmp_path_factory):
     dls = get_dls('mnist5k', img_size=32, bs=64, max_items=2000, device='cpu')
     cfg = dict(img_size=32, patch_size=8, depth=2, codebook_size=128, teacher=str(teacher_file), restart_every=20)
     model = VQKD(**cfg)
-    learn = pretrain_learner(dls, 'vqkd', model=model, path=path, csv='metrics.csv', recipe='laptop')
+    learn = pretrain_learner(dls, 'vqkd', model=model, path=path, csv='metrics.csv', recipe='laptop-v1')   # as measured
     with learn.no_bar(), learn.no_logging(): learn.fit_warmup_cos(6, 1e-3, warmup_epochs=0.5, wd=1e-4)
     save_model(model, path / 'model.safetensors', 'vqkd', cfg)
     return model, dls, path
@@ -158,7 +158,7 @@ def test_beitv2_learns_the_codes_of_masked_patches(trained_vqkd, tmp_path):
     _, dls, path = trained_vqkd
     set_seed(0)
     m = BEiTV2(img_size=32, patch_size=8, depth=4, tokenizer=str(path / 'model.safetensors'))
-    learn = pretrain_learner(dls, 'beitv2', model=m, path=tmp_path, csv='metrics.csv', recipe='laptop')
+    learn = pretrain_learner(dls, 'beitv2', model=m, path=tmp_path, csv='metrics.csv', recipe='laptop-v1')
     with learn.no_bar(), learn.no_logging(): learn.fit_warmup_cos(4, 1e-3, warmup_epochs=0.5, wd=0.05)
     xt = torch.cat([b[0].as_subclass(torch.Tensor) for _, b in zip(range(8), dls.train)])
     top = torch.bincount(m.targets(xt).flatten(), minlength=128).argmax()
@@ -323,11 +323,14 @@ def test_registration_and_recipes():
             assert set(rec) <= set(TRAIN_FIELDS) | args, set(rec) - set(TRAIN_FIELDS) - args
     b = get_method('beitv2').official
     assert b['lr'] == 1.5e-3 and b['bs'] == 2048 and b['betas'] == (0.9, 0.999) and b['clip'] == 'global:3'
-    # issue 29: the official init, jitter and decay groups in the paper recipe; the laptop keeps the earlier ones
+    # issue 29: the official init, jitter and decay groups in the paper recipe; the laptop recipe, the equal-budget
+    # sweep's pick, has the official jitter and groups and timm's init; laptop-v1 keeps the recipe before the sweep
     assert (b['beit_init'], b['color_jitter'], b['decay_groups']) == ('official', 0.4, 'official')
-    lb = get_method('beitv2').laptop
-    assert (lb['beit_init'], lb['color_jitter'], lb['decay_groups']) == ('timm', 0., 'fastai')
-    assert (get_method('vqkd').official['vqkd_pos'], get_method('vqkd').laptop['vqkd_pos']) == ('learned', 'sincos')
+    lb, l1 = get_method('beitv2').laptop, get_method('beitv2').recipe('laptop-v1')
+    assert (lb['beit_init'], lb['color_jitter'], lb['decay_groups']) == ('timm', 0.4, 'official')
+    assert (l1['beit_init'], l1['color_jitter'], l1['decay_groups']) == ('timm', 0., 'fastai')
+    vq = get_method('vqkd')
+    assert (vq.official['vqkd_pos'], vq.laptop['vqkd_pos'], vq.recipe('laptop-v1')['vqkd_pos']) == ('learned', 'learned', 'sincos')
     assert b['mask_ratio'] == 75 / 196 and b['early_layers'] == 9 and b['layer_scale'] == 0.1
     v = get_method('vqkd').official
     assert v['codebook_size'] == 8192 and v['codebook_dim'] == 32 and v['dead_code'] == 'none' and v['betas'] == (0.9, 0.99)
@@ -400,7 +403,7 @@ def test_official_checkpoint_gets_attention_maps_position_probe_and_finetune(tmp
     assert position_probe(e3, data, epochs=1, bs=64)['n_positions'] == 16
 
 def test_decay_groups_reach_the_optimizer():
-    "Issue 29: the paper recipe's optimizer spares exactly the official BEiT v2 groups; the laptop's, fastai's."
+    "Issue 29: the paper and laptop recipes' optimizer spares exactly the official BEiT v2 groups; laptop-v1's, fastai's."
     from droppos_nb.data import get_dls
     from droppos_nb.learner import pretrain_learner, decay_names
     dls = get_dls('mnist5k', img_size=32, bs=8, max_items=16)
@@ -411,5 +414,6 @@ def test_decay_groups_reach_the_optimizer():
     learn = pretrain_learner(dls, 'beitv2', csv=None, recipe='paper', **kw)
     shapes = {n: p.ndim for n, p in learn.model.named_parameters()}
     assert set(decay_names(learn)[1]) == {n for n, d in shapes.items() if d <= 1} | {'encoder.cls_token'}
-    dec, spare = decay_names(pretrain_learner(dls, 'beitv2', csv=None, recipe='laptop', **kw))
+    assert decay_names(pretrain_learner(dls, 'beitv2', csv=None, recipe='laptop', **kw))[1] == decay_names(learn)[1]
+    dec, spare = decay_names(pretrain_learner(dls, 'beitv2', csv=None, recipe='laptop-v1', **kw))
     assert 'encoder.cls_token' in dec and 'encoder.blocks.0.gamma_1' in dec            # fastai's rule decays them

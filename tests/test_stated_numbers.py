@@ -123,7 +123,7 @@ def test_droppos_intro_states_the_default(recipes):
     assert one(r'12 of 49 \((\d+) of (\d+)\)', text) == [pos, keep]
 
 def test_cae_intro_states_the_default():
-    "CAE's laptop recipe keeps its official 4 px patches (N = 64) and masks half of them."
+    "CAE's laptop recipe (the equal-budget sweep's: 8 px patches, N = 16) masks half of its patches, as the official one."
     from droppos_nb.registry import get_method
     C = get_method('cae').laptop
     n_pos = (C['img_size'] // C['patch_size']) ** 2
@@ -213,7 +213,8 @@ def test_beitv2_bench_docstring():
     doc = src.split('"""')[1]
     R = json.loads((RES / 'beitv2' / 'results.json').read_text())
     vq, bt = one(r'VQ-KD (\d+) epochs, BEiT v2 (\d+) epochs', doc)
-    assert (vq, bt) == (get_method('vqkd').laptop['epochs'], get_method('beitv2').laptop['epochs']) == (R['vqkd_epochs'], R['beitv2_epochs'])
+    v1 = [get_method(m).recipe('laptop-v1')['epochs'] for m in ('vqkd', 'beitv2')]   # the recipe of its stored results
+    assert [vq, bt] == v1 == [R['vqkd_epochs'], R['beitv2_epochs']]
     minutes = one(r'about (\d+) minutes for the four on one CPU thread', doc)[0]
     total = sum(v['train_seconds'] for v in R['vqkd'].values()) + sum(v['train_seconds'] for v in R['beitv2'].values())
     assert about(minutes, total / 60), (minutes, total / 60)
@@ -222,7 +223,7 @@ def test_beitv2_bench_docstring():
 
 def test_beitv2_tutorial_numbers():
     "The recipes and the measured numbers tutorials/beitv2 states: the registry's, results.json's and its stored measurements'."
-    from droppos_nb.beitv2 import VQKD_LAPTOP, VQKD_OFFICIAL, BEITV2_LAPTOP
+    from droppos_nb.beitv2 import VQKD_LAPTOP_V1 as VQKD_LAPTOP, VQKD_OFFICIAL, BEITV2_LAPTOP_V1 as BEITV2_LAPTOP   # its recipes
     text = md_text('tutorials/beitv2.ipynb')
     R = json.loads((RES / 'beitv2' / 'results.json').read_text())
     S = json.loads((RES / 'beitv2' / 'tutorial' / 'numbers.json').read_text())
@@ -283,9 +284,9 @@ def test_laptop_recipe_timings(recipes):
     assert pct == round(100 * S['pretrain_pos_acc']['mean']) and n == P['n_pos'] and about(minutes, S['pretrain_seconds']['mean'] / 60)
 
 def test_mscn_full_recipe_time():
-    "15_mscn: the laptop recipe's epochs, digits and steps are the registry's, its 'about 4 minutes' the results table's MSCN runs."
+    "15_mscn: laptop-v1's epochs, digits and steps are the registry's, its 'about 4 minutes' the laptop-v1 table's MSCN runs."
     from droppos_nb.registry import get_method
-    L = get_method('mscn').laptop
+    L = get_method('mscn').recipe('laptop-v1')   # the recipe of bench/results/small_scale, which the paragraph describes
     ep, digits, steps, minutes = one(r'The full recipe \((\d+) epochs on ([\d,]+) digits, (\d+)\s+steps\) takes about (\d+) minutes',
                                      md_text('15_mscn.ipynb'))
     n = int(digits.replace(',', ''))

@@ -27,7 +27,7 @@ from typing import Callable, Optional
 import numpy as np
 
 RES = Path(__file__).resolve().parent / 'results'
-TABLES = {'laptop': 'small_scale', 'GPU': 'small_scale_cuda', 'paper recipe': 'small_scale_paper'}
+TABLES = {'laptop': 'small_scale', 'equal': 'small_scale_equal', 'GPU': 'small_scale_cuda', 'paper recipe': 'small_scale_paper'}
 SOURCES = dict(TABLES, comparisons='comparisons', mscn='mscn_ablation', cae_alignment='cae_alignment',
                cae_alignment_photos='cae_alignment_photos')
 
@@ -283,11 +283,43 @@ def judge(D:dict) -> dict:
         if c.data != 'laptop': continue
         by_table.append(dict(article=c.article, claim=c.claim,
                              tables={t: c.judge({**D, 'laptop': D[t]}) if D[t] is not None else None for t in TABLES}))
-    return dict(claims=rows, by_table=by_table,
+    return dict(claims=rows, by_table=by_table, goals=goals(D),
                 rule='shown: mean paired difference with the paper’s sign, beyond its seed sd or in every seed; '
                      'contradicted: the opposite sign, beyond the sd or in every seed; not shown: otherwise (within the '
                      'spread, one seed, no data). A claim that an effect is small: shown when |mean| ≤ the paper’s gap, '
                      'contradicted when it exceeds it by more than the sd, not shown otherwise.')
+
+# --- the equal-budget table's goals (issue 29, item 3): to measure against, never to tune on -----------------------------
+
+# each pretrained row's own floor: the random-init encoder of its architecture
+OWN_FLOOR = {'DropPos': 'random init', 'DropPos σ=0': 'random init', 'DropPos τ=∞': 'random init', 'MAE': 'random init',
+             'CAE': 'random init', 'MoCo v3': 'random init', 'MSCN': 'random ResNet-18, no zero init',
+             'BEiT v2': 'random Beit', 'BEiT v2 w/o aggregation': 'random Beit'}
+
+def goals(D:dict, tab:str='equal') -> list:
+    """Issue 29's goals for table `tab`, each as a dict: every method above the random encoder of its own architecture
+    in the linear probe and kNN; BEiT v2 and CAE also above the random plain ViT; the invariance methods (MoCo v3,
+    MSCN) above the logistic regression on the pixels. `met`: the mean of the paired per-seed differences is positive
+    (with `verdict`'s judgement of them beside it: one seed cannot show anything)."""
+    R, out = D.get(tab), []
+    if R is None: return out
+    def add(row, floor, col, b):
+        a = _col(R, row, col)
+        if not a or not b: return
+        m = Measured(row, floor, a, b)
+        d, dm, dsd = _stats(m.d)
+        if not len(d): return
+        out.append(dict(goal=f"{row} above {floor} ({'linear probe' if col == 'linear' else 'kNN'})", row=row, floor=floor,
+                        col=col, ours=cell(m), mean=float(dm), sd=None if math.isnan(dsd) else float(dsd), n=len(d),
+                        met=bool(dm > 0), verdict=verdict(m.d)[0]))
+    for row, floor in OWN_FLOOR.items():
+        for col in ('linear', 'knn'): add(row, floor, col, _col(R, floor, col))
+    for row in ('BEiT v2', 'BEiT v2 w/o aggregation'):   # CAE's own floor is the random plain ViT already
+        for col in ('linear', 'knn'): add(row, 'random init', col, _col(R, 'random init', col))
+    fl = (R.get('floors') or {}).get('linear')
+    for row in ('MoCo v3', 'MSCN'):
+        if fl is not None: add(row, 'the pixels (logistic regression)', 'linear', {s: 100 * fl for s in _col(R, row, 'linear')})
+    return out
 
 def _esc(s): return str(s).replace('|', '\\|')
 
@@ -307,9 +339,12 @@ def markdown(J:dict) -> str:
         u = x['unit']
         return f"{fmt(x['mean'], u, True)}" + (f" ± {fmt(x['sd'], u)}" if x['n'] > 1 else '') + f" (n={x['n']}): {x['verdict']}"
     every += [f"| {_esc(b['article'])} | {_esc(b['claim'])} | " + ' | '.join(short(b['tables'][t]) for t in tabs) + ' |' for b in J['by_table']]
+    gl = ['| goal | ours (mean ± sd over seeds, paired) | met (mean > 0) | verdict |', '|---|---|---|---|']
+    gl += [f"| {_esc(g['goal'])} | {_esc(g['ours'])} | {'yes' if g['met'] else '**no**'} | {g['verdict']} |" for g in J.get('goals', [])]
     return '\n'.join(['# The seed articles\' claims, judged', '', 'Rule: ' + J['rule'], '', '## Headline claims', '',
                       *head, *rows, '', '## Other comparisons (laptop table)', '', *other, '',
-                      '## Every results-table comparison on every results table', '', *every, ''])
+                      '## Every results-table comparison on every results table', '', *every, '',
+                      '## Goals of the equal-budget table (issue 29)', '', *gl, ''])
 
 def write(out:Path, res:Path=RES) -> dict:
     J = judge(load(res))

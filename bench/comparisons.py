@@ -7,7 +7,8 @@
 1. Position-embedding ablation (DropPos's motivation, MoCo v3's table): the same ViT with a fixed 2D sin-cos, a
    learned or no position embedding, (a) trained supervised from random init (the fine-tune protocol of
    bench/results.py, with `--pos-embed`, which keeps a fixed or absent embedding fixed during fine-tuning) and (b)
-   pretrained with MoCo v3's laptop recipe (`--pos-embed`) and measured with the linear probe and kNN.
+   pretrained with MoCo v3's laptop recipe of the stored results (`--recipe laptop-v1`, 16 epochs, since the
+   equal-budget sweep resized the laptop one; `--pos-embed`) and measured with the linear probe and kNN.
 2. Attention, measured (CAE's comparison): the share of the head-mean [CLS] attention of the last block that falls
    on the digit's strokes (against the strokes' area share, the level of evenly spread attention) and its normalised
    entropy, on 512 validation digits, for a random encoder, the supervised one and the MoCo v3, CAE, MAE and DropPos encoders of
@@ -69,7 +70,7 @@ def mocov3(kind, s):
     if not (d / 'encoder.safetensors').exists():
         if (d / 'checkpoint.pt').exists(): run([*EXE, 'pretrain', '--resume', str(d), '--quiet'], WORK / 'logs' / f'moco-{kind}-s{s}.resumed.log')
         else:
-            run([*EXE, 'pretrain', '--method', 'mocov3', '--recipe', 'laptop', '--data', 'mnist5k', '--seed', str(s), '--out', str(d), '--quiet',
+            run([*EXE, 'pretrain', '--method', 'mocov3', '--recipe', 'laptop-v1', '--data', 'mnist5k', '--seed', str(s), '--out', str(d), '--quiet',
                  *([] if kind == 'sincos' else ['--pos-embed', kind]), *(['--overwrite'] if d.exists() else []), *QUICK_PRE],
                 WORK / 'logs' / f'moco-{kind}-s{s}.log')
     for protocol in ('linear', 'knn'):

@@ -1,4 +1,5 @@
-"""MSCN's path at laptop scale: train the laptop recipe with the first k steps of `mscn.MSCN_PATH` on, for every k
+"""MSCN's path at laptop scale: train the laptop recipe (`--recipe laptop-v1` since the equal-budget sweep changed the
+laptop one: crops 0.2-1, 4 epochs; the recipe of the stored results) with the first k steps of `mscn.MSCN_PATH` on, for every k
 (0: no masks and no augmentation at all, the floor; len(MSCN_PATH): the full recipe), over N seeds, and measure each
 encoder with kNN and a linear probe on mnist5k, next to the article's ImageNet linear-probe number for that step.
 
@@ -32,12 +33,14 @@ from droppos_nb.evaluation import eval_data, knn_eval, linear_probe_learner
 from droppos_nb.registry import get_method, load_model
 from droppos_nb.runs import read_config
 from droppos_nb.train import pretrain, pretrain_settings
-from droppos_nb.mscn import MSCN_PATH, MSCN_LAPTOP, PATH_OFF, path_config
+from droppos_nb.mscn import MSCN_PATH, PATH_OFF, path_config
+# the recipe of the stored results (bench/results/mscn_ablation): the laptop recipe before the equal-budget sweep
+from droppos_nb.mscn import MSCN_LAPTOP_V1 as MSCN_LAPTOP
 
 p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
 p.add_argument('--steps', type=int, nargs='*', default=None, help=f"path steps k to run (default: all, 0..{len(MSCN_PATH)})")
 p.add_argument('--seeds', type=int, nargs='*', default=[0, 1])
-p.add_argument('--epochs', type=int, default=None, help="default: the laptop recipe's")
+p.add_argument('--epochs', type=int, default=None, help="default: the laptop-v1 recipe's (4)")
 p.add_argument('--max-items', type=int, default=None, help="training images (default: all of mnist5k's 4,000)")
 p.add_argument('--eval-items', type=int, default=None, help="training images of the probes (default: all)")
 p.add_argument('--probe-epochs', type=int, default=30)
@@ -83,7 +86,7 @@ def build(k, seed):
     set_seed(seed)
     dls = get_dls('mnist5k', img_size=cfg['img_size'], bs=bs, seed=seed, max_items=args.max_items, device='cpu',
                   views=spec.views, scale=(cfg['min_scale'], 1.))
-    return cfg, pretrain_learner(dls, 'mscn', csv=None, seed=seed, recipe='laptop', **spec.model_kwargs(cfg))
+    return cfg, pretrain_learner(dls, 'mscn', csv=None, seed=seed, recipe='laptop-v1', **spec.model_kwargs(cfg))
 
 def run(k, seed):
     cfg, learn = build(k, seed)                          # its initial weights only: `pretrain` draws the same ones

@@ -70,6 +70,8 @@ QUICK_EVAL = ['--epochs', '1', '--max-items', '512', '--max-valid', '256'] if ar
 DEVICE = ['--device', 'cuda'] if args.device == 'cuda' else []
 
 from droppos_nb.registry import get_method
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _references import random_resnet18, random_beit   # the floors --checkpoint random cannot build
 PRETRAINED = {'DropPos': ['--method', 'droppos'], 'DropPos σ=0': ['--method', 'droppos', '--sigma', '0'],
               'DropPos τ=∞': ['--method', 'droppos', '--tau', 'inf'], 'MAE': ['--method', 'mae'],
               # CAE: with the laptop-v1 and paper recipes (12 blocks, 4 px patches) the row used the shape of the
@@ -123,28 +125,14 @@ ROWS = ['random init', 'random ResNet-18', 'random ResNet-18, no zero init', 'ra
 def protocols_of(row): return ['linear', 'knn', 'finetune'] if row in CONVNET or row.startswith('random ResNet-18') else PROTOCOLS
 def tokenizer_of(seed): return WORK / 'vqkd' / f's{seed}' / 'model.safetensors'
 def random_cnn_job(seed):
-    "A random-init ResNet-18 without timm's zero-initialised last BN of each residual block (`zero_init_last=False`): random filters that do separate digits, the fairer floor of MSCN's row."
+    "MSCN's fair floor: a random-init ResNet-18 without timm's zero-initialised last BN of each residual block (bench/_references.py)."
     d = WORK / 'random_resnet18_no_zero_init' / f's{seed}'
-    if (d / 'encoder.safetensors').exists(): return
-    import timm, torch.nn as nn
-    from droppos_nb.core import set_seed
-    from droppos_nb.checkpoint import export_encoder
-    set_seed(seed)
-    holder = nn.Module(); holder.encoder = timm.create_model('resnet18', num_classes=0, zero_init_last=False)
-    d.mkdir(parents=True, exist_ok=True)
-    export_encoder(holder, d / 'encoder.safetensors', arch='resnet18', img_size=32)
+    if not (d / 'encoder.safetensors').exists(): random_resnet18(d, seed)
 
 def random_beit_job(seed):
-    "A random-init Beit encoder of the BEiT v2 recipe (BEiT v2's own init, this seed), written as its pretraining would write it."
+    "BEiT v2's own floor: a random-init Beit of the BEiT v2 recipe (its init, this seed), written as its pretraining would write it."
     d = WORK / 'random_beit' / f's{seed}'
-    if (d / 'encoder.safetensors').exists(): return
-    from droppos_nb.core import set_seed
-    from droppos_nb.checkpoint import export_encoder
-    spec = get_method('beitv2')
-    set_seed(seed)
-    m = spec.model_cls(**{**spec.model_kwargs(spec.recipe(args.recipe)), 'vocab_size': get_method('vqkd').recipe(args.recipe)['codebook_size']})   # the head is not exported
-    d.mkdir(parents=True, exist_ok=True)
-    export_encoder(m, d / 'encoder.safetensors', **spec.export_meta(m))
+    if not (d / 'encoder.safetensors').exists(): random_beit(d, seed, args.recipe, TOKENIZER_RECIPE)
 PROTOCOLS = ['position', 'linear', 'knn', 'finetune']
 slug = lambda row: row.lower().replace('w/o', 'without').replace(' ', '_').replace('σ=0', 'sigma0').replace('τ=∞', 'tauinf')
 

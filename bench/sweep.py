@@ -77,6 +77,7 @@ import argparse, csv, json, os, platform, shutil, subprocess, sys, tempfile, tim
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'bench'))   # bench/_references.py: the random reference encoders (with bench/results.py)
 WORK, RES = ROOT / 'bench/out/sweep', ROOT / 'bench/results/sweep'
 # The library the commands run: the installed `droppos_nb` by default; DROPPOS_LIB=DIR runs a frozen copy of one commit
 # instead (the committed sweep ran commit fa32b40 that way, while the working tree was being edited), made with
@@ -320,24 +321,14 @@ def eq_rnd(name, **flags):
                 flags={'--' + k.replace('_', '-'): v for k, v in flags.items()})
 
 def random_resnet18_nzi(d):
-    "A random ResNet-18 with zero_init_last=False (bench/results.py's random_cnn_job): MSCN's fair floor."
-    import timm, torch.nn as nn
-    from droppos_nb.core import set_seed
-    from droppos_nb.checkpoint import export_encoder
-    set_seed(0)
-    holder = nn.Module(); holder.encoder = timm.create_model('resnet18', num_classes=0, zero_init_last=False)
-    export_encoder(holder, d / 'encoder.safetensors', arch='resnet18', img_size=32)
+    "A random ResNet-18 with zero_init_last=False (bench/_references.py, as bench/results.py's floor): MSCN's fair floor."
+    from _references import random_resnet18
+    random_resnet18(d, seed=0)
 
 def random_beit(d):
-    "A random Beit of BEiT v2's laptop shape with the official init (bench/results.py's random_beit_job): BEiT v2's floor."
-    from droppos_nb.core import set_seed
-    from droppos_nb.checkpoint import export_encoder
-    from droppos_nb.registry import get_method
-    spec = get_method('beitv2')
-    set_seed(0)
-    m = spec.model_cls(**{**spec.model_kwargs({**spec.recipe(BASE['beitv2']), 'beit_init': 'official'}),
-                          'vocab_size': get_method('vqkd').recipe(BASE['vqkd'])['codebook_size']})
-    export_encoder(m, d / 'encoder.safetensors', **spec.export_meta(m))
+    "A random Beit of BEiT v2's base shape with the official init (bench/_references.py): BEiT v2's floor."
+    from _references import random_beit as make
+    make(d, seed=0, recipe=BASE['beitv2'], tokenizer_recipe=BASE['vqkd'], beit_init='official')
 
 def eq_rnd_file(name, make):
     "A random-init reference encoder that `make(folder)` writes (shapes `--checkpoint random` cannot build)."

@@ -115,7 +115,7 @@ class MethodSpec:
     labels: bool = False                         # whether its batches need labels
     official: dict = field(default_factory=dict) # the paper's recipe: `--recipe paper`
     laptop: dict = field(default_factory=dict)   # the default recipe, measured on 2 CPU cores
-    recipes: dict = field(default_factory=dict)  # earlier recipes by name ('laptop-v1': the laptop before a sweep)
+    recipes: dict = field(default_factory=dict)  # other recipes by name ('equal'; 'laptop-v1': before a sweep)
     export: str = 'vit'                          # what `encoder.safetensors` holds: 'vit' (timm ViT), 'timm' (another
                                                  # timm
                                                  # backbone) or the `arch` that its own `export_meta` records

@@ -81,3 +81,19 @@ def test_every_seed_verdict_in_the_table(stored):
         assert r['n'] == len(d) == len(r['seeds'])
         if len(d): assert math.isclose(r['mean'], d.mean(), abs_tol=1e-9)
         assert r['verdict'] in ('shown', 'not shown', 'contradicted')
+
+def test_goals_pair_rows_by_seed(C):
+    "Issue 29's goals on a made-up table: paired per seed, a pixel floor per seed, no goal twice, `met` from the mean."
+    row = lambda **v: {s: {c: x for c, x in zip(('linear', 'knn'), vals)} for s, vals in v.items()}
+    T = {'random init': row(**{'0': (.70, .60), '1': (.72, .62)}), 'CAE': row(**{'0': (.69, .65), '1': (.74, .66)}),
+         'MoCo v3': row(**{'0': (.80, .75)}), 'random Beit': row(**{'0': (.50, .50)}),
+         'BEiT v2': row(**{'0': (.60, .55), '1': (.61, .56)})}
+    G = {g['goal']: g for g in C.goals({'equal': dict(table=T, floors=dict(linear=.9))})}
+    assert len(G) == len(C.goals({'equal': dict(table=T, floors=dict(linear=.9))}))          # no goal twice
+    cae = G['CAE above random init (linear probe)']
+    assert cae['n'] == 2 and math.isclose(cae['mean'], ((69 - 70) + (74 - 72)) / 2) and cae['met']
+    assert not G['BEiT v2 above random init (linear probe)']['met'] and G['BEiT v2 above random Beit (kNN)']['met']
+    moco = G['MoCo v3 above the pixels (logistic regression) (linear probe)']
+    assert moco['n'] == 1 and math.isclose(moco['mean'], 80 - 90) and not moco['met'] and moco['verdict'] == 'not shown'
+    assert 'BEiT v2 above random Beit (linear probe)' not in G or G['BEiT v2 above random Beit (linear probe)']['n'] == 1
+    assert C.goals({'equal': None}) == []

@@ -7,16 +7,18 @@
 `--recipe equal` (the default) is the recipe of the results table (bench/results.py): the equal-budget sweep's pick
 (bench/results/sweep/equal_budget.md) of each method, trained for the epochs that cost one budget, which this script
 measures: the budget is BUDGET seconds of training on one quiet thread of the machine the recipes were sized on; a
-VQ-KD tokenizer gets a third of it and BEiT v2 the rest (the sweep's split), every other method all of it. `--size` prints the epochs that would make each run cost
-the budget on this machine; the recipes' epochs come from such a run (the table below says how close they are).
+VQ-KD tokenizer gets a third of it and BEiT v2 the rest (the sweep's split), every other method all of it. `--size`
+prints the epochs that would make each run cost the budget on this machine; the recipes' epochs come from such a run
+(its table's last column says how close each run is).
 
 Each method trains through the real fastai Learner (`learner.pretrain_learner`, the recipe's model, batch size,
 optimiser, views and precision: `auto` gives bf16 where the CPU runs it natively, else fp32) on the same data
 (mnist5k, 32 px, the same seed). After `--warmup` steps, `--steps` training steps are timed (data loading included,
 no validation); seconds per epoch = seconds per step x the recipe's steps per epoch on the full training split, and
 a run's minutes = that x the recipe's epochs. VQ-KD distils the stored DropPos encoder (`runs/droppos-mnist5k`, a
-ViT-Tiny of the laptop shape); BEiT v2 reads its targets from an untrained VQ-KD of the laptop recipe (the
-tokenizer's cost does not depend on its weights). Writes `bench/results/method_costs/` (JSON, CSV, markdown).
+ViT-Tiny of the laptop shape; a random one of that shape, in the temporary folder, where it is missing: a teacher's
+cost does not depend on its weights); BEiT v2 reads its targets from an untrained VQ-KD of the same recipe (the same
+reason). Writes `bench/results/method_costs/` (JSON, CSV, markdown).
 """
 import argparse, csv, json, os, platform, tempfile, time
 from pathlib import Path
@@ -46,11 +48,10 @@ class Clock(Callback):
 
 
 def teacher() -> str:
-    "The stored DropPos encoder, or a random ViT-Tiny of the laptop shape exported beside the results (same cost)."
+    "The stored DropPos encoder, or a random ViT-Tiny of the laptop shape in the temporary folder (the same cost)."
     if TEACHER.exists(): return str(TEACHER)
     f = Path(tempfile.gettempdir()) / 'method_costs_teacher.safetensors'
-    if not f.exists():
-        export_random_vit(f)
+    if not f.exists(): export_random_vit(f)
     return str(f)
 
 
@@ -136,7 +137,8 @@ def markdown(rows:list, machine:dict) -> str:
              f"(OMP_NUM_THREADS={machine['omp_num_threads']}); torch {machine['torch']}; load average before the run "
              f"{machine['load_before']}; {machine['date']}",
              "", machine['note'], "",
-             "| method | recipe | encoder | views | batch | precision | s/step | img/s | steps/epoch | s/epoch | epochs "
+             "| method | recipe | encoder | views | batch | precision | s/step | img/s | steps/epoch | s/epoch "
+             "| epochs "
              f"| min/run | s/epoch vs {base['method']} | run vs budget |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ratio = run_vs_budget(rows)
@@ -144,7 +146,8 @@ def markdown(rows:list, machine:dict) -> str:
         enc = f"{r['arch']}" + (f", depth {r['depth']}" if r['depth'] else '') + \
               (f", {r['img_size']} px / {r['patch_size']}" if r['patch_size'] else f", {r['img_size']} px")
         rb = '–' if ratio.get(r['method']) is None else f"{ratio[r['method']]:.2f}"
-        lines.append(f"| {r['method']} | {r.get('recipe', 'laptop')} | {enc} | {r['views']} | {r['bs']} | {r['precision']} | {r['sec_per_step']:.3f} "
+        lines.append(f"| {r['method']} | {r.get('recipe', 'laptop')} | {enc} | {r['views']} | {r['bs']} "
+                     f"| {r['precision']} | {r['sec_per_step']:.3f} "
                      f"| {r['img_per_s']:.0f} | {r['steps_per_epoch']} | {r['sec_per_epoch']:.1f} | {r['epochs']} "
                      f"| {r['run_minutes']:.1f} | {r['sec_per_epoch'] / base['sec_per_epoch']:.2f}x | {rb} |")
     lines += ["", "img/s counts source images (a step of MoCo v3 and MSCN encodes 2 and 3 views of each). s/epoch = "
